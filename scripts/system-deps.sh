@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages imago and its test suite use, and starts dockerd when none answers.
+# Needs root (apt-get). Safe to run again: it installs only what is missing.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+packages=(bubblewrap busybox-static skopeo umoci docker.io git ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "system-deps: installing ${missing[*]}"
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# dockerd: the docker provider and the export tests talk to a real engine.
+if ! docker info >/dev/null 2>&1; then
+  echo "system-deps: starting dockerd"
+  nohup dockerd >/var/log/imago-dockerd.log 2>&1 &
+  for _ in $(seq 1 120); do
+    docker info >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  docker info >/dev/null 2>&1 || { echo "system-deps: dockerd did not start; see /var/log/imago-dockerd.log" >&2; tail -20 /var/log/imago-dockerd.log >&2; exit 1; }
+fi
+echo "system-deps: ready (bwrap $(bwrap --version | cut -d' ' -f2), docker $(docker version --format '{{.Server.Version}}'))"

@@ -1,0 +1,284 @@
+import { hostname } from 'node:os';
+import { mkdir, rm } from 'node:fs/promises';
+import type { ImageSpec, RunStep } from '../config/types.js';
+import { BakeError, ImageError } from '../errors.js';
+import { sha256, type Digest } from '../oci/digest.js';
+import { writeLayer, type LayerEntry, type WrittenLayer } from '../oci/layer-writer.js';
+import { resolveInRoot } from '../oci/safe-path.js';
+import { MediaType, type Descriptor, type ImageConfig, type Manifest } from '../oci/types.js';
+import { applyLayer } from '../oci/unpack.js';
+import type { CachedLayer, ImageStore } from '../store/image-store.js';
+import { IMAGO_VERSION } from '../version.js';
+import { hostCacheKey, specHash, stepCacheKey } from './cache-key.js';
+import { copyEntries } from './copy-entries.js';
+import type { BakeEvent } from './events.js';
+import { FileHasher } from './file-hasher.js';
+import { gitInfo } from './git-info.js';
+import { hostBaseEntries } from './host-base.js';
+import { buildImageConfig, describeStep, ProvenanceLabel } from './image-config.js';
+import { runInSandbox } from './sandbox.js';
+import { diffSnapshots, snapshotTree } from './snapshot.js';
+
+/** Options of one bake. */
+export interface BakeOptions {
+  store: ImageStore;
+  spec: ImageSpec;
+  /** Extra tags (`1.4`, or `name:tag`) to point at the result. */
+  tags?: string[];
+  /** Rebuild every layer, ignoring the cache. */
+  noCache?: boolean;
+  onEvent?: (event: BakeEvent) => void;
+}
+
+/** One layer of a baked image and whether the cache served it. */
+export interface BakedLayer {
+  step: string;
+  digest: Digest;
+  size: number;
+  cached: boolean;
+}
+
+/** The outcome of a bake. */
+export interface BakeResult {
+  name: string;
+  digest: Digest;
+  /** Every `name:tag` now pointing at the image. */
+  tags: string[];
+  /** The per-bake version tag (`web:3`). */
+  version: string;
+  /** False when the same digest was baked before (no new version). */
+  newVersion: boolean;
+  layers: BakedLayer[];
+  cacheHits: number;
+  ms: number;
+}
+
+/** Where the sandbox root filesystem of run steps lives, and how many layers it holds. */
+interface Rootfs {
+  dir: string;
+  layers: number;
+}
+
+/**
+ * Bakes an image from its spec into the store, step by step: the base, then each copy and
+ * run step as a layer. A step whose cache key (layers below + step + input digest) was seen
+ * before reuses its layer without any layer work. Tags `name:latest` and a per-bake
+ * version `name:<n>` (a new number only when the digest is new).
+ *
+ * @example
+ * const result = await bake({ store, spec: config.images.web });
+ * console.log(result.digest, result.version);
+ */
+export async function bake(options: BakeOptions): Promise<BakeResult> {
+  const started = Date.now();
+  const { store, spec } = options;
+  const emit = options.onEvent ?? (() => undefined);
+  const hasher = new FileHasher(store.db);
+  const total = spec.steps.length + 1;
+  const where = `images.${spec.name}`;
+  emit({ type: 'start', image: spec.name, total });
+
+  const layers: Descriptor[] = [];
+  const diffIds: Digest[] = [];
+  const baked: BakedLayer[] = [];
+  const history: string[] = [];
+  let baseConfig: ImageConfig | undefined;
+  let baseDigest = 'scratch';
+  let rootfs: Rootfs | undefined;
+
+  const lookup = async (key: string): Promise<CachedLayer | undefined> => (options.noCache ? undefined : store.cacheGet(key));
+  const record = (index: number, label: string, layer: CachedLayer | WrittenLayer, cached: boolean, ms: number) => {
+    layers.push({ mediaType: layer.mediaType, digest: layer.digest, size: layer.size });
+    diffIds.push(layer.diffId);
+    baked.push({ step: label, digest: layer.digest, size: layer.size, cached });
+    emit({ type: 'step-done', index, total, label, cached, digest: layer.digest, size: layer.size, ms });
+  };
+
+  try {
+    // Step 0: the base.
+    const from = spec.from;
+    const baseLabel = from.kind === 'scratch' ? 'from scratch' : from.kind === 'image' ? `from ${from.ref}` : `from host ${from.executables.join(' ')}`;
+    emit({ type: 'step-start', index: 0, total, label: baseLabel });
+    const baseStart = Date.now();
+    if (from.kind === 'image') {
+      let digest: Digest;
+      try {
+        digest = store.resolve(from.ref);
+      } catch (error) {
+        if (error instanceof ImageError) throw new BakeError(`${where}.from: ${error.message}`, { cause: error, exitCode: error.exitCode });
+        throw error;
+      }
+      const manifest = await store.manifest(digest);
+      baseConfig = await store.config(digest);
+      layers.push(...manifest.layers);
+      diffIds.push(...baseConfig.rootfs.diff_ids);
+      baseDigest = digest;
+      emit({ type: 'step-done', index: 0, total, label: baseLabel, cached: true, digest, size: 0, ms: Date.now() - baseStart });
+    } else if (from.kind === 'host') {
+      const host = await hostBaseEntries(from.executables, hasher);
+      const key = hostCacheKey(host.inputDigest);
+      const hit = await lookup(key);
+      const layer = hit ?? (await writeLayer(store.blobs, host.entries));
+      if (!hit) store.cachePut(key, layer);
+      record(0, baseLabel, layer, Boolean(hit), Date.now() - baseStart);
+      history.push(`${baseLabel} (${host.paths.join(', ')})`);
+      baseDigest = layer.digest;
+    } else {
+      emit({ type: 'step-done', index: 0, total, label: baseLabel, cached: true, digest: undefined, size: 0, ms: 0 });
+    }
+
+    // Steps 1..n.
+    const contextDigests: string[] = [];
+    for (const [i, step] of spec.steps.entries()) {
+      const index = i + 1;
+      const label = describeStep(step);
+      const stepWhere = `${where}.steps[${i}]`;
+      emit({ type: 'step-start', index, total, label });
+      const stepStart = Date.now();
+      if (step.kind === 'copy') {
+        let files = 0;
+        const input = await copyEntries(spec.context, step, hasher, stepWhere, () => {
+          if (++files % 500 === 0) emit({ type: 'files', index, count: files });
+        });
+        contextDigests.push(input.inputDigest);
+        const key = stepCacheKey(diffIds, step, input.inputDigest);
+        const hit = await lookup(key);
+        const layer = hit ?? (await writeLayer(store.blobs, input.entries));
+        if (!hit) store.cachePut(key, layer);
+        if (rootfs) await syncRootfs(store, rootfs, layer.digest);
+        record(index, label, layer, Boolean(hit), Date.now() - stepStart);
+      } else {
+        const env = runEnv(baseConfig, spec);
+        const cwd = spec.workdir ?? baseConfig?.config?.WorkingDir ?? '/';
+        const key = stepCacheKey(diffIds, step, JSON.stringify({ env, cwd }));
+        const hit = await lookup(key);
+        let layer: CachedLayer | WrittenLayer;
+        if (hit) {
+          layer = hit;
+          if (rootfs) await syncRootfs(store, rootfs, layer.digest);
+        } else {
+          rootfs ??= await makeRootfs(store, layers);
+          layer = await runStep(store, rootfs, step, env, cwd, `${stepWhere} (${label})`, (line) => emit({ type: 'output', index, line }));
+          store.cachePut(key, layer);
+        }
+        if (rootfs) rootfs.layers++;
+        record(index, label, layer, Boolean(hit), Date.now() - stepStart);
+      }
+      history.push(label);
+    }
+
+    // The config and manifest.
+    const provenanceLabels: Record<string, string> = {
+      [ProvenanceLabel.spec]: specHash(spec),
+      [ProvenanceLabel.context]: contextDigests.length ? sha256(contextDigests.join('\n')) : 'none',
+      [ProvenanceLabel.base]: baseDigest,
+      [ProvenanceLabel.version]: IMAGO_VERSION,
+    };
+    const config = buildImageConfig({ spec, base: baseConfig, diffIds, history, provenance: provenanceLabels });
+    const configBlob = await store.blobs.putJson(config);
+    const manifest: Manifest = {
+      schemaVersion: 2,
+      mediaType: MediaType.manifest,
+      config: { mediaType: MediaType.config, digest: configBlob.digest, size: configBlob.size },
+      layers,
+    };
+    const manifestBlob = await store.blobs.putJson(manifest);
+    const digest = manifestBlob.digest;
+    const git = await gitInfo(spec.context);
+    store.addImage({
+      digest,
+      configDigest: configBlob.digest,
+      size: manifestBlob.size + configBlob.size + layers.reduce((sum, l) => sum + l.size, 0),
+      source: 'bake',
+      provenance: {
+        image: spec.name,
+        spec: provenanceLabels[ProvenanceLabel.spec],
+        context: provenanceLabels[ProvenanceLabel.context],
+        base: baseDigest,
+        imagoVersion: IMAGO_VERSION,
+        ...(git ? { gitCommit: git.commit, gitDirty: git.dirty } : {}),
+        bakedAt: new Date().toISOString(),
+        bakedOn: hostname(),
+      },
+    });
+    const { version, isNew } = await tagBake(store, spec.name, digest, options.tags ?? []);
+    return {
+      name: spec.name,
+      digest,
+      tags: store.tagsOfDigest(digest),
+      version,
+      newVersion: isNew,
+      layers: baked,
+      cacheHits: baked.filter((l) => l.cached).length,
+      ms: Date.now() - started,
+    };
+  } finally {
+    hasher.flush();
+    if (rootfs) await rm(rootfs.dir, { recursive: true, force: true });
+  }
+}
+
+/** Points `name:latest`, the per-bake version and any extra tags at the image. */
+async function tagBake(store: ImageStore, name: string, digest: Digest, extra: string[]): Promise<{ version: string; isNew: boolean }> {
+  const existing = store.tagsOfDigest(digest).find((t) => t.startsWith(`${name}:`) && /^\d+$/.test(t.slice(name.length + 1)));
+  const version = existing ?? `${name}:${store.nextVersion(name)}`;
+  if (!existing) await store.tag(name, version.slice(name.length + 1), digest);
+  await store.tag(name, 'latest', digest);
+  for (const tag of extra) {
+    const colon = tag.lastIndexOf(':');
+    if (colon > 0) await store.tag(tag.slice(0, colon), tag.slice(colon + 1), digest);
+    else await store.tag(name, tag, digest);
+  }
+  return { version, isNew: !existing };
+}
+
+/** The environment run steps see: the base's, overlaid with the spec's. */
+function runEnv(base: ImageConfig | undefined, spec: ImageSpec): Array<[string, string]> {
+  const env = new Map<string, string>();
+  for (const item of base?.config?.Env ?? ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin']) {
+    const eq = item.indexOf('=');
+    if (eq > 0) env.set(item.slice(0, eq), item.slice(eq + 1));
+  }
+  for (const [key, value] of spec.env) env.set(key, value);
+  return [...env];
+}
+
+/** Unpacks the layers so far into a fresh sandbox root. */
+async function makeRootfs(store: ImageStore, layers: Descriptor[]): Promise<Rootfs> {
+  const dir = store.blobs.tempPath('rootfs');
+  await mkdir(dir, { recursive: true });
+  for (const layer of layers) await applyLayer(dir, store.blobs.stream(layer.digest));
+  return { dir, layers: layers.length };
+}
+
+/** Keeps an existing sandbox root in step with a layer that did not come from running in it. */
+async function syncRootfs(store: ImageStore, rootfs: Rootfs, digest: Digest): Promise<void> {
+  await applyLayer(rootfs.dir, store.blobs.stream(digest));
+}
+
+/** Runs one step in the sandbox and captures what it changed as a layer. */
+async function runStep(
+  store: ImageStore,
+  rootfs: Rootfs,
+  step: RunStep,
+  env: Array<[string, string]>,
+  cwd: string,
+  where: string,
+  onLine: (line: string) => void,
+): Promise<WrittenLayer> {
+  const before = await snapshotTree(rootfs.dir);
+  if (cwd !== '/') await mkdir(await resolveInRoot(rootfs.dir, cwd, true), { recursive: true });
+  const argv = typeof step.command === 'string' ? ['/bin/sh', '-c', step.command] : step.command;
+  const result = await runInSandbox({ root: rootfs.dir, argv, env, cwd, onLine });
+  if (result.exitCode !== 0) {
+    const missing = result.tail.find((line) => /bwrap: execvp .*No such file or directory/.test(line));
+    if (missing) {
+      const hint = typeof step.command === 'string' ? ': shell-form run steps need /bin/sh; use the exec form (a list) or add a shell, e.g. from: { host: [node, busybox] }' : '';
+      throw new BakeError(`${where}: ${argv[0]} not found in the image${hint}`);
+    }
+    throw new BakeError(`${where} failed with exit code ${result.exitCode}${result.tail.length ? `:\n  ${result.tail.slice(-20).join('\n  ')}` : ''}`);
+  }
+  const after = await snapshotTree(rootfs.dir);
+  const entries: LayerEntry[] = diffSnapshots(rootfs.dir, before, after);
+  return writeLayer(store.blobs, entries);
+}

@@ -1,0 +1,46 @@
+import type { Command } from 'commander';
+import { bake, type BakeResult } from '../../bake/baker.js';
+import { bakeOrder } from '../../bake/bake-order.js';
+import { shortDigest } from '../../oci/digest.js';
+import { bakeProgress } from '../bake-progress.js';
+import { printJson, readConfig, withStore, type GlobalOptions } from '../context.js';
+import { formatBytes, formatMs } from '../format.js';
+
+/** `imago bake [names...]`: bakes images declared in the config. */
+export function registerBake(program: Command): void {
+  program
+    .command('bake')
+    .description('bake images from the config (all of them when no name is given)')
+    .argument('[names...]', 'images to bake')
+    .option('-t, --tag <tag...>', 'extra tags for the result (`1.4` or `name:1.4`)')
+    .option('--no-cache', 'rebuild every layer')
+    .option('--json', 'print the results as JSON')
+    .option('-q, --quiet', 'print only the results')
+    .action(async (names: string[], opts: { tag?: string[]; cache: boolean; json?: boolean; quiet?: boolean }, cmd: Command) => {
+      const global = cmd.optsWithGlobals<GlobalOptions>();
+      const config = await readConfig(global);
+      const specs = bakeOrder(config, names);
+      const results: BakeResult[] = await withStore(global, async (store) => {
+        const out: BakeResult[] = [];
+        for (const spec of specs) {
+          const result = await bake({
+            store,
+            spec,
+            tags: names.length > 0 ? opts.tag : undefined,
+            noCache: !opts.cache,
+            onEvent: bakeProgress(process.stderr, { quiet: opts.quiet || opts.json }),
+          });
+          out.push(result);
+          if (!opts.json) {
+            const size = result.layers.reduce((sum, l) => sum + l.size, 0);
+            process.stdout.write(
+              `${result.version} ${result.digest} (${formatBytes(size)}, ${result.cacheHits}/${result.layers.length} layers cached, ${formatMs(result.ms)})${result.newVersion ? '' : ' unchanged'}\n`,
+            );
+          }
+        }
+        return out;
+      });
+      if (opts.json) printJson(results);
+      else if (results.length > 1) process.stdout.write(`baked ${results.length} images: ${results.map((r) => `${r.name}@${shortDigest(r.digest)}`).join(', ')}\n`);
+    });
+}

@@ -1,0 +1,145 @@
+import type { Command } from 'commander';
+import { ImageError } from '../../errors.js';
+import { exportImage } from '../../image/export.js';
+import { importImage } from '../../image/import.js';
+import { shortDigest } from '../../oci/digest.js';
+import { printJson, withStore, type GlobalOptions } from '../context.js';
+import { formatAgo, formatBytes, table } from '../format.js';
+
+const EXPORT_FORMATS = ['oci', 'oci-dir', 'docker'] as const;
+
+/** `imago images` and `imago image …`: list, inspect, tag, export, import and remove images. */
+export function registerImages(program: Command): void {
+  program
+    .command('images')
+    .description('list the images in the store, by tag')
+    .option('--json', 'print as JSON')
+    .option('-a, --all', 'include untagged images')
+    .action(async (opts: { json?: boolean; all?: boolean }, cmd: Command) => {
+      await withStore(cmd.optsWithGlobals<GlobalOptions>(), async (store) => {
+        const images = store.listImages().filter((image) => opts.all || image.tags.length > 0);
+        if (opts.json) return printJson(images);
+        const rows: string[][] = [];
+        for (const image of images) {
+          const names = image.tags.length > 0 ? image.tags : ['<none>:<none>'];
+          for (const ref of names) {
+            const colon = ref.lastIndexOf(':');
+            rows.push([ref.slice(0, colon), ref.slice(colon + 1), shortDigest(image.digest), formatBytes(image.size), image.source, formatAgo(image.createdAt)]);
+          }
+        }
+        process.stdout.write(`${table(['NAME', 'TAG', 'DIGEST', 'SIZE', 'SOURCE', 'CREATED'], rows)}\n`);
+      });
+    });
+
+  const image = program.command('image').description('work with one image');
+
+  image
+    .command('inspect')
+    .description('show an image: manifest, config, tags and provenance')
+    .argument('<ref>', 'name, name:tag, digest or digest prefix')
+    .option('--json', 'print as JSON')
+    .action(async (ref: string, opts: { json?: boolean }, cmd: Command) => {
+      await withStore(cmd.optsWithGlobals<GlobalOptions>(), async (store) => {
+        const digest = store.resolve(ref);
+        const record = store.getImage(digest)!;
+        const manifest = await store.manifest(digest);
+        const config = await store.config(digest);
+        if (opts.json) return printJson({ ...record, manifest, config });
+        const c = config.config ?? {};
+        const lines = [
+          `digest:      ${digest}`,
+          `tags:        ${record.tags.join(', ') || '<none>'}`,
+          `source:      ${record.source}, ${formatAgo(record.createdAt)}`,
+          `platform:    ${config.os}/${config.architecture}`,
+          `size:        ${formatBytes(record.size)} in ${manifest.layers.length} layers`,
+          ...manifest.layers.map((l, i) => `  layer ${i + 1}:   ${l.digest} ${formatBytes(l.size)}  ${config.history?.filter((h) => !h.empty_layer)[i]?.created_by ?? ''}`),
+          `entrypoint:  ${JSON.stringify(c.Entrypoint ?? [])}  cmd: ${JSON.stringify(c.Cmd ?? [])}`,
+          `workdir:     ${c.WorkingDir ?? '/'}  user: ${c.User ?? '0'}  ports: ${Object.keys(c.ExposedPorts ?? {}).join(', ') || '-'}`,
+          `env:         ${(c.Env ?? []).join(' ')}`,
+          ...Object.entries(c.Labels ?? {}).map(([k, v]) => `label:       ${k}=${v}`),
+          ...Object.entries(record.provenance ?? {}).map(([k, v]) => `provenance:  ${k}: ${String(v)}`),
+        ];
+        process.stdout.write(`${lines.join('\n')}\n`);
+      });
+    });
+
+  image
+    .command('tag')
+    .description('point a tag at an image')
+    .argument('<ref>', 'the image')
+    .argument('<target>', 'the new name:tag')
+    .action(async (ref: string, target: string, _opts: unknown, cmd: Command) => {
+      await withStore(cmd.optsWithGlobals<GlobalOptions>(), async (store) => {
+        const digest = store.resolve(ref);
+        const colon = target.lastIndexOf(':');
+        if (colon <= 0) throw new ImageError(`invalid target '${target}': expected name:tag`, { badInput: true });
+        await store.tag(target.slice(0, colon), target.slice(colon + 1), digest);
+        process.stdout.write(`${target} -> ${digest}\n`);
+      });
+    });
+
+  image
+    .command('export')
+    .description('write an image as an OCI layout (tar or folder) or a docker archive')
+    .argument('<ref>', 'the image')
+    .requiredOption('-o, --output <path>', 'file (or folder, for oci-dir) to write')
+    .option('-f, --format <format>', `one of ${EXPORT_FORMATS.join(', ')}`, 'oci')
+    .action(async (ref: string, opts: { output: string; format: string }, cmd: Command) => {
+      if (!(EXPORT_FORMATS as readonly string[]).includes(opts.format)) {
+        throw new ImageError(`--format: expected one of ${EXPORT_FORMATS.join(', ')}, got "${opts.format}"`, { badInput: true });
+      }
+      await withStore(cmd.optsWithGlobals<GlobalOptions>(), async (store) => {
+        await exportImage(store, ref, opts.output, { format: opts.format as (typeof EXPORT_FORMATS)[number] });
+        process.stdout.write(`exported ${ref} to ${opts.output} (${opts.format})\n`);
+      });
+    });
+
+  image
+    .command('import')
+    .description('import an OCI layout (folder or tar) or a docker save archive')
+    .argument('<path>', 'the archive or folder')
+    .option('-t, --tag <name:tag>', 'tag for the imported image')
+    .option('--json', 'print the result as JSON')
+    .action(async (path: string, opts: { tag?: string; json?: boolean }, cmd: Command) => {
+      await withStore(cmd.optsWithGlobals<GlobalOptions>(), async (store) => {
+        const result = await importImage(store, path, opts.tag ? { tag: opts.tag } : {});
+        for (const warning of result.warnings) process.stderr.write(`warning: ${warning}\n`);
+        if (opts.json) return printJson(result);
+        process.stdout.write(`imported ${result.digest}${result.tags.length ? ` as ${result.tags.join(', ')}` : ''}\n`);
+      });
+    });
+
+  image
+    .command('rm')
+    .description('remove tags or images (blobs are freed by `imago gc`)')
+    .argument('<refs...>', 'tags or digests')
+    .option('-f, --force', 'remove an image by digest even when tags point at it')
+    .option('--json', 'print the result as JSON')
+    .action(async (refs: string[], opts: { force?: boolean; json?: boolean }, cmd: Command) => {
+      await withStore(cmd.optsWithGlobals<GlobalOptions>(), async (store) => {
+        const results = [];
+        for (const ref of refs) results.push({ ref, ...(await store.remove(ref, { force: opts.force })) });
+        if (opts.json) return printJson(results);
+        for (const r of results) {
+          for (const tag of r.untagged) process.stdout.write(`untagged ${tag}\n`);
+          if (r.deleted) process.stdout.write(`deleted ${r.deleted}\n`);
+        }
+      });
+    });
+
+  program
+    .command('gc')
+    .description('delete images no tag or release refers to, and blobs no image uses')
+    .option('--dry-run', 'only say what would be deleted')
+    .option('--json', 'print the result as JSON')
+    .action(async (opts: { dryRun?: boolean; json?: boolean }, cmd: Command) => {
+      await withStore(cmd.optsWithGlobals<GlobalOptions>(), async (store) => {
+        const result = await store.gc({ dryRun: opts.dryRun });
+        if (opts.json) return printJson(result);
+        const verb = opts.dryRun ? 'would delete' : 'deleted';
+        process.stdout.write(
+          `${verb} ${result.removedImages.length} images and ${result.removedBlobs} blobs (${formatBytes(result.freedBytes)}); kept ${result.keptImages} images\n`,
+        );
+      });
+    });
+}

@@ -1,0 +1,31 @@
+import { loadConfig } from '../config/load.js';
+import type { ImagoConfig } from '../config/types.js';
+import { resolveHome } from '../store/home.js';
+import { ImageStore } from '../store/image-store.js';
+
+/** Options every command accepts. */
+export interface GlobalOptions {
+  home?: string;
+  config?: string;
+  verbose?: boolean;
+}
+
+/** Opens the image store named by the global options, runs `fn`, and closes it. */
+export async function withStore<T>(options: GlobalOptions, fn: (store: ImageStore) => Promise<T>): Promise<T> {
+  const store = await ImageStore.open(resolveHome(options.home));
+  try {
+    return await fn(store);
+  } finally {
+    store.close();
+  }
+}
+
+/** Loads the project's config: `--config`, else the first config file in the current folder. */
+export function readConfig(options: GlobalOptions): Promise<ImagoConfig> {
+  return loadConfig(options.config ? { file: options.config } : { cwd: process.cwd() });
+}
+
+/** Writes a value as JSON on stdout. */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}

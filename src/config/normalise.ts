@@ -1,0 +1,96 @@
+import { dirname, resolve } from 'node:path';
+import { ConfigError } from '../errors.js';
+import { formatIssues } from './format-issues.js';
+import { configSchema, type ParsedConfig, type ParsedImage } from './schema.js';
+import type { BakeStep, CopyStep, HealthSpec, ImageSpec, ImagoConfig } from './types.js';
+
+/** Every default of the config, in one place. */
+export const DEFAULTS = {
+  from: { kind: 'scratch' },
+  health: { interval: 10_000, timeout: 3_000, retries: 3, startPeriod: 0 },
+  owner: { uid: 0, gid: 0 },
+  shell: ['/bin/sh', '-c'],
+} as const;
+
+/** At most this many problems are listed; the rest are counted. */
+const MAX_PROBLEMS = 20;
+
+/**
+ * Validates a raw config (as read from `file`) and normalises it: defaults, shorthands,
+ * absolute contexts. Throws one ConfigError listing every problem, one per line.
+ *
+ * @example normaliseConfig({ images: { web: { copy: [{ src: 'app/', dest: '/app' }] } } }, '/srv/imago.yaml')
+ */
+export function normaliseConfig(raw: unknown, file: string): ImagoConfig {
+  const path = resolve(file);
+  const result = configSchema.safeParse(raw ?? {}, { reportInput: true });
+  if (!result.success) throw new ConfigError(describeProblems(formatIssues(result.error.issues, raw ?? {})), { file });
+  return buildConfig(result.data, path);
+}
+
+/** Joins problem lines into one message: the line itself when alone, else a count and an indented list. */
+export function describeProblems(lines: string[]): string {
+  if (lines.length === 1) return lines[0]!;
+  const shown = lines.slice(0, MAX_PROBLEMS).map((line) => `  ${line}`);
+  if (lines.length > MAX_PROBLEMS) shown.push(`  ... and ${lines.length - MAX_PROBLEMS} more`);
+  return [`${lines.length} problems:`, ...shown].join('\n');
+}
+
+/** Builds the normalised config from a validated one. */
+function buildConfig(parsed: ParsedConfig, file: string): ImagoConfig {
+  const root = dirname(file);
+  const images: Record<string, ImageSpec> = {};
+  for (const [name, image] of Object.entries(parsed.images ?? {})) images[name] = buildImage(name, image, root);
+  return { file, root, images };
+}
+
+/** Builds one image spec: copy/run shorthands become steps (copies first, then runs). */
+function buildImage(name: string, image: ParsedImage, root: string): ImageSpec {
+  const steps: BakeStep[] = image.steps
+    ? image.steps.map((step) => (step.copy ? buildCopy(step.copy) : { kind: 'run', command: step.run! }))
+    : [...(image.copy ?? []).map(buildCopy), ...(image.run ?? []).map((command) => ({ kind: 'run' as const, command }))];
+  return {
+    name,
+    context: resolve(root, image.context ?? '.'),
+    from: image.from ?? { ...DEFAULTS.from },
+    steps,
+    env: Object.entries(image.env ?? {}),
+    workdir: image.workdir,
+    entrypoint: toArgv(image.entrypoint),
+    cmd: toArgv(image.cmd),
+    user: image.user,
+    port: image.port,
+    health: buildHealth(image.health),
+    labels: { ...image.labels },
+  };
+}
+
+/** A copy with its defaults. */
+function buildCopy(copy: NonNullable<ParsedImage['copy']>[number]): CopyStep {
+  return {
+    kind: 'copy',
+    src: copy.src,
+    dest: copy.dest,
+    exclude: [...(copy.exclude ?? [])],
+    mode: copy.mode,
+    owner: copy.owner ?? { ...DEFAULTS.owner },
+  };
+}
+
+/** A string command becomes `/bin/sh -c <string>`; an array is kept. */
+function toArgv(command: string | string[] | undefined): string[] | undefined {
+  if (command === undefined) return undefined;
+  return typeof command === 'string' ? [...DEFAULTS.shell, command] : [...command];
+}
+
+/** A health check with its timing defaults. */
+function buildHealth(health: ParsedImage['health']): HealthSpec | undefined {
+  if (!health) return undefined;
+  const timing = {
+    interval: health.interval ?? DEFAULTS.health.interval,
+    timeout: health.timeout ?? DEFAULTS.health.timeout,
+    retries: health.retries ?? DEFAULTS.health.retries,
+    startPeriod: health.startPeriod ?? DEFAULTS.health.startPeriod,
+  };
+  return health.http !== undefined ? { ...timing, kind: 'http', path: health.http } : { ...timing, kind: 'command', command: health.command! };
+}

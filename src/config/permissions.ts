@@ -1,0 +1,23 @@
+import { describeValue, type Parsed } from './describe-value.js';
+
+const MAX_MODE = 0o7777;
+const MAX_ID = 4_294_967_294;
+const MODE_RE = /^[0-7]{1,4}$/;
+const OWNER_RE = /^(\d+)(?::(\d+))?$/;
+
+/** Parses a file mode: an octal string ("0755", "644") or a number from 0 to 0o7777. */
+export function parseMode(value: string | number): Parsed<number> {
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_MODE) return value;
+  if (typeof value === 'string' && MODE_RE.test(value.trim())) return Number.parseInt(value.trim(), 8);
+  return { error: `expected an octal mode like "0755" or "644", got ${describeValue(value)}` };
+}
+
+/** Parses a numeric owner: "uid", "uid:gid" or a number (a lone uid is also the gid, as in Docker). */
+export function parseOwner(value: string | number): Parsed<{ uid: number; gid: number }> {
+  const error = { error: `expected a numeric owner like "1000" or "1000:1000", got ${describeValue(value)}` };
+  const match = OWNER_RE.exec(typeof value === 'number' ? String(value) : value.trim());
+  if (!match) return error;
+  const uid = Number(match[1]);
+  const gid = match[2] === undefined ? uid : Number(match[2]);
+  return uid <= MAX_ID && gid <= MAX_ID ? { uid, gid } : error;
+}

@@ -1,0 +1,78 @@
+/**
+ * The normalised configuration: what the schema produces after defaults, duration parsing
+ * and path resolution. Everything downstream (baker, planner, providers) reads only these
+ * types, never the raw file.
+ */
+
+/** A duration in milliseconds (parsed once from "5s", "1m30s", "250ms" or a number of seconds). */
+export type Millis = number;
+
+/** Where an image's first layers come from. */
+export type BaseSpec =
+  | { kind: 'scratch' }
+  /** Another image in the store, by `name:tag`, `name@sha256:…` or `sha256:…`. */
+  | { kind: 'image'; ref: string }
+  /** Host executables (names looked up on PATH, or absolute paths) with their shared-library closure. */
+  | { kind: 'host'; executables: string[] };
+
+/** Copies files from the build context into the image. */
+export interface CopyStep {
+  kind: 'copy';
+  /** Path relative to the build context, as written (for messages and cache keys). */
+  src: string;
+  /** Absolute path inside the image. A trailing "/" means "into this folder". */
+  dest: string;
+  /** Glob patterns (picomatch, relative to `src` when it is a folder) of files to leave out. */
+  exclude: string[];
+  /** Octal permission override for copied files (folders stay 0755), or undefined to keep x bits. */
+  mode: number | undefined;
+  /** Numeric owner for copied entries; default 0:0. */
+  owner: { uid: number; gid: number };
+}
+
+/** Runs a command at bake time inside a sandbox whose root is the image so far. */
+export interface RunStep {
+  kind: 'run';
+  /** Shell form (run by /bin/sh -c) when a string; exec form when an array. */
+  command: string | string[];
+}
+
+/** One step of an image, in order. */
+export type BakeStep = CopyStep | RunStep;
+
+/** An HTTP or command health check. */
+export type HealthSpec = {
+  interval: Millis;
+  timeout: Millis;
+  retries: number;
+  startPeriod: Millis;
+} & ({ kind: 'http'; path: string } | { kind: 'command'; command: string | string[] });
+
+/** A normalised image spec: the recipe an image is baked from. */
+export interface ImageSpec {
+  /** The image's name in the store (the key under `images`). */
+  name: string;
+  /** Absolute path of the build context (default: the config file's folder). */
+  context: string;
+  from: BaseSpec;
+  steps: BakeStep[];
+  /** Environment, in the order given. */
+  env: Array<[string, string]>;
+  workdir: string | undefined;
+  entrypoint: string[] | undefined;
+  cmd: string[] | undefined;
+  /** `uid`, `uid:gid` or a name the image's /etc/passwd knows. */
+  user: string | undefined;
+  port: number | undefined;
+  health: HealthSpec | undefined;
+  labels: Record<string, string>;
+}
+
+/** The whole normalised configuration. Services, environments and providers join later. */
+export interface ImagoConfig {
+  /** Absolute path of the file it was loaded from. */
+  file: string;
+  /** Folder of that file; relative paths in it are relative to this. */
+  root: string;
+  images: Record<string, ImageSpec>;
+}

@@ -1,0 +1,30 @@
+import { ImageError } from '../errors.js';
+import type { Descriptor } from '../oci/types.js';
+import type { FoundNames } from './import-tags.js';
+import type { StagedFile } from './staging.js';
+
+/** An image read from an archive into staging: every blob present and matching its descriptor. */
+export interface StagedImage {
+  /** The manifest exactly as it will be stored (an OCI layout's own bytes, or a converted docker manifest). */
+  manifest: StagedFile;
+  /** The manifest's media type, for the store's index. */
+  manifestMediaType: string;
+  config: { file: StagedFile; descriptor: Descriptor };
+  layers: Array<{ file: StagedFile; descriptor: Descriptor }>;
+  /** The names the archive gives the image. */
+  names: FoundNames;
+  /** String annotations of the archive's index (kept as the image's provenance). */
+  annotations: Record<string, string>;
+  warnings: string[];
+}
+
+/** Refuses a staged blob whose measured digest or size differs from its descriptor. */
+export function checkBlob(file: StagedFile, descriptor: Descriptor, what: string): StagedFile {
+  if (file.digest !== descriptor.digest || file.size !== descriptor.size) {
+    throw new ImageError(
+      `${what} ${descriptor.digest} is corrupt: expected ${descriptor.size} bytes hashing to ${descriptor.digest}, got ${file.size} bytes hashing to ${file.digest}`,
+      { badInput: true },
+    );
+  }
+  return file;
+}

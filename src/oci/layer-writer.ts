@@ -1,0 +1,141 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import tar from 'tar-stream';
+import { hashDigest, type Digest } from './digest.js';
+import { MediaType } from './types.js';
+import type { BlobStore } from '../store/blob-store.js';
+
+/** The fixed timestamp of every entry: reproducible layers carry no build time. */
+export const EPOCH = new Date(0);
+
+/** One entry of a layer, before it is written. Paths are relative (`usr/bin/node`), never starting with `/`. */
+export type LayerEntry =
+  | { type: 'directory'; path: string; mode: number; uid: number; gid: number }
+  | { type: 'file'; path: string; mode: number; uid: number; gid: number; size: number; source: FileSource }
+  | { type: 'symlink'; path: string; target: string; uid: number; gid: number }
+  | { type: 'hardlink'; path: string; target: string; uid: number; gid: number }
+  /** Deletes `path` from lower layers (written as a `.wh.` entry). */
+  | { type: 'whiteout'; path: string };
+
+/** Where a file entry's bytes come from. */
+export type FileSource = { file: string } | { data: Buffer };
+
+/** A written layer. Layers are stored uncompressed, so `digest` equals `diffId`. */
+export interface WrittenLayer {
+  digest: Digest;
+  diffId: Digest;
+  size: number;
+  mediaType: string;
+}
+
+/** Sorts entries by path, byte-wise, so the same set of entries always gives the same tar. */
+export function sortEntries(entries: LayerEntry[]): LayerEntry[] {
+  return [...entries].sort((a, b) => {
+    const x = a.path;
+    const y = b.path;
+    return x < y ? -1 : x > y ? 1 : 0;
+  });
+}
+
+/** Adds a directory entry for every missing parent of the given entries (mode 0755, root-owned). */
+export function withParents(entries: LayerEntry[]): LayerEntry[] {
+  const have = new Set(entries.map((e) => e.path));
+  const out = [...entries];
+  for (const entry of entries) {
+    const parts = entry.path.split('/');
+    for (let i = 1; i < parts.length; i++) {
+      const dir = parts.slice(0, i).join('/');
+      if (!have.has(dir)) {
+        have.add(dir);
+        out.push({ type: 'directory', path: dir, mode: 0o755, uid: 0, gid: 0 });
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Writes entries as a reproducible, uncompressed tar layer into the blob store: sorted
+ * names, fixed mtime, numeric owners without names, modes as given. Returns its digest.
+ */
+export async function writeLayer(blobs: BlobStore, entries: LayerEntry[], onBytes?: (n: number) => void): Promise<WrittenLayer> {
+  const pack = tar.pack();
+  const tmp = blobs.tempPath('layer');
+  const hash = createHash('sha256');
+  let size = 0;
+  const out = createWriteStream(tmp, { mode: 0o644 });
+  const done = pipeline(
+    pack,
+    async function* (source: AsyncIterable<unknown>) {
+      for await (const item of source) {
+        const chunk = item as Buffer;
+        hash.update(chunk);
+        size += chunk.length;
+        onBytes?.(chunk.length);
+        yield chunk;
+      }
+    },
+    out,
+  );
+  try {
+    for (const entry of sortEntries(entries)) await addEntry(pack, entry);
+    pack.finalize();
+    await done;
+  } catch (error) {
+    pack.destroy(error as Error);
+    await done.catch(() => undefined);
+    await rm(tmp, { force: true });
+    throw error;
+  }
+  const digest = hashDigest(hash);
+  await blobs.adopt(tmp, digest);
+  return { digest, diffId: digest, size, mediaType: MediaType.layer };
+}
+
+/** A tar header as imago writes it (tar-stream fills the rest). */
+type Head = Partial<tar.Header> & { name: string };
+
+function addEntry(pack: tar.Pack, entry: LayerEntry): Promise<void> {
+  const base = { mtime: EPOCH, uname: '', gname: '' };
+  switch (entry.type) {
+    case 'directory':
+      return addHeader(pack, { ...base, name: `${entry.path}/`, type: 'directory', mode: entry.mode, uid: entry.uid, gid: entry.gid });
+    case 'symlink':
+      return addHeader(pack, { ...base, name: entry.path, type: 'symlink', linkname: entry.target, mode: 0o777, uid: entry.uid, gid: entry.gid });
+    case 'hardlink':
+      return addHeader(pack, { ...base, name: entry.path, type: 'link', linkname: entry.target, mode: 0o644, uid: entry.uid, gid: entry.gid });
+    case 'whiteout': {
+      const slash = entry.path.lastIndexOf('/');
+      const name = slash < 0 ? `.wh.${entry.path}` : `${entry.path.slice(0, slash)}/.wh.${entry.path.slice(slash + 1)}`;
+      return addHeader(pack, { ...base, name, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0 });
+    }
+    case 'file': {
+      const header = { ...base, name: entry.path, type: 'file' as const, mode: entry.mode, uid: entry.uid, gid: entry.gid, size: entry.size };
+      if ('data' in entry.source) return addHeader(pack, header, entry.source.data);
+      return addFile(pack, header, entry.source.file);
+    }
+  }
+}
+
+function addHeader(pack: tar.Pack, header: Head, data?: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    pack.entry(header as tar.Header, data ?? Buffer.alloc(0), (error) => (error ? reject(error) : resolve()));
+  });
+}
+
+function addFile(pack: tar.Pack, header: Head, file: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const fail = (error: Error) =>
+      reject(new Error(`failed to add '${file}' to a layer (did it change while baking?): ${error.message}`, { cause: error }));
+    const sink = pack.entry(header as tar.Header, (error) => (error ? fail(error) : resolve()));
+    sink.on('error', fail);
+    createReadStream(file)
+      .on('error', (error) => {
+        sink.destroy(error);
+        fail(error);
+      })
+      .pipe(sink);
+  });
+}
