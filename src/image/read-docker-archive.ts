@@ -32,7 +32,6 @@ export async function readDockerArchive(source: ImportSource, staging: Staging, 
 
   return {
     manifest,
-    manifestMediaType: MediaType.manifest,
     config: { file: configFile, descriptor: config },
     layers,
     names: { refNames: [], imageNames: [], repoTags: entry.RepoTags ?? [] },

@@ -64,7 +64,6 @@ export async function readOciLayout(
 
   return {
     manifest: manifestFile,
-    manifestMediaType: manifest.mediaType ?? choice.descriptor.mediaType,
     config,
     layers,
     names: { refNames: choice.refNames, imageNames: choice.imageNames, repoTags: await repoTagsOf(source, staging, config.descriptor) },

@@ -7,8 +7,6 @@ import type { StagedFile } from './staging.js';
 export interface StagedImage {
   /** The manifest exactly as it will be stored (an OCI layout's own bytes, or a converted docker manifest). */
   manifest: StagedFile;
-  /** The manifest's media type, for the store's index. */
-  manifestMediaType: string;
   config: { file: StagedFile; descriptor: Descriptor };
   layers: Array<{ file: StagedFile; descriptor: Descriptor }>;
   /** The names the archive gives the image. */

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
-import { Transform, type Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { hashDigest, type Digest } from '../oci/digest.js';
 import type { BlobStore } from '../store/blob-store.js';
@@ -43,7 +43,7 @@ export class Staging {
 
   /** Stages bytes held in memory (a converted manifest). */
   async stageBuffer(bytes: Buffer): Promise<StagedFile> {
-    return this.stage([bytes]);
+    return this.stage(Readable.from([bytes], { objectMode: false }));
   }
 
   /** Reads a staged file whole (callers bound the size first). */

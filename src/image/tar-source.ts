@@ -38,7 +38,7 @@ export async function stageTarSource(file: string, staging: Staging, onWarning: 
   try {
     for await (const entry of extract) {
       try {
-        await addEntry(contents, entry.header, entry, staging, onWarning);
+        await addEntry(contents, entry.header, entry as unknown as Readable, staging, onWarning);
       } finally {
         entry.resume();
       }
@@ -52,7 +52,7 @@ export async function stageTarSource(file: string, staging: Staging, onWarning: 
   return sourceOf(file, contents);
 }
 
-async function addEntry(contents: Contents, header: tar.Headers, body: Readable, staging: Staging, onWarning: (message: string) => void): Promise<void> {
+async function addEntry(contents: Contents, header: tar.Header, body: Readable, staging: Staging, onWarning: (message: string) => void): Promise<void> {
   const name = safeEntryName(header.name);
   if (name === '') return;
   const parts = name.split('/');

@@ -55,7 +55,7 @@ export async function verifyLayer(layer: LayerCheck): Promise<void> {
   }
 }
 
-function checkEntry(layer: LayerCheck, header: tar.Headers): void {
+function checkEntry(layer: LayerCheck, header: tar.Header): void {
   try {
     safeEntryName(header.name);
   } catch (error) {

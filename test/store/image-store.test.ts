@@ -1,0 +1,139 @@
+import assert from 'node:assert/strict';
+import { readFile, readdir, stat, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { describe, it } from 'node:test';
+import { bake } from '../../src/bake/baker.js';
+import { ImageError } from '../../src/errors.js';
+import { sha256 } from '../../src/oci/digest.js';
+import { ImageStore } from '../../src/store/image-store.js';
+import { copy, imageSpec } from '../support/spec.js';
+import { tempDir } from '../support/temp.js';
+
+async function bakeOne(store: ImageStore, ctx: string, name: string, content: string) {
+  await writeFile(join(ctx, `${name}.txt`), content);
+  return bake({ store, spec: imageSpec({ name, context: ctx, steps: [copy(`${name}.txt`, `/${name}.txt`)] }) });
+}
+
+/** Makes every blob look old enough for gc. */
+async function ageBlobs(store: ImageStore): Promise<void> {
+  const dir = join(store.blobs.root, 'blobs', 'sha256');
+  const old = new Date(Date.now() - 3600_000);
+  for (const name of await readdir(dir)) await utimes(join(dir, name), old, old);
+}
+
+describe('blob store', () => {
+  it('stores a blob once, under the digest of its bytes', async () => {
+    const store = await ImageStore.open(await tempDir());
+    const a = await store.blobs.putBuffer('hello');
+    const b = await store.blobs.putBuffer('hello');
+    assert.equal(a.digest, sha256('hello'));
+    assert.equal(b.digest, a.digest);
+    assert.equal(await readFile(store.blobs.path(a.digest), 'utf8'), 'hello');
+    store.close();
+  });
+
+  it('refuses a stream that does not hash to the expected digest, and keeps nothing', async () => {
+    const store = await ImageStore.open(await tempDir());
+    const expected = sha256('the real bytes');
+    await assert.rejects(store.blobs.putStream(Readable.from([Buffer.from('other bytes')]), { digest: expected }), ImageError);
+    assert.equal(await store.blobs.has(expected), false);
+    assert.deepEqual(await readdir(join(store.blobs.root, 'tmp')), [], 'no temp file left behind');
+    store.close();
+  });
+
+  it('keeps nothing under a digest when the source fails mid-stream', async () => {
+    const store = await ImageStore.open(await tempDir());
+    async function* broken() {
+      yield Buffer.from('partial');
+      throw new Error('disk went away');
+    }
+    await assert.rejects(store.blobs.putStream(broken()), /disk went away/);
+    assert.deepEqual(await store.blobs.list(), []);
+    store.close();
+  });
+});
+
+describe('image store', () => {
+  it('resolves names, tags, digests and digest prefixes; unknown references are not-found errors', async () => {
+    const store = await ImageStore.open(await tempDir());
+    const ctx = await tempDir();
+    const web = await bakeOne(store, ctx, 'web', 'one');
+    assert.equal(store.resolve('web'), web.digest);
+    assert.equal(store.resolve('web:latest'), web.digest);
+    assert.equal(store.resolve(web.digest), web.digest);
+    assert.equal(store.resolve(`web@${web.digest}`), web.digest);
+    assert.equal(store.resolve(web.digest.slice(7, 19)), web.digest);
+    assert.throws(() => store.resolve('nope:1'), (e: ImageError) => e.notFound && e.exitCode === 2);
+    assert.throws(() => store.resolve('Bad Name'), (e: ImageError) => e.exitCode === 2 && /invalid image reference/.test(e.message));
+    store.close();
+  });
+
+  it('writes an OCI index.json naming every tag', async () => {
+    const store = await ImageStore.open(await tempDir());
+    const web = await bakeOne(store, await tempDir(), 'web', 'one');
+    const index = JSON.parse(await readFile(join(store.blobs.root, 'index.json'), 'utf8'));
+    const refs = index.manifests.map((m: { annotations: Record<string, string> }) => m.annotations['org.opencontainers.image.ref.name']).sort();
+    assert.deepEqual(refs, ['web:1', 'web:latest']);
+    assert.ok(index.manifests.every((m: { digest: string }) => m.digest === web.digest));
+    store.close();
+  });
+
+  it('removes tags, then the image when no tag is left; a tagged digest needs --force', async () => {
+    const store = await ImageStore.open(await tempDir());
+    const web = await bakeOne(store, await tempDir(), 'web', 'one');
+    await assert.rejects(store.remove(web.digest), (e: ImageError) => /is tagged web:1, web:latest/.test(e.message));
+    assert.deepEqual(await store.remove('web:1'), { untagged: ['web:1'], deleted: undefined });
+    assert.deepEqual(await store.remove('web:latest'), { untagged: ['web:latest'], deleted: web.digest });
+    assert.equal(store.getImage(web.digest), undefined);
+    store.close();
+  });
+
+  it('gc deletes what no tag refers to and never a tagged image', async () => {
+    const store = await ImageStore.open(await tempDir());
+    const ctx = await tempDir();
+    const keep = await bakeOne(store, ctx, 'keep', 'kept content');
+    const drop = await bakeOne(store, ctx, 'drop', 'dropped content');
+    await store.remove('drop:1');
+    await store.remove('drop:latest');
+    await ageBlobs(store);
+    const dry = await store.gc({ dryRun: true });
+    assert.equal(dry.removedBlobs, 3, 'manifest, config and layer of the dropped image');
+    assert.ok(await store.blobs.has(drop.digest), 'a dry run deletes nothing');
+    const result = await store.gc();
+    assert.equal(result.removedBlobs, 3);
+    assert.equal(await store.blobs.has(drop.digest), false);
+    for (const layer of await store.manifest(keep.digest).then((m) => m.layers)) assert.ok(await store.blobs.has(layer.digest));
+    assert.ok(await store.blobs.has(keep.digest));
+    assert.equal(store.resolve('keep'), keep.digest);
+    // The dropped layer's cache entry went with its blob: a rebake rebuilds it.
+    const again = await bakeOne(store, ctx, 'drop', 'dropped content');
+    assert.equal(again.digest, drop.digest);
+    assert.equal(again.cacheHits, 0);
+    store.close();
+  });
+
+  it('gc keeps blobs younger than the grace period (a bake in flight)', async () => {
+    const store = await ImageStore.open(await tempDir());
+    const orphan = await store.blobs.putBuffer('just written by a bake that has not finished');
+    const result = await store.gc();
+    assert.equal(result.removedBlobs, 0);
+    assert.ok(await store.blobs.has(orphan.digest));
+    assert.ok((await stat(store.blobs.path(orphan.digest))).isFile());
+    store.close();
+  });
+
+  it('keeps images that a release refers to', async () => {
+    const store = await ImageStore.open(await tempDir());
+    const web = await bakeOne(store, await tempDir(), 'web', 'one');
+    store.db.exec(`CREATE TABLE releases (id INTEGER PRIMARY KEY, digest TEXT NOT NULL)`);
+    store.db.prepare(`INSERT INTO releases (digest) VALUES (?)`).run(web.digest);
+    await store.remove('web:1');
+    const removed = await store.remove('web:latest');
+    assert.equal(removed.deleted, undefined, 'a released image is not forgotten');
+    await ageBlobs(store);
+    await store.gc();
+    assert.ok(await store.blobs.has(web.digest));
+    store.close();
+  });
+});
