@@ -42,6 +42,7 @@ export async function findBwrap(): Promise<string> {
  * Runs a command with bubblewrap inside `root`: all namespaces unshared (no network,
  * so a bake cannot depend on the outside), a fresh /proc, /dev and /tmp, a clean
  * environment, and death with the parent. Mount points it had to create are removed after.
+ * The command runs as root: the real one, or the caller mapped to root in a user namespace.
  */
 export async function runInSandbox(run: SandboxRun): Promise<SandboxResult> {
   const bwrap = await findBwrap();
@@ -54,6 +55,8 @@ export async function runInSandbox(run: SandboxRun): Promise<SandboxResult> {
     }
   }
   const args = ['--bind', run.root, '/', '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--unshare-all', '--die-with-parent', '--new-session', '--clearenv'];
+  // Without root, a user namespace maps the caller to root inside, as a bake step expects.
+  if (process.getuid?.() !== 0) args.push('--unshare-user', '--uid', '0', '--gid', '0');
   for (const [key, value] of run.env) args.push('--setenv', key, value);
   args.push('--chdir', run.cwd, '--', ...run.argv);
   const tail: string[] = [];

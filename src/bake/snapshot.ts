@@ -22,9 +22,15 @@ export type Snapshot = Map<string, NodeInfo>;
 /** Top-level folders the sandbox mounts over; what happens in them is never part of a layer. */
 export const MOUNT_POINTS = ['dev', 'proc', 'tmp'];
 
-/** Walks a root filesystem and records every path's metadata (mount points excluded). */
+/**
+ * Walks a root filesystem and records every path's metadata (mount points excluded).
+ * Without root, files the caller owns are recorded as root's: that is who owned them
+ * inside the sandbox, and what a root bake of the same step records.
+ */
 export async function snapshotTree(root: string): Promise<Snapshot> {
   const snap: Snapshot = new Map();
+  const me = process.getuid?.() ?? 0;
+  const myGroup = process.getgid?.() ?? 0;
   const walk = async (abs: string, rel: string) => {
     for (const name of await readdir(abs)) {
       const childRel = rel ? `${rel}/${name}` : name;
@@ -35,8 +41,8 @@ export async function snapshotTree(root: string): Promise<Snapshot> {
       const info: NodeInfo = {
         type,
         mode: Number(st.mode & 0o7777n),
-        uid: Number(st.uid),
-        gid: Number(st.gid),
+        uid: me !== 0 && Number(st.uid) === me ? 0 : Number(st.uid),
+        gid: me !== 0 && Number(st.gid) === myGroup ? 0 : Number(st.gid),
         size: Number(st.size),
         ino: st.ino,
         nlink: Number(st.nlink),

@@ -77,6 +77,7 @@ export class ImageStore {
     await blobs.init();
     await writeFile(join(blobs.root, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
     const store = new ImageStore(home, blobs, openDb(join(home, 'imago.db')));
+    await store.clearStaleTemp();
     await store.writeLayoutIndex();
     return store;
   }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { chmod, lstat, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { ImageError } from '../../src/errors.js';
 import { importImage } from '../../src/image/import.js';
@@ -260,10 +260,11 @@ test('unpacking never chmods a host folder through a symlink that replaced a fol
   const store = await tempStore(t);
   const victim = await tempDir(t, 'imago-victim');
   await chmod(victim, 0o700);
+  // `d` is a folder then a link to the victim; `p/<victim>` is a folder whose parent becomes a link.
   const layer = await tarBuffer([
     { name: 'd/', type: 'directory', mode: 0o777 },
     { name: 'p/', type: 'directory', mode: 0o755 },
-    { name: 'p/q/', type: 'directory', mode: 0o777 },
+    { name: `p/${basename(victim)}/`, type: 'directory', mode: 0o777 },
     { name: 'd', type: 'symlink', linkname: victim },
     { name: 'p', type: 'symlink', linkname: dirname(victim) },
   ]);

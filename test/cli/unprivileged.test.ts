@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { chown, cp, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { imago, REPO } from '../support/cli.js';
+import { tempDir } from '../support/temp.js';
+
+const NOBODY = 65534;
+
+/** Runs the built CLI as an unprivileged user (setpriv from util-linux). */
+function imagoAsNobody(args: string[], cwd: string, home: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      'setpriv',
+      [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, join(REPO, 'bin', 'imago.js'), '--home', home, ...args],
+      { cwd, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+describe('baking without root', () => {
+  it('bakes examples/hello (run step included) to the same digest as root does', { skip: process.getuid?.() !== 0 ? 'needs root to switch to an unprivileged user' : false }, async () => {
+    const dir = await tempDir();
+    const ctx = join(dir, 'hello');
+    const home = join(dir, 'home');
+    await cp(join(REPO, 'examples', 'hello'), ctx, { recursive: true });
+    await mkdir(home);
+    for (const path of [dir, ctx, home, join(ctx, 'app'), join(ctx, 'app', 'server.js'), join(ctx, 'app', 'package.json'), join(ctx, 'imago.yaml')]) {
+      await chown(path, NOBODY, NOBODY);
+    }
+    const asNobody = await imagoAsNobody(['bake', '--json'], ctx, home);
+    assert.equal(asNobody.code, 0, asNobody.stderr);
+    const asRoot = await imago(['bake', '--json'], { cwd: join(REPO, 'examples', 'hello'), home: await tempDir() });
+    assert.equal(asRoot.code, 0, asRoot.stderr);
+    assert.equal(JSON.parse(asNobody.stdout)[0].digest, JSON.parse(asRoot.stdout)[0].digest);
+  });
+});
