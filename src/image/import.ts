@@ -85,10 +85,14 @@ async function verifyImage(image: StagedImage, staging: Staging, progress: (step
   const config = parseJsonAs(await staging.read(image.config.file), ConfigSchema, `config ${image.config.descriptor.digest}`);
   const diffIds = config.rootfs.diff_ids;
   if (diffIds.length !== image.layers.length) {
-    throw new ImageError(`the manifest lists ${image.layers.length} layers but the config's rootfs.diff_ids lists ${diffIds.length}`, { badInput: true });
+    throw new ImageError(`the manifest lists ${count(image.layers.length, 'layer')} but the config's rootfs.diff_ids lists ${count(diffIds.length, 'diff id')}`, { badInput: true });
   }
   for (const [i, layer] of image.layers.entries()) {
     progress('verify-layer', layer.descriptor.digest);
     await verifyLayer({ digest: layer.descriptor.digest, path: layer.file.path, gzip: isGzipLayer(layer.descriptor.mediaType), diffId: diffIds[i]! });
   }
+}
+
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }

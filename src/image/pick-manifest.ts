@@ -43,7 +43,8 @@ export function pickManifest(candidates: ManifestCandidate[], options: { archite
     eligible = onArch(options.architecture);
     if (!eligible.some((c) => c.descriptor.platform)) eligible = onArch('amd64');
     if (!eligible.some((c) => c.descriptor.platform)) {
-      return { error: `the archive has no linux/${options.architecture} or linux/amd64 image (it has ${unique(platforms).join(', ')})` };
+      const wanted = unique([`linux/${options.architecture}`, 'linux/amd64']).join(' or ');
+      return { error: `the archive has no ${wanted} image (it has ${unique(platforms).join(', ')})` };
     }
     const picked = eligible.find((c) => c.descriptor.platform);
     if (unique(platforms).length > 1 && picked) warnings.push(`picked ${formatPlatform(picked.descriptor)} of the archive's platforms (${unique(platforms).join(', ')})`);

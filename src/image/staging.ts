@@ -3,8 +3,10 @@ import { createWriteStream } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { ImageError } from '../errors.js';
 import { hashDigest, type Digest } from '../oci/digest.js';
 import type { BlobStore } from '../store/blob-store.js';
+import { MAX_JSON_BYTES } from './schemas.js';
 
 /** A file copied into the store's temp folder and hashed on the way: not yet a blob. */
 export interface StagedFile {
@@ -46,8 +48,9 @@ export class Staging {
     return this.stage(Readable.from([bytes], { objectMode: false }));
   }
 
-  /** Reads a staged file whole (callers bound the size first). */
-  async read(file: StagedFile): Promise<Buffer> {
+  /** Reads a small staged file (a JSON document) whole; refuses one larger than `limit` bytes. */
+  async read(file: StagedFile, limit = MAX_JSON_BYTES): Promise<Buffer> {
+    if (file.size > limit) throw new ImageError(`refusing to read ${file.size} bytes as a JSON document (at most ${limit})`, { badInput: true });
     return readFile(file.path);
   }
 

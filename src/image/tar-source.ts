@@ -33,7 +33,7 @@ export async function stageTarSource(file: string, staging: Staging, onWarning: 
   const layers: Readable[] = [createReadStream(file)];
   if (await isGzip(file)) layers.push(createGunzip());
   const extract = tar.extract();
-  const done = pipeline([...layers, extract] as unknown as [Readable, Readable]);
+  const done = pipeline([...layers, extract]);
   done.catch(() => undefined); // observed below, or superseded by the loop's own error
   try {
     for await (const entry of extract) {

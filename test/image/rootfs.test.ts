@@ -26,7 +26,7 @@ const SYMLINKS = {
 const VARIANTS: Array<{ format: ExportFormat; legacyOnly?: boolean }> = [{ format: 'docker' }, { format: 'docker', legacyOnly: true }, { format: 'oci' }];
 
 for (const { format, legacyOnly } of VARIANTS) {
-  const via = legacyOnly ? 'docker archive read through manifest.json only' : `${format} archive`;
+  const via = legacyOnly ? 'docker archive read through manifest.json only' : format === 'oci' ? 'OCI layout tar' : 'docker archive';
   test(`a Debian-style rootfs keeps its symlinks through a ${via}`, async (t) => {
     // An absolute link to a folder that does not exist on the host, written through by a later layer.
     const hostProbe = `/tmp/imago-host-probe-${randomBytes(6).toString('hex')}`;

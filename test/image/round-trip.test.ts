@@ -37,9 +37,12 @@ for (const format of ['oci', 'oci-dir', 'docker'] as ExportFormat[]) {
     assert.deepEqual(exported.tags, ['web:1']);
 
     const target = await tempStore(t);
-    const imported = await importImage(target, out);
+    const steps: string[] = [];
+    const imported = await importImage(target, out, { onProgress: (event) => steps.push(event.step) });
     assert.equal(imported.digest, image.digest);
     assert.deepEqual(imported.tags, ['web:1']);
+    assert.deepEqual(imported.warnings, []);
+    assert.deepEqual(steps, ['read', 'verify-layer', 'store']);
     assert.equal(target.resolve('web:1'), image.digest);
     assert.deepEqual(await target.blobs.read(image.digest), await source.blobs.read(image.digest));
 
