@@ -3,6 +3,7 @@ import { ImageError } from '../../errors.js';
 import { exportImage } from '../../image/export.js';
 import { importImage } from '../../image/import.js';
 import { shortDigest } from '../../oci/digest.js';
+import { verifyStore } from '../../store/verify-store.js';
 import { printJson, withStore, type GlobalOptions } from '../context.js';
 import { formatAgo, formatBytes, table } from '../format.js';
 
@@ -124,6 +125,22 @@ export function registerImages(program: Command): void {
           for (const tag of r.untagged) process.stdout.write(`untagged ${tag}\n`);
           if (r.deleted) process.stdout.write(`deleted ${r.deleted}\n`);
         }
+      });
+    });
+
+  program
+    .command('fsck')
+    .description('check that every blob hashes to its name and every image is whole')
+    .option('--json', 'print the report as JSON')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      await withStore(cmd.optsWithGlobals<GlobalOptions>(), async (store) => {
+        const report = await verifyStore(store);
+        if (opts.json) printJson(report);
+        else {
+          for (const p of report.problems) process.stdout.write(`${p.kind} ${p.subject}: ${p.detail}\n`);
+          process.stdout.write(`checked ${report.blobs} blobs and ${report.images} images: ${report.problems.length === 0 ? 'ok' : `${report.problems.length} problems`}\n`);
+        }
+        if (report.problems.length > 0) throw new ImageError(`the store has ${report.problems.length} problems`);
       });
     });
 
