@@ -1,12 +1,9 @@
 import { hostname } from 'node:os';
-import { mkdir, rm } from 'node:fs/promises';
-import type { ImageSpec, RunStep } from '../config/types.js';
-import { BakeError, ImageError } from '../errors.js';
+import type { ImageSpec } from '../config/types.js';
+import { BakeError, ImageError, reasonOf } from '../errors.js';
 import { sha256, type Digest } from '../oci/digest.js';
 import { writeLayer, type LayerEntry, type WrittenLayer } from '../oci/layer-writer.js';
-import { resolveInRoot } from '../oci/safe-path.js';
 import { MediaType, type Descriptor, type ImageConfig, type Manifest } from '../oci/types.js';
-import { applyLayer } from '../oci/unpack.js';
 import type { CachedLayer, ImageStore } from '../store/image-store.js';
 import { IMAGO_VERSION } from '../version.js';
 import { hostCacheKey, specHash, stepCacheKey } from './cache-key.js';
@@ -15,9 +12,8 @@ import type { BakeEvent } from './events.js';
 import { FileHasher } from './file-hasher.js';
 import { gitInfo } from './git-info.js';
 import { hostBaseEntries } from './host-base.js';
-import { buildImageConfig, describeStep, ProvenanceLabel } from './image-config.js';
-import { runInSandbox } from './sandbox.js';
-import { diffSnapshots, snapshotTree } from './snapshot.js';
+import { buildImageConfig, describeStep, mergeEnv, ProvenanceLabel } from './image-config.js';
+import { SandboxRoot } from './sandbox-root.js';
 
 /** Options of one bake. */
 export interface BakeOptions {
@@ -53,12 +49,6 @@ export interface BakeResult {
   ms: number;
 }
 
-/** Where the sandbox root filesystem of run steps lives, and how many layers it holds. */
-interface Rootfs {
-  dir: string;
-  layers: number;
-}
-
 /**
  * Bakes an image from its spec into the store, step by step: the base, then each copy and
  * run step as a layer. A step whose cache key (layers below + step + input digest) was seen
@@ -84,7 +74,9 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
   const history: string[] = [];
   let baseConfig: ImageConfig | undefined;
   let baseDigest = 'scratch';
-  let rootfs: Rootfs | undefined;
+  let rootfs: SandboxRoot | undefined;
+  const release = store.lease('bake');
+  let failure: unknown;
 
   const lookup = async (key: string): Promise<CachedLayer | undefined> => (options.noCache ? undefined : store.cacheGet(key));
   const record = (index: number, label: string, layer: CachedLayer | WrittenLayer, cached: boolean, ms: number) => {
@@ -118,7 +110,7 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
       const host = await hostBaseEntries(from.executables, hasher);
       const key = hostCacheKey(host.inputDigest);
       const hit = await lookup(key);
-      const layer = hit ?? (await writeLayer(store.blobs, host.entries));
+      const layer = hit ?? (await write(host.entries, `${where}.from`));
       if (!hit) store.cachePut(key, layer);
       record(0, baseLabel, layer, Boolean(hit), Date.now() - baseStart);
       history.push(`${baseLabel} (${host.paths.join(', ')})`);
@@ -143,25 +135,31 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
         contextDigests.push(input.inputDigest);
         const key = stepCacheKey(diffIds, step, input.inputDigest);
         const hit = await lookup(key);
-        const layer = hit ?? (await writeLayer(store.blobs, input.entries));
+        const layer = hit ?? (await write(input.entries, stepWhere));
         if (!hit) store.cachePut(key, layer);
-        if (rootfs) await syncRootfs(store, rootfs, layer.digest);
+        if (rootfs) await rootfs.apply(layer.digest);
         record(index, label, layer, Boolean(hit), Date.now() - stepStart);
       } else {
-        const env = runEnv(baseConfig, spec);
+        const env = mergeEnv(baseConfig?.config?.Env, spec.env);
         const cwd = spec.workdir ?? baseConfig?.config?.WorkingDir ?? '/';
         const key = stepCacheKey(diffIds, step, JSON.stringify({ env, cwd }));
         const hit = await lookup(key);
         let layer: CachedLayer | WrittenLayer;
         if (hit) {
           layer = hit;
-          if (rootfs) await syncRootfs(store, rootfs, layer.digest);
+          if (rootfs) await rootfs.apply(layer.digest);
         } else {
-          rootfs ??= await makeRootfs(store, layers);
-          layer = await runStep(store, rootfs, step, env, cwd, `${stepWhere} (${label})`, (line) => emit({ type: 'output', index, line }));
+          rootfs ??= await SandboxRoot.create(store, layers);
+          layer = await rootfs.run(step, {
+            env,
+            cwd,
+            where: `${stepWhere} (${label})`,
+            workdirKey: spec.workdir ? `${where}.workdir` : `${where}.from (its working folder)`,
+            onLine: (line) => emit({ type: 'output', index, line }),
+            onWarning: (message) => emit({ type: 'warning', message }),
+          });
           store.cachePut(key, layer);
         }
-        if (rootfs) rootfs.layers++;
         record(index, label, layer, Boolean(hit), Date.now() - stepStart);
       }
       history.push(label);
@@ -212,9 +210,27 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
       cacheHits: baked.filter((l) => l.cached).length,
       ms: Date.now() - started,
     };
+  } catch (error) {
+    failure = error;
+    throw error;
   } finally {
-    hasher.flush();
-    if (rootfs) await rm(rootfs.dir, { recursive: true, force: true });
+    // Clean-up never hides the bake's own result or first error.
+    try {
+      hasher.flush();
+      await rootfs?.dispose();
+    } catch (error) {
+      if (failure === undefined) emit({ type: 'warning', message: `failed to clean up after the bake: ${reasonOf(error)}` });
+    }
+    release();
+  }
+
+  /** Writes a layer, naming the step in any error. */
+  async function write(entries: LayerEntry[], at: string): Promise<WrittenLayer> {
+    try {
+      return await writeLayer(store.blobs, entries);
+    } catch (error) {
+      throw new BakeError(`${at}: failed to write its layer: ${reasonOf(error)}`, { cause: error });
+    }
   }
 }
 
@@ -230,55 +246,4 @@ async function tagBake(store: ImageStore, name: string, digest: Digest, extra: s
     else await store.tag(name, tag, digest);
   }
   return { version, isNew: !existing };
-}
-
-/** The environment run steps see: the base's, overlaid with the spec's. */
-function runEnv(base: ImageConfig | undefined, spec: ImageSpec): Array<[string, string]> {
-  const env = new Map<string, string>();
-  for (const item of base?.config?.Env ?? ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin']) {
-    const eq = item.indexOf('=');
-    if (eq > 0) env.set(item.slice(0, eq), item.slice(eq + 1));
-  }
-  for (const [key, value] of spec.env) env.set(key, value);
-  return [...env];
-}
-
-/** Unpacks the layers so far into a fresh sandbox root. */
-async function makeRootfs(store: ImageStore, layers: Descriptor[]): Promise<Rootfs> {
-  const dir = store.blobs.tempPath('rootfs');
-  await mkdir(dir, { recursive: true });
-  for (const layer of layers) await applyLayer(dir, store.blobs.stream(layer.digest));
-  return { dir, layers: layers.length };
-}
-
-/** Keeps an existing sandbox root in step with a layer that did not come from running in it. */
-async function syncRootfs(store: ImageStore, rootfs: Rootfs, digest: Digest): Promise<void> {
-  await applyLayer(rootfs.dir, store.blobs.stream(digest));
-}
-
-/** Runs one step in the sandbox and captures what it changed as a layer. */
-async function runStep(
-  store: ImageStore,
-  rootfs: Rootfs,
-  step: RunStep,
-  env: Array<[string, string]>,
-  cwd: string,
-  where: string,
-  onLine: (line: string) => void,
-): Promise<WrittenLayer> {
-  const before = await snapshotTree(rootfs.dir);
-  if (cwd !== '/') await mkdir(await resolveInRoot(rootfs.dir, cwd, true), { recursive: true });
-  const argv = typeof step.command === 'string' ? ['/bin/sh', '-c', step.command] : step.command;
-  const result = await runInSandbox({ root: rootfs.dir, argv, env, cwd, onLine });
-  if (result.exitCode !== 0) {
-    const missing = result.tail.find((line) => /bwrap: execvp .*No such file or directory/.test(line));
-    if (missing) {
-      const hint = typeof step.command === 'string' ? ': shell-form run steps need /bin/sh; use the exec form (a list) or add a shell, e.g. from: { host: [node, busybox] }' : '';
-      throw new BakeError(`${where}: ${argv[0]} not found in the image${hint}`);
-    }
-    throw new BakeError(`${where} failed with exit code ${result.exitCode}${result.tail.length ? `:\n  ${result.tail.slice(-20).join('\n  ')}` : ''}`);
-  }
-  const after = await snapshotTree(rootfs.dir);
-  const entries: LayerEntry[] = diffSnapshots(rootfs.dir, before, after);
-  return writeLayer(store.blobs, entries);
 }

@@ -1,5 +1,5 @@
 import { lstat, readdir, readlink, realpath } from 'node:fs/promises';
-import { basename, join, posix, relative, sep } from 'node:path';
+import { basename, join, posix, sep } from 'node:path';
 import picomatch from 'picomatch';
 import type { CopyStep } from '../config/types.js';
 import { BakeError } from '../errors.js';
@@ -16,8 +16,6 @@ export interface CopyInput {
   entries: LayerEntry[];
   /** Digest over every entry's path, type, mode, owner and content digest or link target. */
   inputDigest: Digest;
-  files: number;
-  bytes: number;
 }
 
 /**
@@ -37,26 +35,33 @@ export async function copyEntries(context: string, step: CopyStep, hasher: FileH
   if (srcReal !== contextReal && !srcReal.startsWith(contextReal + sep)) {
     throw new BakeError(`${where}.src: expected a path inside the build context, got "${step.src}" (it resolves to ${srcReal})`, { exitCode: 2 });
   }
-  const info = await lstat(srcReal);
   const owner = step.owner;
   const entries: LayerEntry[] = [];
   const lines: string[] = [];
-  let bytes = 0;
-  const dest = posix.normalize(step.dest).replace(/^\/+/, '');
+  const dest = posix.normalize(step.dest).replace(/^\/+|\/+$/g, '');
+  /** Runs a file system call, naming the step and the file in any error. */
+  const io = async <T>(rel: string, fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (error) {
+      throw new BakeError(`${where}: failed to read '${rel}' in the build context: ${(error as Error).message}`, { cause: error });
+    }
+  };
+  const info = await io(step.src, () => lstat(srcReal));
 
-  const addFile = async (abs: string, target: string, mode: number, size: number) => {
-    const digest = await hasher.hash(abs);
+  const addFile = async (abs: string, rel: string, target: string, mode: number, size: number) => {
+    const digest = await io(rel, () => hasher.hash(abs));
     const finalMode = step.mode ?? (mode & 0o111 ? 0o755 : 0o644);
-    entries.push({ type: 'file', path: target, mode: finalMode, uid: owner.uid, gid: owner.gid, size, source: { file: abs } });
+    entries.push({ type: 'file', path: target, mode: finalMode, uid: owner.uid, gid: owner.gid, size, source: { file: abs, digest } });
     lines.push(`${target}\0f\0${finalMode}\0${owner.uid}:${owner.gid}\0${digest}`);
-    bytes += size;
     onFile?.();
   };
 
   if (info.isFile()) {
-    const target = step.dest.endsWith('/') ? posix.join(dest, basename(srcReal)) : dest;
+    // Named after the src as written: a symlinked src keeps its own name, not its target's.
+    const target = step.dest.endsWith('/') ? posix.join(dest, basename(step.src)) : dest;
     if (target === '') throw new BakeError(`${where}.dest: expected a file path, got "${step.dest}"`, { exitCode: 2 });
-    await addFile(srcReal, target, info.mode, info.size);
+    await addFile(srcReal, step.src, target, info.mode, info.size);
   } else if (info.isDirectory()) {
     const excluded = compileExcludes(step.exclude);
     const secrets: string[] = [];
@@ -65,29 +70,30 @@ export async function copyEntries(context: string, step: CopyStep, hasher: FileH
       lines.push(`${dest}\0d\0${owner.uid}:${owner.gid}`);
     }
     const walk = async (dirAbs: string, rel: string): Promise<void> => {
-      const names = (await readdir(dirAbs)).sort();
+      const names = (await io(rel || step.src, () => readdir(dirAbs))).sort();
       for (const name of names) {
         const childRel = rel ? `${rel}/${name}` : name;
         if (ALWAYS_EXCLUDED.includes(name) || excluded(childRel, name)) continue;
         const abs = join(dirAbs, name);
-        const st = await lstat(abs);
+        const shown = posix.join(step.src, childRel);
+        const st = await io(shown, () => lstat(abs));
         const target = dest ? `${dest}/${childRel}` : childRel;
         if (st.isDirectory()) {
           entries.push({ type: 'directory', path: target, mode: 0o755, uid: owner.uid, gid: owner.gid });
           lines.push(`${target}\0d\0${owner.uid}:${owner.gid}`);
           await walk(abs, childRel);
         } else if (st.isSymbolicLink()) {
-          const link = await readlink(abs);
+          const link = await io(shown, () => readlink(abs));
           entries.push({ type: 'symlink', path: target, target: link, uid: owner.uid, gid: owner.gid });
           lines.push(`${target}\0l\0${owner.uid}:${owner.gid}\0${link}`);
         } else if (st.isFile()) {
           if (looksSecret(name)) {
-            secrets.push(posix.join(step.src, childRel));
+            secrets.push(shown);
             continue;
           }
-          await addFile(abs, target, st.mode, st.size);
+          await addFile(abs, shown, target, st.mode, st.size);
         } else {
-          throw new BakeError(`${where}: "${posix.join(step.src, childRel)}" is not a file, folder or symlink (sockets, fifos and devices cannot be copied): exclude it`, { exitCode: 2 });
+          throw new BakeError(`${where}: "${shown}" is not a file, folder or symlink (sockets, fifos and devices cannot be copied): exclude it`, { exitCode: 2 });
         }
       }
     };
@@ -102,9 +108,10 @@ export async function copyEntries(context: string, step: CopyStep, hasher: FileH
   } else {
     throw new BakeError(`${where}.src: "${step.src}" is not a file or folder`, { exitCode: 2 });
   }
-  hasher.flush();
   lines.sort();
-  return { entries, inputDigest: sha256(lines.join('\n')), files: lines.length, bytes };
+  // The folders above dest are left out on purpose: an entry for /tmp or /usr would reset the
+  // mode and owner a lower layer gave them. Unpackers create missing ones as 0755.
+  return { entries, inputDigest: sha256(lines.join('\n')) };
 }
 
 /** Builds the exclude matcher: patterns without "/" match a name at any depth, others match from `src`. */
@@ -115,9 +122,4 @@ function compileExcludes(patterns: string[]): (rel: string, name: string) => boo
   const byName = anywhere.length ? picomatch(anywhere, { dot: true }) : () => false;
   const byPath = anchored.length ? picomatch(anchored, { dot: true }) : () => false;
   return (rel, name) => byName(name) || byPath(rel);
-}
-
-/** The path of `abs` relative to `root`, with forward slashes. */
-export function relPosix(root: string, abs: string): string {
-  return relative(root, abs).split(sep).join('/');
 }

@@ -11,8 +11,6 @@ export class FileHasher {
   private readonly get;
   private readonly put;
   private pending: Array<[string, string, string, number, string, string, string]> = [];
-  /** Files read (not served from the memo) since creation. */
-  hashed = 0;
 
   constructor(private readonly db: Db) {
     this.get = db.prepare(`SELECT dev, ino, size, mtime_ns, ctime_ns, digest FROM file_hashes WHERE path = ?`);
@@ -32,7 +30,6 @@ export class FileHasher {
       return row.digest;
     }
     const digest = await sha256File(path);
-    this.hashed++;
     this.pending.push([path, ...key, digest]);
     if (this.pending.length >= 1000) this.flush();
     return digest;

@@ -78,10 +78,9 @@ export async function hostBaseEntries(executables: string[], hasher: FileHasher)
     const mode = st.mode & 0o111 ? 0o755 : 0o644;
     const rel = posix.normalize(path).replace(/^\/+/, '');
     const digest = await hasher.hash(real);
-    entries.push({ type: 'file', path: rel, mode, uid: 0, gid: 0, size: st.size, source: { file: real } });
+    entries.push({ type: 'file', path: rel, mode, uid: 0, gid: 0, size: st.size, source: { file: real, digest } });
     lines.push(`${rel}\0${mode}\0${digest}`);
   }
   for (const link of links) lines.push(`${link.path}\0l\0${link.type === 'symlink' ? link.target : ''}`);
-  hasher.flush();
   return { entries: withParents(entries), inputDigest: sha256(lines.join('\n')), paths: [...files.keys()].sort() };
 }

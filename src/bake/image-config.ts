@@ -45,7 +45,7 @@ export interface ConfigInputs {
 export function buildImageConfig(inputs: ConfigInputs): ImageConfig {
   const { spec, base } = inputs;
   const inherited: ImageRuntimeConfig = base?.config ?? {};
-  const env = mergeEnv(inherited.Env ?? [DEFAULT_PATH], spec.env);
+  const env = mergeEnv(inherited.Env, spec.env).map(([key, value]) => `${key}=${value}`);
   const config: ImageRuntimeConfig = { Env: env };
   const entrypoint = spec.entrypoint ?? inherited.Entrypoint;
   const cmd = spec.cmd ?? (spec.entrypoint ? undefined : inherited.Cmd);
@@ -76,14 +76,18 @@ export function buildImageConfig(inputs: ConfigInputs): ImageConfig {
   };
 }
 
-function mergeEnv(base: string[], overrides: Array<[string, string]>): string[] {
+/**
+ * An image's environment: the base's `KEY=value` list (or the default PATH), overlaid with
+ * the spec's pairs by key, in order. Both the image config and run steps use it.
+ */
+export function mergeEnv(base: string[] | undefined, overrides: Array<[string, string]>): Array<[string, string]> {
   const out = new Map<string, string>();
-  for (const item of base) {
+  for (const item of base ?? [DEFAULT_PATH]) {
     const eq = item.indexOf('=');
     out.set(eq < 0 ? item : item.slice(0, eq), eq < 0 ? '' : item.slice(eq + 1));
   }
   for (const [key, value] of overrides) out.set(key, value);
-  return [...out].map(([key, value]) => `${key}=${value}`);
+  return [...out];
 }
 
 function dockerHealthcheck(health: HealthSpec): ImageRuntimeConfig['Healthcheck'] | undefined {

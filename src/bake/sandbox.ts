@@ -23,6 +23,26 @@ export interface SandboxResult {
   tail: string[];
 }
 
+/**
+ * Docker's default capability set: what a root build step may do (chown, setuid, bind low
+ * ports…), without the powers to leave the sandbox (no CAP_SYS_ADMIN, no CAP_SYS_PTRACE).
+ */
+const BUILD_CAPABILITIES = [
+  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID', 'CAP_SETUID', 'CAP_SETPCAP',
+  'CAP_NET_BIND_SERVICE', 'CAP_NET_RAW', 'CAP_SYS_CHROOT', 'CAP_MKNOD', 'CAP_AUDIT_WRITE', 'CAP_SETFCAP',
+];
+
+/**
+ * Namespaces for a step. As root: no user namespace (so every owner the image uses exists
+ * and chown works), with capabilities cut to Docker's default set. Without root: a user
+ * namespace that maps the caller to root, which is what makes a sandbox possible at all.
+ */
+function namespaceArgs(): string[] {
+  const common = ['--unshare-ipc', '--unshare-pid', '--unshare-net', '--unshare-uts', '--unshare-cgroup-try'];
+  if (process.getuid?.() === 0) return [...common, '--cap-drop', 'ALL', ...BUILD_CAPABILITIES.flatMap((cap) => ['--cap-add', cap])];
+  return [...common, '--unshare-user', '--uid', '0', '--gid', '0'];
+}
+
 const INSTALL_HINT = 'install it with: apt-get install -y bubblewrap';
 
 /** Path of the bubblewrap binary, or a BakeError saying how to install it. */
@@ -39,10 +59,10 @@ export async function findBwrap(): Promise<string> {
 }
 
 /**
- * Runs a command with bubblewrap inside `root`: all namespaces unshared (no network,
- * so a bake cannot depend on the outside), a fresh /proc, /dev and /tmp, a clean
- * environment, and death with the parent. Mount points it had to create are removed after.
- * The command runs as root: the real one, or the caller mapped to root in a user namespace.
+ * Runs a command with bubblewrap inside `root`: its own pid, ipc, uts (hostname "imago")
+ * and network namespaces (no network, so a bake cannot depend on the outside), a fresh
+ * /proc, /dev and /tmp, a clean environment, umask 022, and death with the parent. Mount
+ * points it had to create are removed after. The command runs as root (see namespaceArgs).
  */
 export async function runInSandbox(run: SandboxRun): Promise<SandboxResult> {
   const bwrap = await findBwrap();
@@ -54,14 +74,14 @@ export async function runInSandbox(run: SandboxRun): Promise<SandboxResult> {
       created.push(dir);
     }
   }
-  const args = ['--bind', run.root, '/', '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--unshare-all', '--die-with-parent', '--new-session', '--clearenv'];
-  // Without root, a user namespace maps the caller to root inside, as a bake step expects.
-  if (process.getuid?.() !== 0) args.push('--unshare-user', '--uid', '0', '--gid', '0');
+  const args = ['--bind', run.root, '/', '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', ...namespaceArgs(), '--hostname', 'imago'];
+  args.push('--die-with-parent', '--new-session', '--clearenv');
   for (const [key, value] of run.env) args.push('--setenv', key, value);
   args.push('--chdir', run.cwd, '--', ...run.argv);
   const tail: string[] = [];
   const exitCode = await new Promise<number>((resolve, reject) => {
-    const child = spawn(bwrap, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // A fixed umask: what a step creates must not depend on the caller's (bwrap has no option for it).
+    const child = spawn('/bin/sh', ['-c', 'umask 022 && exec "$0" "$@"', bwrap, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let partial = { out: '', err: '' };
     const feed = (key: 'out' | 'err') => (chunk: Buffer) => {
       const text = partial[key] + chunk.toString('utf8');

@@ -22,12 +22,16 @@ export type Snapshot = Map<string, NodeInfo>;
 /** Top-level folders the sandbox mounts over; what happens in them is never part of a layer. */
 export const MOUNT_POINTS = ['dev', 'proc', 'tmp'];
 
+/** Owners the layers gave to paths that could not be chowned on disk (baking without root). */
+export type OwnerMap = Map<string, { uid: number; gid: number }>;
+
 /**
  * Walks a root filesystem and records every path's metadata (mount points excluded).
- * Without root, files the caller owns are recorded as root's: that is who owned them
- * inside the sandbox, and what a root bake of the same step records.
+ * Without root, every file on disk is the caller's: a path's owner is then the one its
+ * layer gave it (from `owners`), and a path the sandbox created is root's, as it was
+ * inside the sandbox and as a root bake of the same step records it.
  */
-export async function snapshotTree(root: string): Promise<Snapshot> {
+export async function snapshotTree(root: string, owners?: OwnerMap): Promise<Snapshot> {
   const snap: Snapshot = new Map();
   const me = process.getuid?.() ?? 0;
   const myGroup = process.getgid?.() ?? 0;
@@ -38,11 +42,12 @@ export async function snapshotTree(root: string): Promise<Snapshot> {
       const childAbs = join(abs, name);
       const st = await lstat(childAbs, { bigint: true });
       const type = st.isFile() ? 'file' : st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : 'other';
+      const layerOwner = me !== 0 ? owners?.get(childRel) : undefined;
       const info: NodeInfo = {
         type,
         mode: Number(st.mode & 0o7777n),
-        uid: me !== 0 && Number(st.uid) === me ? 0 : Number(st.uid),
-        gid: me !== 0 && Number(st.gid) === myGroup ? 0 : Number(st.gid),
+        uid: me !== 0 && Number(st.uid) === me ? (layerOwner?.uid ?? 0) : Number(st.uid),
+        gid: me !== 0 && Number(st.gid) === myGroup ? (layerOwner?.gid ?? 0) : Number(st.gid),
         size: Number(st.size),
         ino: st.ino,
         nlink: Number(st.nlink),
@@ -103,14 +108,17 @@ export function diffSnapshots(root: string, before: Snapshot, after: Snapshot, o
         break;
       }
       default:
+        // A fifo, socket or device cannot be baked; whatever was there before must not survive.
         onSkip?.(path);
+        if (before.has(path) && before.get(path)!.type !== 'other') entries.push({ type: 'whiteout', path });
     }
   }
   for (const path of [...before.keys()].sort()) {
     if (after.has(path)) continue;
     const slash = path.lastIndexOf('/');
     const parent = slash < 0 ? '' : path.slice(0, slash);
-    if (parent !== '' && !after.has(parent)) continue;
+    // Below a folder that is gone, or is now a file or symlink, the parent's own entry says it all.
+    if (parent !== '' && after.get(parent)?.type !== 'directory') continue;
     entries.push({ type: 'whiteout', path });
   }
   return entries;

@@ -1,7 +1,8 @@
 import { describeValue, type Parsed } from './describe-value.js';
 
 const MAX_MODE = 0o7777;
-const MAX_ID = 4_294_967_294;
+/** The largest owner id a plain tar header holds (7 octal digits). */
+const MAX_ID = 0o7777777;
 const MODE_RE = /^[0-7]{1,4}$/;
 const OWNER_RE = /^(\d+)(?::(\d+))?$/;
 
@@ -14,7 +15,7 @@ export function parseMode(value: string | number): Parsed<number> {
 
 /** Parses a numeric owner: "uid", "uid:gid" or a number (a lone uid is also the gid, as in Docker). */
 export function parseOwner(value: string | number): Parsed<{ uid: number; gid: number }> {
-  const error = { error: `expected a numeric owner like "1000" or "1000:1000", got ${describeValue(value)}` };
+  const error = { error: `expected a numeric owner like "1000" or "1000:1000" (ids up to ${MAX_ID}), got ${describeValue(value)}` };
   const match = OWNER_RE.exec(typeof value === 'number' ? String(value) : value.trim());
   if (!match) return error;
   const uid = Number(match[1]);

@@ -45,6 +45,7 @@ export async function importImage(store: ImageStore, path: string, options: Impo
   const staging = new Staging(store.blobs);
   const warnings: string[] = [];
   const progress = (step: ImportProgress['step'], detail: string) => options.onProgress?.({ step, detail });
+  const release = store.lease('import');
   try {
     progress('read', path);
     const source = await openImportSource(path, staging, (message) => warnings.push(message));
@@ -76,6 +77,7 @@ export async function importImage(store: ImageStore, path: string, options: Impo
     const badInput = error instanceof ImagoError && error.exitCode === 2;
     throw new ImageError(`failed to import image '${path}': ${reasonOf(error)}`, { cause: error, badInput });
   } finally {
+    release();
     await staging.discard();
   }
 }

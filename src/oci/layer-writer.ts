@@ -19,8 +19,15 @@ export type LayerEntry =
   /** Deletes `path` from lower layers (written as a `.wh.` entry). */
   | { type: 'whiteout'; path: string };
 
-/** Where a file entry's bytes come from. */
-export type FileSource = { file: string } | { data: Buffer };
+/**
+ * Where a file entry's bytes come from. With `digest`, the bytes read while writing must
+ * hash to it: a file that changed since it was hashed (and so since its cache key was
+ * made) fails the layer instead of storing other content under that key.
+ */
+export type FileSource = { file: string; digest?: Digest } | { data: Buffer };
+
+/** The largest uid or gid a plain tar header holds. */
+export const MAX_OWNER_ID = 0o7777777;
 
 /** A written layer. Layers are stored uncompressed, so `digest` equals `diffId`. */
 export interface WrittenLayer {
@@ -60,12 +67,17 @@ export function withParents(entries: LayerEntry[]): LayerEntry[] {
  * Writes entries as a reproducible, uncompressed tar layer into the blob store: sorted
  * names, fixed mtime, numeric owners without names, modes as given. Returns its digest.
  */
-export async function writeLayer(blobs: BlobStore, entries: LayerEntry[], onBytes?: (n: number) => void): Promise<WrittenLayer> {
+export async function writeLayer(blobs: BlobStore, entries: LayerEntry[]): Promise<WrittenLayer> {
+  for (const entry of entries) {
+    if ('uid' in entry && (entry.uid > MAX_OWNER_ID || entry.gid > MAX_OWNER_ID)) {
+      throw new Error(`'${entry.path}' is owned by ${entry.uid}:${entry.gid}; owners above ${MAX_OWNER_ID} do not fit a tar header`);
+    }
+  }
   const pack = tar.pack();
   const tmp = blobs.tempPath('layer');
   const hash = createHash('sha256');
   let size = 0;
-  const out = createWriteStream(tmp, { mode: 0o644 });
+  const out = createWriteStream(tmp, { mode: 0o644, flush: true });
   const done = pipeline(
     pack,
     async function* (source: AsyncIterable<unknown>) {
@@ -73,7 +85,6 @@ export async function writeLayer(blobs: BlobStore, entries: LayerEntry[], onByte
         const chunk = item as Buffer;
         hash.update(chunk);
         size += chunk.length;
-        onBytes?.(chunk.length);
         yield chunk;
       }
     },
@@ -114,7 +125,7 @@ function addEntry(pack: tar.Pack, entry: LayerEntry): Promise<void> {
     case 'file': {
       const header = { ...base, name: entry.path, type: 'file' as const, mode: entry.mode, uid: entry.uid, gid: entry.gid, size: entry.size };
       if ('data' in entry.source) return addHeader(pack, header, entry.source.data);
-      return addFile(pack, header, entry.source.file);
+      return addFile(pack, header, entry.source.file, entry.source.digest);
     }
   }
 }
@@ -125,13 +136,20 @@ function addHeader(pack: tar.Pack, header: Head, data?: Buffer): Promise<void> {
   });
 }
 
-function addFile(pack: tar.Pack, header: Head, file: string): Promise<void> {
+function addFile(pack: tar.Pack, header: Head, file: string, expected: Digest | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
     const fail = (error: Error) =>
       reject(new Error(`failed to add '${file}' to a layer (did it change while baking?): ${error.message}`, { cause: error }));
-    const sink = pack.entry(header as tar.Header, (error) => (error ? fail(error) : resolve()));
+    const hash = createHash('sha256');
+    const sink = pack.entry(header as tar.Header, (error) => {
+      if (error) return fail(error);
+      const actual = hashDigest(hash);
+      if (expected && actual !== expected) return fail(new Error(`its content hashes to ${actual}, not ${expected} as when it was listed`));
+      resolve();
+    });
     sink.on('error', fail);
     createReadStream(file)
+      .on('data', (chunk) => hash.update(chunk))
       .on('error', (error) => {
         sink.destroy(error);
         fail(error);

@@ -1,4 +1,4 @@
-import { lstat, mkdir, readlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readlink } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { ImageError } from '../errors.js';
 
@@ -32,6 +32,20 @@ export async function resolveInRoot(root: string, rel: string, create: boolean):
   return join(root, ...dir, last);
 }
 
+/**
+ * Resolves a whole folder path inside `root` (symlinks included, chroot-style) and returns
+ * it only when it exists and is a real folder; otherwise undefined. Creates nothing.
+ */
+export async function existingDirInRoot(root: string, rel: string): Promise<string | undefined> {
+  const parts = rel.split('/').filter((p) => p !== '' && p !== '.');
+  try {
+    const dir = join(root, ...(await resolveDir(root, parts, false, { links: 0 })));
+    return (await lstat(dir)).isDirectory() ? dir : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function resolveDir(root: string, parts: string[], create: boolean, budget: { links: number }): Promise<string[]> {
   const resolved: string[] = [];
   const queue = [...parts];
@@ -49,7 +63,8 @@ async function resolveDir(root: string, parts: string[], create: boolean, budget
     });
     if (!info) {
       if (!create) throw new ImageError(`path '${posix.join(...resolved, part)}' does not exist in the image`);
-      await mkdir(here, { mode: 0o755 });
+      await mkdir(here);
+      await chmod(here, 0o755); // explicit: mkdir's mode is cut by the umask
       resolved.push(part);
       continue;
     }

@@ -7,7 +7,6 @@ export const MediaType = {
   config: 'application/vnd.oci.image.config.v1+json',
   layer: 'application/vnd.oci.image.layer.v1.tar',
   layerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
-  layerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
   dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
   dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
   dockerConfig: 'application/vnd.docker.container.image.v1+json',

@@ -102,7 +102,7 @@ export class BlobStore {
       },
     });
     try {
-      await pipeline(source, tap, createWriteStream(tmp, { mode: 0o644 }));
+      await pipeline(source, tap, createWriteStream(tmp, { mode: 0o644, flush: true }));
       const digest = hashDigest(hash);
       if (expected && (digest !== expected.digest || (expected.size !== undefined && expected.size !== size))) {
         throw new ImageError(

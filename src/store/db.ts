@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { ImagoError } from '../errors.js';
 
 /** An open imago state database. */
 export type Db = Database.Database;
@@ -34,6 +35,13 @@ const MIGRATIONS: string[] = [
     created_at TEXT NOT NULL,
     used_at    TEXT NOT NULL
   );
+  CREATE TABLE leases (
+    id         INTEGER PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    pid        INTEGER NOT NULL,
+    host       TEXT NOT NULL,
+    started_at TEXT NOT NULL
+  );
   CREATE TABLE file_hashes (
     path     TEXT PRIMARY KEY,
     dev      TEXT NOT NULL,
@@ -60,7 +68,7 @@ export function openDb(file: string): Db {
 export function migrate(db: Db): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > MIGRATIONS.length) {
-    throw new Error(`state database schema version ${current} is newer than this imago understands (${MIGRATIONS.length}): upgrade imago`);
+    throw new ImagoError(`state database schema version ${current} is newer than this imago understands (${MIGRATIONS.length}): upgrade imago`);
   }
   for (let version = current; version < MIGRATIONS.length; version++) {
     db.transaction(() => {

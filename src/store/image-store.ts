@@ -1,6 +1,8 @@
-import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, stat, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { ImageError } from '../errors.js';
+import { ImageError, ImagoError } from '../errors.js';
+import { removeTree } from './remove-tree.js';
 import type { Digest } from "../oci/digest.js";
 import { formatImageRef, parseImageRef } from '../oci/reference.js';
 import { MediaType, type ImageConfig, type Index, type Manifest } from '../oci/types.js';
@@ -72,11 +74,17 @@ export class ImageStore {
 
   /** Opens the store under `home`, creating it on first use. */
   static async open(home: string): Promise<ImageStore> {
-    await mkdir(home, { recursive: true, mode: 0o700 });
-    const blobs = new BlobStore(join(home, 'store'));
-    await blobs.init();
-    await writeFile(join(blobs.root, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-    const store = new ImageStore(home, blobs, openDb(join(home, 'imago.db')));
+    let store: ImageStore;
+    try {
+      await mkdir(home, { recursive: true, mode: 0o700 });
+      const blobs = new BlobStore(join(home, 'store'));
+      await blobs.init();
+      await writeFile(join(blobs.root, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+      store = new ImageStore(home, blobs, openDb(join(home, 'imago.db')));
+    } catch (error) {
+      if (error instanceof ImagoError) throw error;
+      throw new ImagoError(`failed to open state directory '${home}': ${(error as Error).message} (set --home or IMAGO_HOME to a writable folder)`, { cause: error });
+    }
     await store.clearStaleTemp();
     await store.writeLayoutIndex();
     return store;
@@ -108,21 +116,26 @@ export class ImageStore {
    * prefix of 12+ hex digits) to a stored image's digest. Unknown references throw ImageError(notFound).
    */
   resolve(reference: string): Digest {
+    return this.lookup(reference).digest;
+  }
+
+  /** Like `resolve`, and also says which tag the reference named, when it named one. */
+  lookup(reference: string): { digest: Digest; tag?: { name: string; tag: string } } {
     const prefix = /^(?:sha256:)?([a-f0-9]{12,63})$/.exec(reference);
     if (prefix) {
       const rows = this.db.prepare(`SELECT digest FROM images WHERE digest LIKE ?`).all(`sha256:${prefix[1]}%`) as { digest: Digest }[];
-      if (rows.length === 1) return rows[0]!.digest;
+      if (rows.length === 1) return { digest: rows[0]!.digest };
       if (rows.length > 1) throw new ImageError(`image reference '${reference}' is ambiguous: it matches ${rows.length} images`, { badInput: true });
     }
     const ref = parseImageRef(reference);
     if ('error' in ref) throw new ImageError(`invalid image reference '${reference}': ${ref.error}`, { badInput: true });
     if (ref.kind === 'digest') {
       if (!this.getImage(ref.digest)) throw new ImageError(`image '${reference}' not found in the store`, { notFound: true });
-      return ref.digest;
+      return { digest: ref.digest };
     }
     const row = this.db.prepare(`SELECT digest FROM tags WHERE name = ? AND tag = ?`).get(ref.name, ref.tag) as { digest: Digest } | undefined;
     if (!row) throw new ImageError(`image '${formatImageRef(ref)}' not found in the store (see 'imago images')`, { notFound: true });
-    return row.digest;
+    return { digest: row.digest, tag: { name: ref.name, tag: ref.tag } };
   }
 
   /** Reads an image's manifest. */
@@ -180,12 +193,11 @@ export class ImageStore {
    * Returns the digest of the image whose record was deleted, if any. Blobs go at the next gc.
    */
   async remove(reference: string, options: { force?: boolean } = {}): Promise<{ untagged: string[]; deleted: Digest | undefined }> {
-    const digest = this.resolve(reference);
-    const ref = parseImageRef(reference);
+    const { digest, tag } = this.lookup(reference);
     const untagged: string[] = [];
-    if (!('error' in ref) && ref.kind === 'tag') {
-      this.db.prepare(`DELETE FROM tags WHERE name = ? AND tag = ?`).run(ref.name, ref.tag);
-      untagged.push(`${ref.name}:${ref.tag}`);
+    if (tag) {
+      this.db.prepare(`DELETE FROM tags WHERE name = ? AND tag = ?`).run(tag.name, tag.tag);
+      untagged.push(`${tag.name}:${tag.tag}`);
     } else {
       const tags = this.tagsOfDigest(digest);
       if (tags.length > 0 && !options.force) {
@@ -233,6 +245,15 @@ export class ImageStore {
    * image refers to. Blobs younger than `graceMs` are kept, so a bake or import in flight is safe.
    */
   async gc(options: { graceMs?: number; dryRun?: boolean } = {}): Promise<GcResult> {
+    const release = this.lease('gc');
+    try {
+      return await this.collect(options);
+    } finally {
+      release();
+    }
+  }
+
+  private async collect(options: { graceMs?: number; dryRun?: boolean }): Promise<GcResult> {
     const graceMs = options.graceMs ?? 10 * 60_000;
     const roots = this.rootDigests();
     const removedImages: Digest[] = [];
@@ -268,6 +289,37 @@ export class ImageStore {
       for (const entry of entries) if (!(await this.blobs.has(entry.digest))) del.run(entry.key);
     }
     return { removedImages, removedBlobs, freedBytes, keptImages: roots.size };
+  }
+
+  /**
+   * Registers work in flight on the store and returns the function that ends it. Bakes and
+   * imports may run side by side; gc runs alone, so it never deletes a blob that a bake
+   * in flight has just reused or written. Leases of dead processes are dropped.
+   */
+  lease(kind: 'bake' | 'import' | 'gc'): () => void {
+    const host = hostname();
+    const id = this.db.transaction(() => {
+      const rows = this.db.prepare(`SELECT id, kind, pid, host FROM leases`).all() as { id: number; kind: string; pid: number; host: string }[];
+      const live = rows.filter((row) => {
+        if (row.host === host && !isAlive(row.pid)) {
+          this.db.prepare(`DELETE FROM leases WHERE id = ?`).run(row.id);
+          return false;
+        }
+        return true;
+      });
+      const blocking = live.filter((row) => (kind === 'gc' ? true : row.kind === 'gc'));
+      if (blocking.length > 0) {
+        const what = blocking.map((row) => `${row.kind} (pid ${row.pid} on ${row.host})`).join(', ');
+        throw new ImageError(`cannot ${kind === 'gc' ? 'collect garbage' : kind} now: ${what} is running on this store; try again when it ends`);
+      }
+      return Number(this.db.prepare(`INSERT INTO leases (kind, pid, host, started_at) VALUES (?, ?, ?, ?)`).run(kind, process.pid, host, new Date().toISOString()).lastInsertRowid);
+    }).immediate();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.db.prepare(`DELETE FROM leases WHERE id = ?`).run(id);
+    };
   }
 
   /** Looks up a layer cache entry whose blob is still present. */
@@ -319,18 +371,25 @@ export class ImageStore {
     await rename(tmp, join(this.blobs.root, 'index.json'));
   }
 
-  /** Removes temp files left behind by writers that no longer run. */
-  async clearStaleTemp(): Promise<number> {
+  /**
+   * Removes temp files and sandbox roots left behind by writers that no longer run. A
+   * failure to remove one is a warning for later, never a reason the store cannot open.
+   */
+  async clearStaleTemp(): Promise<{ removed: number; failed: string[] }> {
     const dir = join(this.blobs.root, 'tmp');
     let removed = 0;
+    const failed: string[] = [];
     for (const name of await readdir(dir).catch(() => [] as string[])) {
       const pid = Number(/-(\d+)-[a-f0-9]+$/.exec(name)?.[1]);
-      if (pid && pid !== process.pid && isAlive(pid)) continue;
-      if (pid === process.pid) continue;
-      await rm(join(dir, name), { recursive: true, force: true });
-      removed++;
+      if (pid === process.pid || (pid && isAlive(pid))) continue;
+      try {
+        await removeTree(join(dir, name));
+        removed++;
+      } catch (error) {
+        failed.push(`${join(dir, name)}: ${(error as Error).message}`);
+      }
     }
-    return removed;
+    return { removed, failed };
   }
 
   private toRecord(row: ImageRow): ImageRecord {

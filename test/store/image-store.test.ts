@@ -136,4 +136,39 @@ describe('image store', () => {
     assert.ok(await store.blobs.has(web.digest));
     store.close();
   });
+
+  it('removes by digest prefix as by digest, never as a tag named like the prefix', async () => {
+    const store = await ImageStore.open(await tempDir());
+    const web = await bakeOne(store, await tempDir(), 'web', 'one');
+    const prefix = web.digest.slice(7, 19);
+    await assert.rejects(store.remove(prefix), /is tagged web:1, web:latest: remove the tags or use --force/);
+    const removed = await store.remove(prefix, { force: true });
+    assert.deepEqual(removed, { untagged: ['web:1', 'web:latest'], deleted: web.digest });
+    store.close();
+  });
+
+  it('gc waits for no bake: it refuses while a bake holds a lease, and a bake refuses during gc', async () => {
+    const store = await ImageStore.open(await tempDir());
+    const release = store.lease('bake');
+    await assert.rejects(store.gc(), /cannot collect garbage now: bake \(pid \d+ on .+\) is running on this store/);
+    const second = store.lease('import'); // bakes and imports run side by side
+    second();
+    release();
+    const gcLease = store.lease('gc');
+    assert.throws(() => store.lease('bake'), /cannot bake now: gc \(pid/);
+    gcLease();
+    assert.equal((await store.gc()).removedBlobs, 0);
+    store.close();
+  });
+
+  it('drops the lease of a process that died without releasing it', async () => {
+    const store = await ImageStore.open(await tempDir());
+    const { hostname } = await import('node:os');
+    const { spawnSync } = await import('node:child_process');
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
+    store.db.prepare(`INSERT INTO leases (kind, pid, host, started_at) VALUES ('bake', ?, ?, ?)`).run(Number(dead), hostname(), new Date().toISOString());
+    await store.gc();
+    assert.equal((store.db.prepare(`SELECT COUNT(*) AS n FROM leases`).get() as { n: number }).n, 0);
+    store.close();
+  });
 });
