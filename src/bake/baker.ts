@@ -76,6 +76,8 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
   let baseDigest = 'scratch';
   let rootfs: SandboxRoot | undefined;
   const release = store.lease('bake');
+  const git = gitInfo(spec.context); // read alongside the bake: it spawns git
+  git.catch(() => undefined);
   let failure: unknown;
 
   const lookup = async (key: string): Promise<CachedLayer | undefined> => (options.noCache ? undefined : store.cacheGet(key));
@@ -182,7 +184,7 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
     };
     const manifestBlob = await store.blobs.putJson(manifest);
     const digest = manifestBlob.digest;
-    const git = await gitInfo(spec.context);
+    const repo = await git;
     store.addImage({
       digest,
       configDigest: configBlob.digest,
@@ -194,7 +196,7 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
         context: provenanceLabels[ProvenanceLabel.context],
         base: baseDigest,
         imagoVersion: IMAGO_VERSION,
-        ...(git ? { gitCommit: git.commit, gitDirty: git.dirty } : {}),
+        ...(repo ? { gitCommit: repo.commit, gitDirty: repo.dirty } : {}),
         bakedAt: new Date().toISOString(),
         bakedOn: hostname(),
       },

@@ -1,3 +1,4 @@
+import { lstatSync } from 'node:fs';
 import { lstat, readdir, readlink, realpath } from 'node:fs/promises';
 import { basename, join, posix, sep } from 'node:path';
 import picomatch from 'picomatch';
@@ -6,7 +7,11 @@ import { BakeError } from '../errors.js';
 import { sha256, type Digest } from '../oci/digest.js';
 import type { LayerEntry } from '../oci/layer-writer.js';
 import type { FileHasher } from './file-hasher.js';
+import { mapLimit } from '../util/map-limit.js';
 import { looksSecret } from './secrets.js';
+
+/** Files hashed at once: enough to keep the disk and the thread pool busy. */
+const HASH_CONCURRENCY = 16;
 
 /** Folders never copied from a build context, whatever the spec says. */
 export const ALWAYS_EXCLUDED = ['.git', '.imago'];
@@ -49,49 +54,57 @@ export async function copyEntries(context: string, step: CopyStep, hasher: FileH
   };
   const info = await io(step.src, () => lstat(srcReal));
 
-  const addFile = async (abs: string, rel: string, target: string, mode: number, size: number) => {
-    const digest = await io(rel, () => hasher.hash(abs));
+  const addFile = async (abs: string, rel: string, target: string) => {
+    // Synchronous, like the small-file reads (see SMALL_FILE): a promise per stat costs more than the stat.
+    const st = await io(rel, async () => lstatSync(abs, { bigint: true }));
+    if (!st.isFile()) throw new BakeError(`${where}: "${rel}" changed while it was being listed`);
+    const digest = await io(rel, () => hasher.hash(abs, st));
+    const mode = Number(st.mode);
     const finalMode = step.mode ?? (mode & 0o111 ? 0o755 : 0o644);
-    entries.push({ type: 'file', path: target, mode: finalMode, uid: owner.uid, gid: owner.gid, size, source: { file: abs, digest } });
-    lines.push(`${target}\0f\0${finalMode}\0${owner.uid}:${owner.gid}\0${digest}`);
     onFile?.();
+    return {
+      entry: { type: 'file', path: target, mode: finalMode, uid: owner.uid, gid: owner.gid, size: Number(st.size), source: { file: abs, digest } } satisfies LayerEntry,
+      line: `${target}\0f\0${finalMode}\0${owner.uid}:${owner.gid}\0${digest}`,
+    };
   };
 
   if (info.isFile()) {
     // Named after the src as written: a symlinked src keeps its own name, not its target's.
     const target = step.dest.endsWith('/') ? posix.join(dest, basename(step.src)) : dest;
     if (target === '') throw new BakeError(`${where}.dest: expected a file path, got "${step.dest}"`, { exitCode: 2 });
-    await addFile(srcReal, step.src, target, info.mode, info.size);
+    const file = await addFile(srcReal, step.src, target);
+    entries.push(file.entry);
+    lines.push(file.line);
   } else if (info.isDirectory()) {
     const excluded = compileExcludes(step.exclude);
     const secrets: string[] = [];
+    const files: Array<{ abs: string; rel: string; target: string }> = [];
     if (dest !== '') {
       entries.push({ type: 'directory', path: dest, mode: 0o755, uid: owner.uid, gid: owner.gid });
       lines.push(`${dest}\0d\0${owner.uid}:${owner.gid}`);
     }
+    // First list the tree (folders and links as they come), then hash the files side by side.
     const walk = async (dirAbs: string, rel: string): Promise<void> => {
-      const names = (await io(rel || step.src, () => readdir(dirAbs))).sort();
-      for (const name of names) {
+      const children = await io(rel || step.src, () => readdir(dirAbs, { withFileTypes: true }));
+      children.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      for (const child of children) {
+        const name = child.name;
         const childRel = rel ? `${rel}/${name}` : name;
         if (ALWAYS_EXCLUDED.includes(name) || excluded(childRel, name)) continue;
         const abs = join(dirAbs, name);
         const shown = posix.join(step.src, childRel);
-        const st = await io(shown, () => lstat(abs));
         const target = dest ? `${dest}/${childRel}` : childRel;
-        if (st.isDirectory()) {
+        if (child.isDirectory()) {
           entries.push({ type: 'directory', path: target, mode: 0o755, uid: owner.uid, gid: owner.gid });
           lines.push(`${target}\0d\0${owner.uid}:${owner.gid}`);
           await walk(abs, childRel);
-        } else if (st.isSymbolicLink()) {
+        } else if (child.isSymbolicLink()) {
           const link = await io(shown, () => readlink(abs));
           entries.push({ type: 'symlink', path: target, target: link, uid: owner.uid, gid: owner.gid });
           lines.push(`${target}\0l\0${owner.uid}:${owner.gid}\0${link}`);
-        } else if (st.isFile()) {
-          if (looksSecret(name)) {
-            secrets.push(shown);
-            continue;
-          }
-          await addFile(abs, shown, target, st.mode, st.size);
+        } else if (child.isFile()) {
+          if (looksSecret(name)) secrets.push(shown);
+          else files.push({ abs, rel: shown, target });
         } else {
           throw new BakeError(`${where}: "${shown}" is not a file, folder or symlink (sockets, fifos and devices cannot be copied): exclude it`, { exitCode: 2 });
         }
@@ -104,6 +117,10 @@ export async function copyEntries(context: string, step: CopyStep, hasher: FileH
         `${where}: refusing to bake files that look like secrets: ${shown}. Exclude them, or name each one as a copy's own src to bake it on purpose; inject secrets at run time instead`,
         { exitCode: 2 },
       );
+    }
+    for (const file of await mapLimit(files, HASH_CONCURRENCY, (f) => addFile(f.abs, f.rel, f.target))) {
+      entries.push(file.entry);
+      lines.push(file.line);
     }
   } else {
     throw new BakeError(`${where}.src: "${step.src}" is not a file or folder`, { exitCode: 2 });

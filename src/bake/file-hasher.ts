@@ -1,5 +1,8 @@
+import type { BigIntStats } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
-import { sha256File, type Digest } from '../oci/digest.js';
+import { sha256, sha256File, type Digest } from '../oci/digest.js';
+import { SMALL_FILE } from '../oci/layer-writer.js';
 import type { Db } from '../store/db.js';
 
 /**
@@ -21,15 +24,16 @@ export class FileHasher {
     );
   }
 
-  /** The sha256 of a regular file's content. */
-  async hash(path: string): Promise<Digest> {
-    const st = await lstat(path, { bigint: true });
+  /** The sha256 of a regular file's content; `st` saves a stat when the caller has one. */
+  async hash(path: string, st?: BigIntStats): Promise<Digest> {
+    st ??= await lstat(path, { bigint: true });
     const key = [String(st.dev), String(st.ino), Number(st.size), String(st.mtimeNs), String(st.ctimeNs)] as const;
     const row = this.get.get(path) as { dev: string; ino: string; size: number; mtime_ns: string; ctime_ns: string; digest: Digest } | undefined;
     if (row && row.dev === key[0] && row.ino === key[1] && row.size === key[2] && row.mtime_ns === key[3] && row.ctime_ns === key[4]) {
       return row.digest;
     }
-    const digest = await sha256File(path);
+    // A small file is read in one synchronous call (see SMALL_FILE).
+    const digest = st.size <= SMALL_FILE ? sha256(readFileSync(path)) : await sha256File(path);
     this.pending.push([path, ...key, digest]);
     if (this.pending.length >= 1000) this.flush();
     return digest;

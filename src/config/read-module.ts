@@ -1,4 +1,3 @@
-import { createJiti } from 'jiti';
 import { ConfigError, reasonOf } from '../errors.js';
 
 /**
@@ -6,6 +5,7 @@ import { ConfigError, reasonOf } from '../errors.js';
  * calling it (and awaiting the result) when it is a function.
  */
 export async function importConfigModule(file: string): Promise<unknown> {
+  const { createJiti } = await import('jiti'); // loaded only for TS/JS configs: it is large
   const jiti = createJiti(import.meta.url, { moduleCache: false });
   let exported: unknown;
   try {

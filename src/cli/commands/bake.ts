@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { bake, type BakeResult } from '../../bake/baker.js';
-import { bakeOrder } from '../../bake/bake-order.js';
+import type { BakeResult } from '../../bake/baker.js';
 import { ConfigError } from '../../errors.js';
 import { shortDigest } from '../../oci/digest.js';
 import { parseImageRef } from '../../oci/reference.js';
@@ -21,6 +20,7 @@ export function registerBake(program: Command): void {
     .action(async (names: string[], opts: { tag: string[]; cache: boolean; json?: boolean; quiet?: boolean }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const config = await readConfig(global);
+      const [{ bake }, { bakeOrder }] = await Promise.all([import('../../bake/baker.js'), import('../../bake/bake-order.js')]);
       const specs = bakeOrder(config, names);
       // Extra tags go to the images asked for, never to bases baked along the way.
       const asked = new Set(names.length > 0 ? names : Object.keys(config.images));

@@ -1,9 +1,6 @@
 import type { Command } from 'commander';
 import { ImageError } from '../../errors.js';
-import { exportImage } from '../../image/export.js';
-import { importImage } from '../../image/import.js';
 import { shortDigest } from '../../oci/digest.js';
-import { verifyStore } from '../../store/verify-store.js';
 import { printJson, withStore, type GlobalOptions } from '../context.js';
 import { formatAgo, formatBytes, table } from '../format.js';
 
@@ -90,6 +87,7 @@ export function registerImages(program: Command): void {
         throw new ImageError(`--format: expected one of ${EXPORT_FORMATS.join(', ')}, got "${opts.format}"`, { badInput: true });
       }
       await withStore(cmd.optsWithGlobals<GlobalOptions>(), async (store) => {
+        const { exportImage } = await import('../../image/export.js');
         await exportImage(store, ref, opts.output, { format: opts.format as (typeof EXPORT_FORMATS)[number] });
         process.stdout.write(`exported ${ref} to ${opts.output} (${opts.format})\n`);
       });
@@ -103,6 +101,7 @@ export function registerImages(program: Command): void {
     .option('--json', 'print the result as JSON')
     .action(async (path: string, opts: { tag?: string; json?: boolean }, cmd: Command) => {
       await withStore(cmd.optsWithGlobals<GlobalOptions>(), async (store) => {
+        const { importImage } = await import('../../image/import.js');
         const result = await importImage(store, path, opts.tag ? { tag: opts.tag } : {});
         for (const warning of result.warnings) process.stderr.write(`warning: ${warning}\n`);
         if (opts.json) return printJson(result);
@@ -134,6 +133,7 @@ export function registerImages(program: Command): void {
     .option('--json', 'print the report as JSON')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       await withStore(cmd.optsWithGlobals<GlobalOptions>(), async (store) => {
+        const { verifyStore } = await import('../../store/verify-store.js');
         const report = await verifyStore(store);
         if (opts.json) printJson(report);
         else {
