@@ -8,12 +8,13 @@
  *
  * Writes a markdown table to stdout and to bench/results/bake-<date>.md; progress goes to stderr.
  */
-import { cpus, release, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { HELLO, TREE, writeHelloContext, writeTreeContext } from './lib/contexts.js';
+import { describeProbe, probeHandoffs } from './lib/handoff-probe.js';
 import { DockerBench, DOCKER, type DockerBuilder, type DockerRun } from './lib/docker-runner.js';
 import { prepareImago, type ImagoRun } from './lib/imago-runner.js';
 import { formatMiB, formatMs, markdownTable, summarise } from './lib/stats.js';
@@ -105,6 +106,12 @@ function resultsTable(cases: Case[]): string {
   return markdownTable(['case', 'imago median / min', 'docker median / min', 'docker/imago (medians)', 'imago peak RSS (max)'], rows);
 }
 
+/** Every sample, in run order, so a reader can see the spread behind a median. */
+function samplesTable(cases: Case[]): string {
+  const list = (runs: Array<{ ms: number }>) => runs.map((r) => Math.round(r.ms)).join(', ');
+  return markdownTable(['case', 'imago (ms)', 'docker (ms)'], cases.map((c) => [c.name, list(c.imago), list(c.docker)]));
+}
+
 /** Median time of each labelled step across runs, in first-seen order. */
 function stepMedians(runs: Array<Array<{ label: string; ms: number | undefined }>>): Array<[string, number]> {
   const byLabel = new Map<string, number[]>();
@@ -129,6 +136,7 @@ function breakdown(cases: Case[], builder: DockerBuilder): string {
       lines.push(`  - docker: ${[...dparts, `outside the steps (CLI, daemon, session) ${formatMs(dockerOther)}`].join('; ')}`);
     }
   }
+  if (builder === 'buildkit') lines.push('', 'BuildKit reports step times to 0.1 s, so its small steps read as 0 ms and "outside the steps" can be slightly off (even negative).');
   return lines.join('\n');
 }
 
@@ -141,6 +149,7 @@ async function main(): Promise<void> {
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const notes: string[] = [];
   const startedAt = new Date();
+  const loadAtStart = loadavg()[0]!;
   const started = Date.now();
 
   let cleaned: Promise<void> | undefined;
@@ -168,10 +177,13 @@ async function main(): Promise<void> {
     let treeDir = join(work, 'tree-0');
     const tree = await writeTreeContext(treeDir);
     log(`  tree context: ${tree.files} files, ${formatMiB(tree.bytes)}`);
+    const probeBefore = describeProbe(await probeHandoffs(join(treeDir, 'tree'), tree.files), 'before the runs');
+    log(`  ${probeBefore}`);
 
     const cases: Case[] = ['hello: cold', 'hello: warm (no change)', 'tree 10k: cold', 'tree 10k: warm (no change)', 'tree 10k: one file changed'].map((name) => ({ name, imago: [], docker: [] }));
     const [helloCold, helloWarm, treeCold, treeWarm, treeChanged] = cases as [Case, Case, Case, Case, Case];
     const changedFile = treeFile(50, 50);
+    const startups: number[] = [];
 
     for (let rep = 1; rep <= options.runs; rep++) {
       const imagoFirst = rep % 2 === 1;
@@ -213,13 +225,19 @@ async function main(): Promise<void> {
       if (rep === 1) notes.push(`image sizes (tree): imago ${formatMiB(ti1.size)} of layers, docker ${formatMiB(await docker.imageSize(td1.imageId))} (docker image inspect)`);
       await rm(treeHome, { recursive: true, force: true });
 
+      startups.push(await imago.startup());
       const show = (c: Case) => `${c.name.replace(/ \(no change\)/, '')} ${formatMs(c.imago.at(-1)!.ms)} vs ${formatMs(c.docker.at(-1)!.ms)}`;
       log(`run ${rep}/${options.runs} (${imagoFirst ? 'imago' : 'docker'} first), imago vs docker: ${cases.map(show).join(', ')}`);
     }
 
+    const probeAfter = describeProbe(await probeHandoffs(join(treeDir, 'tree'), tree.files), 'after the runs');
+    log(`  ${probeAfter}`);
+    notes.push(probeBefore, probeAfter);
+    const floor = imago.mode === 'cli' ? 'node bin/imago.js --version' : 'node -e 0';
+    notes.push(`start-up floor of every imago run (\`${floor}\`): median ${formatMs(median(startups))}`);
     const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
     const cpu = cpus();
-    const machine = `${cpu.length} cores (${cpu[0]?.model.trim() ?? 'unknown CPU'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Linux ${release()}, Node ${process.version}, docker ${dockerVersion} (${DOCKER}, ${options.builder === 'buildkit' ? 'BuildKit, DOCKER_BUILDKIT=1' : 'legacy builder, DOCKER_BUILDKIT=0'})`;
+    const machine = `${cpu.length} cores (${cpu[0]?.model.trim() ?? 'unknown CPU'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Linux ${release()}, Node ${process.version}, load average ${loadAtStart.toFixed(2)} at start and ${loadavg()[0]!.toFixed(2)} at end, docker ${dockerVersion} (${DOCKER}, ${options.builder === 'buildkit' ? 'BuildKit, DOCKER_BUILDKIT=1' : 'legacy builder, DOCKER_BUILDKIT=0'})`;
     const report = [
       `## imago bake vs docker build, ${startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC`,
       '',
@@ -236,6 +254,10 @@ async function main(): Promise<void> {
       '### Where the time goes (median per step)',
       '',
       breakdown(cases, options.builder),
+      '',
+      '### Every sample, in run order',
+      '',
+      samplesTable(cases),
       '',
     ].join('\n');
 

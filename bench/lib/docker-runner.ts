@@ -78,9 +78,17 @@ export class DockerBench {
     if (leftover.length) await runChild(DOCKER, ['rmi', ...leftover]);
     notes.push(`removed ${this.tags.size} tag(s) and ${this.images.size} image(s)`);
     if (this.builder === 'buildkit' && this.cacheBefore) {
-      const ids = [...(await this.buildCacheIds())].filter((id) => !this.cacheBefore!.has(id));
-      for (const id of ids) await runChild(DOCKER, ['builder', 'prune', '-f', '--filter', `id=${id}`]);
-      notes.push(`pruned ${ids.length} BuildKit cache record(s) created during the run`);
+      // A record can only go once the records built on it are gone: prune in passes until none is left.
+      const mine = async () => [...(await this.buildCacheIds())].filter((id) => !this.cacheBefore!.has(id));
+      let left = await mine();
+      const found = left.length;
+      for (let pass = 0; pass < 10 && left.length > 0; pass++) {
+        for (const id of [...left].reverse()) await runChild(DOCKER, ['builder', 'prune', '-f', '--filter', `id=${id}`]);
+        const next = await mine();
+        if (next.length >= left.length) break;
+        left = next;
+      }
+      notes.push(`pruned ${found - left.length} of ${found} BuildKit cache record(s) created during the run${left.length ? ` (left: ${left.join(' ')})` : ''}`);
     }
     this.tags.clear();
     this.images.clear();

@@ -31,6 +31,8 @@ export interface ImagoRunner {
   /** Why the mode was chosen, and any problem the build reported. */
   notes: string[];
   bake(options: { home: string; config: string; image: string }): Promise<ImagoRun>;
+  /** Times `imago --version` (CLI mode) or a bare `node` (library mode): the floor under every bake. */
+  startup(): Promise<number>;
 }
 
 /** Records the process's peak RSS on exit (loaded with `node --import`; changes nothing else). */
@@ -109,7 +111,12 @@ export async function prepareImago(repoRoot: string, dir: string): Promise<Imago
     const parsed = mode === 'cli' ? parseCliOutput(child.stdout, child.stderr) : (JSON.parse(child.stdout) as Omit<ImagoRun, 'ms' | 'maxRss'>);
     return { ms: child.ms, maxRss, ...parsed };
   };
-  return { mode, notes, bake };
+  const startup = async (): Promise<number> => {
+    const child = await runChild(process.execPath, mode === 'cli' ? [cli, '--version'] : ['-e', '0']);
+    if (child.code !== 0) throw new Error(`expected the start-up probe to succeed, got exit code ${child.code}: ${tail(child.stderr)}`);
+    return child.ms;
+  };
+  return { mode, notes, bake, startup };
 }
 
 /** Reads `name:n sha256:… (98.9 MB, c/n layers cached, …)` from stdout and `[i/n] label: built … (850ms)` from stderr. */
