@@ -1,11 +1,8 @@
-import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
-import { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
 import { ImageError } from '../errors.js';
-import { hashDigest, type Digest } from '../oci/digest.js';
-import type { BlobStore } from '../store/blob-store.js';
+import type { Digest } from '../oci/digest.js';
+import { writeHashed, type BlobStore } from '../store/blob-store.js';
 import { MAX_JSON_BYTES } from './schemas.js';
 
 /** A file copied into the store's temp folder and hashed on the way: not yet a blob. */
@@ -30,17 +27,7 @@ export class Staging {
   async stage(source: Readable | AsyncIterable<Uint8Array>): Promise<StagedFile> {
     const path = this.blobs.tempPath('import');
     this.temps.add(path);
-    const hash = createHash('sha256');
-    let size = 0;
-    const tap = new Transform({
-      transform(chunk: Buffer, _encoding, done) {
-        hash.update(chunk);
-        size += chunk.length;
-        done(null, chunk);
-      },
-    });
-    await pipeline(source, tap, createWriteStream(path, { mode: 0o644, flags: 'wx' }));
-    return { path, digest: hashDigest(hash), size };
+    return { path, ...(await writeHashed(source, path)) };
   }
 
   /** Stages bytes held in memory (a converted manifest). */

@@ -92,18 +92,8 @@ export class BlobStore {
    */
   async putStream(source: Readable | AsyncIterable<Uint8Array>, expected?: { digest: Digest; size?: number }): Promise<BlobInfo> {
     const tmp = this.tempPath();
-    const hash = createHash('sha256');
-    let size = 0;
-    const tap = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        hash.update(chunk);
-        size += chunk.length;
-        done(null, chunk);
-      },
-    });
     try {
-      await pipeline(source, tap, createWriteStream(tmp, { mode: 0o644, flush: true }));
-      const digest = hashDigest(hash);
+      const { digest, size } = await writeHashed(source, tmp);
       if (expected && (digest !== expected.digest || (expected.size !== undefined && expected.size !== size))) {
         throw new ImageError(
           `blob ${expected.digest} is corrupt: expected ${expected.size ?? '?'} bytes hashing to ${expected.digest}, got ${size} bytes hashing to ${digest}`,
@@ -160,4 +150,22 @@ export class BlobStore {
   async delete(digest: Digest): Promise<void> {
     await rm(this.path(digest), { force: true });
   }
+}
+
+/**
+ * Streams `source` into a new file at `path` (which must not exist), hashing it on the way,
+ * and flushes it to disk before returning its digest and size.
+ */
+export async function writeHashed(source: Readable | AsyncIterable<Uint8Array>, path: string): Promise<BlobInfo> {
+  const hash = createHash('sha256');
+  let size = 0;
+  const tap = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      hash.update(chunk);
+      size += chunk.length;
+      done(null, chunk);
+    },
+  });
+  await pipeline(source, tap, createWriteStream(path, { mode: 0o644, flags: 'wx', flush: true }));
+  return { digest: hashDigest(hash), size };
 }
