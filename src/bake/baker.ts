@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import type { ImageSpec } from '../config/types.js';
 import { BakeError, ImageError, reasonOf } from '../errors.js';
@@ -89,6 +90,7 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
   };
 
   try {
+    if (spec.steps.some((step) => step.kind === 'copy')) await checkContext(spec.context, `${where}.context`);
     // Step 0: the base.
     const from = spec.from;
     const baseLabel = from.kind === 'scratch' ? 'from scratch' : from.kind === 'image' ? `from ${from.ref}` : `from host ${from.executables.join(' ')}`;
@@ -126,7 +128,7 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
     for (const [i, step] of spec.steps.entries()) {
       const index = i + 1;
       const label = describeStep(step);
-      const stepWhere = `${where}.steps[${i}]`;
+      const stepWhere = `${where}.${step.key}`;
       emit({ type: 'step-start', index, total, label });
       const stepStart = Date.now();
       if (step.kind === 'copy') {
@@ -234,6 +236,14 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
       throw new BakeError(`${at}: failed to write its layer: ${reasonOf(error)}`, { cause: error });
     }
   }
+}
+
+/** The build context must be a folder that exists. */
+async function checkContext(context: string, key: string): Promise<void> {
+  const info = await stat(context).catch((error: NodeJS.ErrnoException) => {
+    throw new BakeError(`${key}: expected an existing folder, got "${context}" (${error.code === 'ENOENT' ? 'no such folder' : error.message})`, { exitCode: 2 });
+  });
+  if (!info.isDirectory()) throw new BakeError(`${key}: expected a folder, got a file ("${context}")`, { exitCode: 2 });
 }
 
 /** Points `name:latest`, the per-bake version and any extra tags at the image. */

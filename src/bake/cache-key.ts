@@ -6,7 +6,13 @@ import { sha256, type Digest } from '../oci/digest.js';
  * itself, and the digest of its inputs. Equal keys give equal layers, so a hit skips the work.
  */
 export function stepCacheKey(below: Digest[], step: BakeStep, input: string): string {
-  return sha256(JSON.stringify({ v: 1, below, step, input }));
+  return sha256(JSON.stringify({ v: 1, below, step: withoutKey(step), input }));
+}
+
+/** A step without its `key`: where a step was written (copy[0] or steps[0]) changes nothing it makes. */
+function withoutKey(step: BakeStep): Omit<BakeStep, 'key'> {
+  const { key: _key, ...rest } = step;
+  return rest;
 }
 
 /** The cache key of a host base layer. */
@@ -19,6 +25,6 @@ export function hostCacheKey(inputDigest: string): string {
  * path) or what it is called: the same recipe gives the same hash on any machine.
  */
 export function specHash(spec: ImageSpec): Digest {
-  const { name: _name, context: _context, ...recipe } = spec;
-  return sha256(JSON.stringify(recipe));
+  const { name: _name, context: _context, steps, ...recipe } = spec;
+  return sha256(JSON.stringify({ ...recipe, steps: steps.map(withoutKey) }));
 }

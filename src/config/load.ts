@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { extname, join, resolve } from 'node:path';
 import { ConfigError, reasonOf } from '../errors.js';
@@ -36,7 +36,13 @@ export function findConfigFile(dir: string): string | undefined {
  */
 export async function loadConfig(options: { file?: string; cwd?: string } = {}): Promise<ImagoConfig> {
   const cwd = resolve(options.cwd ?? process.cwd());
-  const file = options.file ? resolve(cwd, options.file) : findConfigFile(cwd);
+  let file = options.file ? resolve(cwd, options.file) : findConfigFile(cwd);
+  // --config may name the project's folder: look for the config file in it.
+  if (file && statSync(file, { throwIfNoEntry: false })?.isDirectory()) {
+    const dir = file;
+    file = findConfigFile(dir);
+    if (!file) throw new ConfigError(`no config file found in '${dir}' (looked for ${CONFIG_FILE_NAMES.join(', ')})`);
+  }
   if (!file) {
     throw new ConfigError(`no config file found in '${cwd}' (looked for ${CONFIG_FILE_NAMES.join(', ')})`);
   }

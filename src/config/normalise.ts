@@ -1,5 +1,6 @@
 import { dirname, resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
+import { parseImageRef } from '../oci/reference.js';
 import { formatIssues } from './format-issues.js';
 import { configSchema, type ParsedConfig, type ParsedImage } from './schema.js';
 import type { BakeStep, CopyStep, HealthSpec, ImageSpec, ImagoConfig } from './types.js';
@@ -23,9 +24,31 @@ const MAX_PROBLEMS = 20;
  */
 export function normaliseConfig(raw: unknown, file: string): ImagoConfig {
   const path = resolve(file);
+  raw = withoutExtensions(raw);
   const result = configSchema.safeParse(raw ?? {}, { reportInput: true });
   if (!result.success) throw new ConfigError(describeProblems(formatIssues(result.error.issues, raw ?? {})), { file });
-  return buildConfig(result.data, path);
+  const config = buildConfig(result.data, path);
+  const problems = Object.values(config.images).flatMap(checkImage);
+  if (problems.length > 0) throw new ConfigError(describeProblems(problems), { file });
+  return config;
+}
+
+/** Top-level keys starting with `x-` are the author's own (YAML anchors to reuse): imago ignores them. */
+function withoutExtensions(raw: unknown): unknown {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return raw;
+  return Object.fromEntries(Object.entries(raw).filter(([key]) => !key.startsWith('x-')));
+}
+
+/** Checks an image against the rest of its spec; returns problem lines. */
+function checkImage(image: ImageSpec): string[] {
+  if (image.from.kind !== 'image') return [];
+  const ref = parseImageRef(image.from.ref);
+  if (!('error' in ref) && ref.kind === 'tag' && ref.name === image.name && ref.tag === 'latest') {
+    return [
+      `images.${image.name}.from: expected another image, got "${image.from.ref}" (an image cannot build on its own latest bake; pin one, like "${image.name}:3")`,
+    ];
+  }
+  return [];
 }
 
 /** Joins problem lines into one message: the line itself when alone, else a count and an indented list. */
@@ -47,8 +70,11 @@ function buildConfig(parsed: ParsedConfig, file: string): ImagoConfig {
 /** Builds one image spec: copy/run shorthands become steps (copies first, then runs). */
 function buildImage(name: string, image: ParsedImage, root: string): ImageSpec {
   const steps: BakeStep[] = image.steps
-    ? image.steps.map((step) => (step.copy ? buildCopy(step.copy) : { kind: 'run', command: step.run! }))
-    : [...(image.copy ?? []).map(buildCopy), ...(image.run ?? []).map((command) => ({ kind: 'run' as const, command }))];
+    ? image.steps.map((step, i) => (step.copy ? buildCopy(step.copy, `steps[${i}].copy`) : { kind: 'run', command: step.run!, key: `steps[${i}].run` }))
+    : [
+        ...(image.copy ?? []).map((copy, i) => buildCopy(copy, `copy[${i}]`)),
+        ...(image.run ?? []).map((command, i) => ({ kind: 'run' as const, command, key: `run[${i}]` })),
+      ];
   return {
     name,
     context: resolve(root, image.context ?? '.'),
@@ -66,9 +92,10 @@ function buildImage(name: string, image: ParsedImage, root: string): ImageSpec {
 }
 
 /** A copy with its defaults. */
-function buildCopy(copy: NonNullable<ParsedImage['copy']>[number]): CopyStep {
+function buildCopy(copy: NonNullable<ParsedImage['copy']>[number], key: string): CopyStep {
   return {
     kind: 'copy',
+    key,
     src: copy.src,
     dest: copy.dest,
     exclude: [...(copy.exclude ?? [])],

@@ -1,15 +1,19 @@
 import { describeValue, type Parsed } from './describe-value.js';
 
-const MAX_MODE = 0o7777;
 /** The largest owner id a plain tar header holds (7 octal digits). */
 const MAX_ID = 0o7777777;
 const MODE_RE = /^[0-7]{1,4}$/;
 const OWNER_RE = /^(\d+)(?::(\d+))?$/;
 
-/** Parses a file mode: an octal string ("0755", "644") or a number from 0 to 0o7777. */
+/**
+ * Parses a file mode: an octal string ("0755", "644"). A number is refused, saying why: in a
+ * TS config, `mode: 755` is decimal 755 (0o1363), never what was meant.
+ */
 export function parseMode(value: string | number): Parsed<number> {
-  if (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_MODE) return value;
   if (typeof value === 'string' && MODE_RE.test(value.trim())) return Number.parseInt(value.trim(), 8);
+  if (typeof value === 'number') {
+    return { error: `expected an octal mode as a string like "0755", got the number ${value} (write it as a string, so 755 cannot be read as decimal)` };
+  }
   return { error: `expected an octal mode like "0755" or "644", got ${describeValue(value)}` };
 }
 

@@ -6,10 +6,11 @@ import { ConfigError } from '../errors.js';
  * Two readings keep what the author wrote rather than what YAML 1.2 guesses:
  * a number written unlike its value ("0755", "1.10", "0x1f") stays the text written,
  * and a `mode` is always its text, so `mode: 755` means octal 755 as in chmod.
+ * Merge keys (`<<: *base`) are supported.
  */
 export function parseYamlConfig(text: string, file: string): unknown {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { prettyErrors: false, lineCounter });
+  const doc = parseDocument(text, { prettyErrors: false, lineCounter, merge: true });
   if (doc.errors.length > 0) {
     const lines = doc.errors.slice(0, 5).map((error) => {
       const at = lineCounter.linePos(error.pos[0]);
@@ -29,6 +30,10 @@ export function parseYamlConfig(text: string, file: string): unknown {
       }
     },
   });
-  return doc.toJS();
+  try {
+    return doc.toJS({ maxAliasCount: 1000 });
+  } catch (error) {
+    throw new ConfigError(`invalid YAML: ${(error as Error).message}`, { file, cause: error });
+  }
 }
 

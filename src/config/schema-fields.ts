@@ -21,7 +21,10 @@ export const imageName = checkedString(
 );
 
 /** A duration such as "5s", parsed to milliseconds. */
-export const duration = parsedScalar('a duration like "5s", "1m30s" or "250ms"', parseDuration);
+export const duration = parsedScalar('a duration from 1ms to 24h like "5s", "1m30s" or "250ms"', (value) => parseDuration(value));
+
+/** A duration that may be zero (a start period of none), parsed to milliseconds. */
+export const durationOrZero = parsedScalar('a duration from 0s to 24h like "0s", "5s" or "1m30s"', (value) => parseDuration(value, { zero: true }));
 
 /** An absolute POSIX path inside the image. */
 export const absolutePath = checkedString('an absolute path without ".." segments, like "/app"', isCleanAbsolutePath);
@@ -63,7 +66,7 @@ export const copy = strictObject(
     exclude: z.array(z.string({ error: 'expected a glob pattern' }).min(1, { error: 'expected a glob pattern' }), {
       error: 'expected an array of glob patterns',
     }).optional(),
-    mode: parsedScalar('an octal mode like "0755" or "644"', parseMode).optional(),
+    mode: parsedScalar('an octal mode as a string like "0755" or "644"', parseMode).optional(),
     owner: parsedScalar('a numeric owner like "1000" or "1000:1000"', parseOwner).optional(),
   },
   'an object like { src: app/, dest: /app }',
@@ -85,7 +88,7 @@ export const health = strictObject(
     interval: duration.optional(),
     timeout: duration.optional(),
     retries: z.number({ error: RETRIES }).int({ error: RETRIES }).min(1, { error: RETRIES }).optional(),
-    startPeriod: duration.optional(),
+    startPeriod: durationOrZero.optional(),
   },
   'an object like { http: /healthz } or { command: "..." }',
 ).superRefine((value, ctx) => {

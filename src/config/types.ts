@@ -18,6 +18,8 @@ export type BaseSpec =
 /** Copies files from the build context into the image. */
 export interface CopyStep {
   kind: 'copy';
+  /** Where the step was written, for messages: `copy[1]` or `steps[3].copy`. Not part of any hash. */
+  key: string;
   /** Path relative to the build context, as written (for messages and cache keys). */
   src: string;
   /** Absolute path inside the image. A trailing "/" means "into this folder". */
@@ -33,6 +35,8 @@ export interface CopyStep {
 /** Runs a command at bake time inside a sandbox whose root is the image so far. */
 export interface RunStep {
   kind: 'run';
+  /** Where the step was written, for messages: `run[0]` or `steps[2].run`. Not part of any hash. */
+  key: string;
   /** Shell form (run by /bin/sh -c) when a string; exec form when an array. */
   command: string | string[];
 }

@@ -23,7 +23,8 @@ export function isTag(tag: string): boolean {
  * Returns an error message instead of throwing, so callers can say where the bad value came from.
  */
 export function parseImageRef(input: string): ImageRef | { error: string } {
-  const value = input.trim();
+  // Docker Hub's long names are the short ones here: docker.io/library/web is web.
+  const value = input.trim().replace(/^(?:docker\.io|index\.docker\.io)\/(?:library\/)?/, '');
   if (value.startsWith('sha256:')) {
     return isDigest(value) ? { kind: 'digest', digest: value } : { error: `expected sha256:<64 lowercase hex digits>, got "${input}"` };
   }

@@ -62,7 +62,7 @@ describe('baking without root', () => {
     await writeFile(join(dir, 'app', 'root-only.js'), 'x', { mode: 0o600 });
     const refused = await imagoAsNobody(['bake', 'secret'], dir, home);
     assert.equal(refused.code, 1);
-    assert.match(refused.stderr, /^error: images\.secret\.steps\[0\]: failed to read 'app\/root-only\.js' in the build context: EACCES/m);
+    assert.match(refused.stderr, /^error: images\.secret\.copy\[0\]: failed to read 'app\/root-only\.js' in the build context: EACCES/m);
     assert.doesNotMatch(refused.stderr, /unexpected/);
   });
 });

@@ -39,7 +39,7 @@ test('loads an imago.yaml found in cwd', async () => {
   const web = config.images.web!;
   assert.equal(web.context, join(dir, 'app'));
   assert.deepEqual(web.from, { kind: 'host', executables: ['node'] });
-  assert.deepEqual(web.steps, [{ kind: 'copy', src: 'dist/', dest: '/app', exclude: [], mode: 0o755, owner: { uid: 0, gid: 0 } }]);
+  assert.deepEqual(web.steps, [{ kind: 'copy', key: 'copy[0]', src: 'dist/', dest: '/app', exclude: [], mode: 0o755, owner: { uid: 0, gid: 0 } }]);
   assert.deepEqual(web.env, [['NODE_ENV', 'production'], ['VERSION', '1.10'], ['ZIP', '01234']]);
   assert.deepEqual(web.cmd, ['/bin/sh', '-c', 'node server.js']);
   assert.equal(web.health?.interval, 5000);
@@ -116,4 +116,32 @@ test('a missing explicit file and a folder without config are ConfigErrors that 
     message: `no config file found in '${dir}' (looked for imago.config.ts, imago.config.mts, imago.config.js, imago.config.mjs, imago.yaml, imago.yml)`,
   });
   assert.equal(findConfigFile(dir), undefined);
+});
+
+test('YAML merge keys work; an alias bomb is a config error, not a crash', async () => {
+  const merged = folderWith({
+    'imago.yaml': 'x-base: &base\n  env: { A: "1" }\n  port: 80\nimages:\n  web:\n    <<: *base\n    port: 81\n',
+  });
+  const config = await loadConfig({ cwd: merged });
+  assert.deepEqual(config.images.web!.env, [['A', '1']]);
+  assert.equal(config.images.web!.port, 81);
+  const lines = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
+  for (let i = 0; i < 8; i++) lines.push(`${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(10).fill(`*${String.fromCharCode(97 + i)}`).join(', ')}]`);
+  const bomb = folderWith({ 'imago.yaml': `${lines.join('\n')}\nimages: {}\n` });
+  await assert.rejects(loadConfig({ cwd: bomb }), (e: Error) => e instanceof ConfigError && /imago\.yaml: invalid YAML: .*alias/i.test(e.message));
+});
+
+test('--config may name the project folder', async () => {
+  const dir = folderWith({ 'imago.yaml': YAML });
+  const config = await loadConfig({ file: dir });
+  assert.equal(config.file, join(dir, 'imago.yaml'));
+  const empty = folderWith({});
+  await assert.rejects(loadConfig({ file: empty }), { message: new RegExp(`no config file found in '${empty}'`) });
+});
+
+test('a config module that never resolves times out with a config error', async () => {
+  const { withTimeout } = await import('../../src/config/read-module.js');
+  await assert.rejects(withTimeout(new Promise(() => undefined), 20, '/srv/imago.config.ts'), {
+    message: '/srv/imago.config.ts: the default export did not resolve within 0.02s',
+  });
 });

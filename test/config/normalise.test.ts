@@ -41,23 +41,23 @@ test('copy and run shorthands become all copies, then all runs', () => {
     run: ['npm ci', ['/usr/bin/node', '-e', '1']],
     copy: [
       { src: 'app/', dest: '/app/', exclude: ['*.test.js'], mode: '0755', owner: '1000:1000' },
-      { src: 'package.json', dest: '/app/package.json', mode: 0o644, owner: 7 },
+      { src: 'package.json', dest: '/app/package.json', mode: '644', owner: 7 },
     ],
   });
   assert.deepEqual(spec.steps, [
-    { kind: 'copy', src: 'app/', dest: '/app/', exclude: ['*.test.js'], mode: 0o755, owner: { uid: 1000, gid: 1000 } },
-    { kind: 'copy', src: 'package.json', dest: '/app/package.json', exclude: [], mode: 0o644, owner: { uid: 7, gid: 7 } },
-    { kind: 'run', command: 'npm ci' },
-    { kind: 'run', command: ['/usr/bin/node', '-e', '1'] },
+    { kind: 'copy', key: 'copy[0]', src: 'app/', dest: '/app/', exclude: ['*.test.js'], mode: 0o755, owner: { uid: 1000, gid: 1000 } },
+    { kind: 'copy', key: 'copy[1]', src: 'package.json', dest: '/app/package.json', exclude: [], mode: 0o644, owner: { uid: 7, gid: 7 } },
+    { kind: 'run', key: 'run[0]', command: 'npm ci' },
+    { kind: 'run', key: 'run[1]', command: ['/usr/bin/node', '-e', '1'] },
   ]);
 });
 
 test('steps keep their order', () => {
   const spec = normaliseWeb({ steps: [{ run: 'a' }, { copy: { src: '.', dest: '/' } }, { run: ['b'] }] });
   assert.deepEqual(spec.steps, [
-    { kind: 'run', command: 'a' },
-    { kind: 'copy', src: '.', dest: '/', exclude: [], mode: undefined, owner: { uid: 0, gid: 0 } },
-    { kind: 'run', command: ['b'] },
+    { kind: 'run', key: 'steps[0].run', command: 'a' },
+    { kind: 'copy', key: 'steps[1].copy', src: '.', dest: '/', exclude: [], mode: undefined, owner: { uid: 0, gid: 0 } },
+    { kind: 'run', key: 'steps[2].run', command: ['b'] },
   ]);
 });
 
@@ -107,4 +107,22 @@ test('the rest is copied through', () => {
   assert.equal(spec.user, '1000');
   assert.equal(spec.port, 8080);
   assert.deepEqual(spec.labels, { team: 'web' });
+});
+
+test('top-level x- keys hold YAML anchors and are ignored', () => {
+  const config = normaliseConfig({ 'x-common': { env: { A: '1' } }, images: { web: { env: { A: '1' } } } }, '/srv/imago.yaml');
+  assert.deepEqual(Object.keys(config.images), ['web']);
+});
+
+test('an image cannot build on its own latest bake; a pinned one is fine', () => {
+  assert.throws(
+    () => normaliseConfig({ images: { web: { from: 'web' } } }, '/srv/imago.yaml'),
+    { message: '/srv/imago.yaml: images.web.from: expected another image, got "web:latest" (an image cannot build on its own latest bake; pin one, like "web:3")' },
+  );
+  assert.equal(normaliseConfig({ images: { web: { from: 'web:3' } } }, '/srv/imago.yaml').images.web!.from.kind, 'image');
+});
+
+test('docker.io names are the short names', () => {
+  const config = normaliseConfig({ images: { web: { from: 'docker.io/library/base:1' } } }, '/srv/imago.yaml');
+  assert.deepEqual(config.images.web!.from, { kind: 'image', ref: 'base:1' });
 });

@@ -20,10 +20,10 @@ export function imageSpec(overrides: Partial<ImageSpec> & { context: string }): 
 
 /** A copy step with defaults. */
 export function copy(src: string, dest: string, more: Partial<CopyStep> = {}): CopyStep {
-  return { kind: 'copy', src, dest, exclude: [], mode: undefined, owner: { uid: 0, gid: 0 }, ...more };
+  return { kind: 'copy', key: 'copy', src, dest, exclude: [], mode: undefined, owner: { uid: 0, gid: 0 }, ...more };
 }
 
 /** A run step. */
 export function run(command: string | string[]): RunStep {
-  return { kind: 'run', command };
+  return { kind: 'run', key: 'run', command };
 }
