@@ -43,12 +43,13 @@ function linesOf(issue: Issue, base: Path, root: unknown): string[] {
 }
 
 /**
- * The one union branch whose problems lie deeper than its type (an array with a bad element,
- * an object with a bad field), so the message can point at them; undefined when no single one does.
+ * The one union branch whose problems lie deeper than its type or value (an array with a bad
+ * element, an object with a bad field), so the message can point at them; undefined when no
+ * single one does (then the union's own message says what was expected).
  */
 function matchingBranch(branches: readonly Issue[][]): Issue[] | undefined {
   const deeper = branches.filter(
-    (issues) => issues.length > 0 && !issues.every((issue) => issue.code === 'invalid_type' && issue.path.length === 0),
+    (issues) => issues.length > 0 && !issues.every((issue) => (issue.code === 'invalid_type' || issue.code === 'invalid_value') && issue.path.length === 0),
   );
   return deeper.length === 1 ? deeper[0] : undefined;
 }

@@ -2,13 +2,22 @@ import { dirname, resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { parseImageRef } from '../oci/reference.js';
 import { formatIssues } from './format-issues.js';
-import { configSchema, type ParsedConfig, type ParsedImage } from './schema.js';
-import type { BakeStep, CopyStep, HealthSpec, ImageSpec, ImagoConfig } from './types.js';
+import { configSchema, type ParsedConfig, type ParsedImage, type ParsedService } from './schema.js';
+import type { BakeStep, CopyStep, HealthSpec, ImageSpec, ImagoConfig, ServiceSpec } from './types.js';
 
 /** Every default of the config, in one place. */
 export const DEFAULTS = {
   from: { kind: 'scratch' },
   health: { interval: 10_000, timeout: 3_000, retries: 3, startPeriod: 0 },
+  service: {
+    replicas: 1,
+    health: { interval: 1_000, timeout: 1_000, startPeriod: 0, healthyThreshold: 1, unhealthyThreshold: 3 },
+    strategy: { kind: 'rolling', maxSurge: { kind: 'count', value: 1 }, maxUnavailable: { kind: 'count', value: 0 } },
+    stopGrace: 10_000,
+    drainTimeout: 30_000,
+    deployTimeout: 120_000,
+    provider: 'process',
+  },
   owner: { uid: 0, gid: 0 },
   shell: ['/bin/sh', '-c'],
 } as const;
@@ -64,7 +73,45 @@ function buildConfig(parsed: ParsedConfig, file: string): ImagoConfig {
   const root = dirname(file);
   const images: Record<string, ImageSpec> = {};
   for (const [name, image] of Object.entries(parsed.images ?? {})) images[name] = buildImage(name, image, root);
-  return { file, root, images };
+  const services: Record<string, ServiceSpec> = {};
+  for (const [name, service] of Object.entries(parsed.services ?? {})) services[name] = buildService(name, service);
+  return { file, root, images, services };
+}
+
+/** Builds one service with its defaults. */
+function buildService(name: string, service: ParsedService): ServiceSpec {
+  const d = DEFAULTS.service;
+  const health = service.health;
+  const strategy = service.strategy;
+  return {
+    name,
+    image: service.image,
+    replicas: service.replicas ?? d.replicas,
+    port: service.port,
+    listen: service.listen,
+    health: health && {
+      check: health.http !== undefined ? { kind: 'http', path: health.http } : health.command !== undefined ? { kind: 'command', command: health.command } : { kind: 'tcp' },
+      interval: health.interval ?? d.health.interval,
+      timeout: health.timeout ?? d.health.timeout,
+      startPeriod: health.startPeriod ?? d.health.startPeriod,
+      healthyThreshold: health.healthyThreshold ?? d.health.healthyThreshold,
+      unhealthyThreshold: health.unhealthyThreshold ?? d.health.unhealthyThreshold,
+    },
+    strategy:
+      strategy === undefined || strategy === 'rolling'
+        ? { ...d.strategy }
+        : strategy === 'blue-green'
+          ? { kind: 'blue-green' }
+          : strategy.type === 'blue-green'
+            ? { kind: 'blue-green' }
+            : { kind: 'rolling', maxSurge: strategy.maxSurge ?? d.strategy.maxSurge, maxUnavailable: strategy.maxUnavailable ?? d.strategy.maxUnavailable },
+    env: Object.entries(service.env ?? {}),
+    volumes: { ...service.volumes },
+    stopGrace: service.stopGrace ?? d.stopGrace,
+    drainTimeout: service.drainTimeout ?? d.drainTimeout,
+    deployTimeout: service.deployTimeout ?? d.deployTimeout,
+    provider: service.provider ?? d.provider,
+  };
 }
 
 /** Builds one image spec: copy/run shorthands become steps (copies first, then runs). */

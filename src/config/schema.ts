@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import * as field from './schema-fields.js';
+import { serviceName, serviceSchema } from './service-schema.js';
 import { evenIfFieldsFailed, has, strictObject } from './schema-helpers.js';
 
 /** One image: where it starts, what is copied and run, and how it runs. */
@@ -38,8 +39,9 @@ export const imageSchema = strictObject(
 export const configSchema = strictObject(
   {
     images: z.record(field.imageName, imageSchema, { error: 'expected an object of image name: image' }).nullish(),
+    services: z.record(serviceName, serviceSchema, { error: 'expected an object of service name: service' }).nullish(),
   },
-  'an object with an "images" key',
+  'an object with "images" and "services" keys',
 );
 
 /** The raw config as written: what `defineConfig` accepts and an editor completes. */
@@ -47,6 +49,9 @@ export type RawConfig = z.input<typeof configSchema>;
 
 /** The raw config after validation and value parsing, before defaults and shorthands. */
 export type ParsedConfig = z.output<typeof configSchema>;
+
+/** One service after validation and value parsing. */
+export type ParsedService = z.output<typeof serviceSchema>;
 
 /** One image after validation and value parsing. */
 export type ParsedImage = z.output<typeof imageSchema>;

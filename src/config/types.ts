@@ -72,11 +72,52 @@ export interface ImageSpec {
   labels: Record<string, string>;
 }
 
-/** The whole normalised configuration. Services, environments and providers join later. */
+/** A service's health check. With neither http nor command, a TCP connect to the port. */
+export interface ServiceHealth {
+  check: { kind: 'http'; path: string } | { kind: 'command'; command: string | string[] } | { kind: 'tcp' };
+  interval: Millis;
+  timeout: Millis;
+  startPeriod: Millis;
+  /** Passes in a row that make an instance healthy. */
+  healthyThreshold: number;
+  /** Failures in a row that make it unhealthy. */
+  unhealthyThreshold: number;
+}
+
+/** How a deploy replaces a service's fleet. */
+export type StrategySpec =
+  | { kind: 'rolling'; maxSurge: import('../core/count.js').Count; maxUnavailable: import('../core/count.js').Count }
+  | { kind: 'blue-green' };
+
+/** A normalised service: a named fleet of identical instances of one image. */
+export interface ServiceSpec {
+  name: string;
+  /** Image reference as written (a stored image, or one of this config's images). */
+  image: string;
+  replicas: number;
+  /** The port the app listens on (passed as PORT); undefined: the image's port. */
+  port: number | undefined;
+  /** Where the service's router listens; undefined: chosen at the first deploy and kept. */
+  listen: { host: string; port: number } | undefined;
+  /** undefined: the image's health check, else a TCP connect to the port. */
+  health: ServiceHealth | undefined;
+  strategy: StrategySpec;
+  env: Array<[string, string]>;
+  /** Named persistent volumes: name → mount path. */
+  volumes: Record<string, string>;
+  stopGrace: Millis;
+  drainTimeout: Millis;
+  /** How long new instances may take to become healthy before the deploy is aborted. */
+  deployTimeout: Millis;
+  provider: 'process';
+}
+
+/** The whole normalised configuration. Environments and providers join later. */
 export interface ImagoConfig {
   /** Absolute path of the file it was loaded from. */
   file: string;
   /** Folder of that file; relative paths in it are relative to this. */
   root: string;
   images: Record<string, ImageSpec>;
+  services: Record<string, ServiceSpec>;
 }

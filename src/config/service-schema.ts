@@ -1,0 +1,98 @@
+/**
+ * The schema of `services.<name>`: a fleet of identical instances of one image. Values with
+ * a unit are parsed here; defaults are applied once, in normalise.ts.
+ */
+import { z } from 'zod';
+import { parseCount, type Count } from '../core/count.js';
+import { isImageName, parseImageRef } from '../oci/reference.js';
+import * as field from './schema-fields.js';
+import { checkedString, evenIfFieldsFailed, has, parsedScalar, strictObject } from './schema-helpers.js';
+
+/** The most instances one service may ask for: a typo guard (100000), not a scaling limit. */
+export const MAX_REPLICAS = 1000;
+
+const REPLICAS = `expected a whole number of instances from 0 to ${MAX_REPLICAS}`;
+const THRESHOLD = 'expected a whole number of at least 1';
+
+/** A count of instances: an integer or a percentage of the replicas. */
+const count = z
+  .union([z.string(), z.number()], { error: 'expected an integer or a percentage like "25%"' })
+  .transform((value, ctx): Count => {
+    const parsed = parseCount(value);
+    if (!('error' in parsed)) return parsed;
+    ctx.addIssue({ code: 'custom', message: parsed.error, input: value });
+    return z.NEVER;
+  });
+
+/** How a deploy replaces the fleet: a name, or an object with the rolling limits. */
+export const strategy = z.union(
+  [
+    z.enum(['rolling', 'blue-green'], { error: 'expected "rolling" or "blue-green"' }),
+    strictObject(
+      {
+        type: z.enum(['rolling', 'blue-green'], { error: 'expected "rolling" or "blue-green"' }),
+        maxSurge: count.optional(),
+        maxUnavailable: count.optional(),
+      },
+      'an object like { type: rolling, maxSurge: 1, maxUnavailable: 0 }',
+    ),
+  ],
+  { error: 'expected "rolling", "blue-green" or { type: rolling, maxSurge: 1, maxUnavailable: 0 }' },
+);
+
+/** A service's health check: like an image's, with thresholds instead of retries. */
+export const serviceHealth = strictObject(
+  {
+    http: checkedString('an HTTP path starting with "/"', (path) => path.startsWith('/')).optional(),
+    command: field.command.optional(),
+    interval: field.duration.optional(),
+    timeout: field.duration.optional(),
+    startPeriod: field.durationOrZero.optional(),
+    healthyThreshold: z.number({ error: THRESHOLD }).int({ error: THRESHOLD }).min(1, { error: THRESHOLD }).optional(),
+    unhealthyThreshold: z.number({ error: THRESHOLD }).int({ error: THRESHOLD }).min(1, { error: THRESHOLD }).optional(),
+  },
+  'an object like { http: /healthz, interval: 1s }',
+).superRefine((value, ctx) => {
+  if (has(value, 'http') && has(value, 'command')) ctx.addIssue({ code: 'custom', message: 'expected one of http or command, not both', input: value });
+}, evenIfFieldsFailed);
+
+/** A loopback address and port for the service's router, like "127.0.0.1:8080" or a port. */
+const listen = parsedScalar('an address like "127.0.0.1:8080", or a port', (value): { host: string; port: number } | { error: string } => {
+  const text = String(value).trim();
+  const match = /^(?:(\d{1,3}(?:\.\d{1,3}){3}|\[::1\]|localhost):)?(\d{1,5})$/.exec(text);
+  const port = Number(match?.[2]);
+  if (!match || port < 1 || port > 65535) return { error: `expected an address like "127.0.0.1:8080", or a port, got ${JSON.stringify(value)}` };
+  return { host: (match[1] ?? '127.0.0.1').replace(/^\[|\]$/g, ''), port };
+});
+
+/** Named persistent volumes: name → absolute mount path inside the instance. */
+const volumes = z.record(
+  checkedString('a volume name of letters, digits, "_", "." or "-"', (name) => /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(name)),
+  field.absolutePath,
+  { error: 'expected an object of volume name: mount path' },
+);
+
+/** An image reference for a service: a stored image or one this config bakes. */
+const image = checkedString('an image reference like "web", "web:1.4" or "sha256:…"', (value) => !('error' in parseImageRef(value)));
+
+/** One service. */
+export const serviceSchema = strictObject(
+  {
+    image,
+    replicas: z.number({ error: REPLICAS }).int({ error: REPLICAS }).min(0, { error: REPLICAS }).max(MAX_REPLICAS, { error: REPLICAS }).optional(),
+    port: field.port.optional(),
+    listen: listen.optional(),
+    health: serviceHealth.optional(),
+    strategy: strategy.optional(),
+    env: field.env.optional(),
+    volumes: volumes.optional(),
+    stopGrace: field.duration.optional(),
+    drainTimeout: field.durationOrZero.optional(),
+    deployTimeout: field.duration.optional(),
+    provider: z.enum(['process'], { error: 'expected "process" (the docker provider comes in a later release)' }).optional(),
+  },
+  'an object describing a service',
+);
+
+/** A service name: the same rules as an image name. */
+export const serviceName = checkedString('a service name of lowercase letters and digits with ".", "_" or "-" separators', isImageName);
