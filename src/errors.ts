@@ -47,3 +47,6 @@ export function reasonOf(error: unknown): string {
   if (error instanceof Error) return error.message;
   return String(error);
 }
+
+/** A provider could not do what was asked (start, stop, list instances). */
+export class ProviderError extends ImagoError {}

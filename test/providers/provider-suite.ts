@@ -1,0 +1,148 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { bake } from '../../src/bake/baker.js';
+import type { Digest } from '../../src/oci/digest.js';
+import type { InstanceSpec, Provider } from '../../src/providers/provider.js';
+import { ImageStore } from '../../src/store/image-store.js';
+import { REPO } from '../support/cli.js';
+import { freePort, getJson, waitFor } from '../support/net.js';
+import { copy, imageSpec } from '../support/spec.js';
+
+/** What a provider's test file hands the suite. */
+export interface SuiteOptions {
+  /** A provider working on `store` (a fresh one each call, as after a restart). */
+  newProvider: (store: ImageStore) => Provider | Promise<Provider>;
+  /** Tests this provider cannot pass, each with the reason. */
+  skip?: Array<{ reason: string; tests: string[] }>;
+}
+
+/**
+ * The one suite every provider passes: sealing, lifecycle, volumes, adoption. A skipped test
+ * must say why.
+ */
+export function runProviderSuite(name: string, options: SuiteOptions): void {
+  const skipped = new Map((options.skip ?? []).flatMap(({ reason, tests }) => tests.map((t) => [t, reason] as const)));
+  const test = (title: string, fn: () => Promise<void>) => it(title, { skip: skipped.get(title) ?? false }, fn);
+
+  describe(`provider: ${name}`, () => {
+    let store: ImageStore;
+    let provider: Provider;
+    let digest: Digest;
+    const created: string[] = [];
+    let counter = 0;
+
+    let home: string;
+    before(async () => {
+      // Not tempDir(): its clean-up hook, registered inside a before hook, would run right after it.
+      home = await mkdtemp(join(tmpdir(), 'imago-provider-'));
+      store = await ImageStore.open(home);
+      const context = join(REPO, 'test', 'fixtures');
+      const result = await bake({
+        store,
+        spec: imageSpec({
+          name: 'suite-app',
+          context,
+          from: { kind: 'host', executables: ['node'] },
+          steps: [copy('instance-app.mjs', '/app/app.mjs')],
+          env: [['GREETING', 'from the image']],
+          workdir: '/app',
+          entrypoint: ['/usr/bin/node', '/app/app.mjs'],
+          user: '1000:1000',
+        }),
+      });
+      digest = result.digest;
+      provider = await options.newProvider(store);
+      await provider.loadImage(digest);
+    });
+
+    after(async () => {
+      for (const id of created) await provider.destroy(id, { graceMs: 0 }).catch(() => undefined);
+      store.close();
+      await rm(home, { recursive: true, force: true });
+    });
+
+    const spec = async (over: Partial<InstanceSpec> = {}): Promise<InstanceSpec> => ({
+      id: `suite-r1-${process.pid.toString(16)}${(counter++).toString(16).padStart(2, '0')}`,
+      digest,
+      labels: { 'imago.service': 'suite', 'imago.release': '1', 'imago.digest': digest },
+      port: await freePort(),
+      env: [],
+      volumes: [],
+      ...over,
+    });
+    const start = async (over: Partial<InstanceSpec> = {}) => {
+      const s = await spec(over);
+      created.push(s.id);
+      return provider.create(s);
+    };
+
+    test('starts an instance that answers on its port, with the image env, its own env and PORT', async () => {
+      const instance = await start({ env: [['EXTRA', '1']] });
+      assert.equal(instance.state, 'running');
+      const { body } = await getJson<{ env: Record<string, string>; cwd: string }>(`http://127.0.0.1:${instance.address.port}/`);
+      assert.deepEqual(body.env, { GREETING: 'from the image', PORT: String(instance.address.port) });
+      assert.equal(body.cwd, '/app');
+    });
+
+    test('runs as the image user, alone in its pid namespace', async () => {
+      const instance = await start();
+      const { body } = await getJson<{ uid: number; gid: number; pid: number }>(`http://127.0.0.1:${instance.address.port}/`);
+      assert.deepEqual([body.uid, body.gid, body.pid], [1000, 1000, 1]);
+    });
+
+    test('cannot write to its root filesystem, can write to a private /tmp', async () => {
+      const instance = await start();
+      const base = `http://127.0.0.1:${instance.address.port}`;
+      const denied = await getJson<{ code: string }>(`${base}/write?path=/app/app.mjs&data=changed`);
+      assert.equal(denied.status, 500);
+      assert.ok(['EROFS', 'EACCES'].includes(denied.body.code), denied.body.code);
+      const etc = await getJson<{ code: string }>(`${base}/write?path=/etc/evil&data=x`);
+      assert.ok(['EROFS', 'EACCES', 'ENOENT'].includes(etc.body.code), etc.body.code);
+      assert.equal((await getJson(`${base}/write?path=/tmp/scratch&data=ok`)).status, 200);
+    });
+
+    test('keeps a volume across instances; the instance is gone after destroy, its log stays', async () => {
+      const volumes = [{ name: 'data', path: '/var/lib/app' }];
+      const first = await start({ volumes });
+      assert.equal((await getJson(`http://127.0.0.1:${first.address.port}/write?path=/var/lib/app/note&data=kept`)).status, 200);
+      await provider.destroy(first.id, { graceMs: 5000 });
+      assert.equal(await provider.inspect(first.id), undefined);
+      assert.match(await readFile(first.logFile, 'utf8'), /SIGTERM: goodbye/);
+      const second = await start({ volumes });
+      const { body } = await getJson<{ data: string }>(`http://127.0.0.1:${second.address.port}/read?path=/var/lib/app/note`);
+      assert.equal(body.data, 'kept');
+    });
+
+    test('kills an instance that ignores SIGTERM once the grace period ends', async () => {
+      const instance = await start({ env: [['STUBBORN', '1']] });
+      await getJson(`http://127.0.0.1:${instance.address.port}/`);
+      const started = Date.now();
+      await provider.destroy(instance.id, { graceMs: 300 });
+      assert.ok(Date.now() - started >= 300, 'waited for the grace period');
+      assert.equal(await provider.inspect(instance.id), undefined);
+      assert.match(await readFile(instance.logFile, 'utf8'), /ignoring SIGTERM/);
+    });
+
+    test('reports an app that exits as exited, with its exit code', async () => {
+      const instance = await start({ env: [['CRASH', '3']] });
+      await waitFor('the app to exit', async () => (await provider.inspect(instance.id))?.state === 'exited');
+      const seen = await provider.inspect(instance.id);
+      assert.equal(seen?.exitCode, 3);
+      assert.match(await readFile(instance.logFile, 'utf8'), /crashing on purpose/);
+    });
+
+    test('lists by label, and a new provider object (a restart) finds the running instances', async () => {
+      const instance = await start({ labels: { 'imago.service': 'suite', 'imago.release': '7', 'imago.digest': digest } });
+      const listed = await provider.list({ 'imago.release': '7' });
+      assert.deepEqual(listed.map((i) => i.id), [instance.id]);
+      const again = await options.newProvider(store);
+      const found = await again.inspect(instance.id);
+      assert.equal(found?.state, 'running');
+      assert.deepEqual(found?.labels, instance.labels);
+      await getJson(`http://127.0.0.1:${instance.address.port}/`);
+    });
+  });
+}
