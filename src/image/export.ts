@@ -1,9 +1,9 @@
-import { ImageError, ImagoError, reasonOf } from '../errors.js';
+import { ImageError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
-import { parseImageRef } from '../oci/reference.js';
 import type { ImageStore } from '../store/image-store.js';
 import { layoutFiles } from './layout-files.js';
 import { ManifestSchema, parseJsonAs } from './schemas.js';
+import { wrapImageError } from './wrap-error.js';
 import { writeLayoutDir, writeLayoutTar } from './write-layout.js';
 
 /** `oci`: an OCI layout in a tar file; `oci-dir`: an OCI layout folder; `docker`: a tar `docker load` reads (also an OCI layout). */
@@ -14,6 +14,8 @@ const FORMATS: readonly ExportFormat[] = ['oci', 'oci-dir', 'docker'];
 /** Options of {@link exportImage}. */
 export interface ExportOptions {
   format: ExportFormat;
+  /** Cancels the export: it stops, removes what it wrote, and fails with "the export was cancelled". */
+  signal?: AbortSignal;
 }
 
 /** What an export wrote. */
@@ -26,8 +28,8 @@ export interface ExportResult {
 
 /**
  * Exports a stored image, byte for byte, as an OCI layout (tar or folder) or a docker
- * archive. The archive is written under a temp name and renamed into place when complete.
- * Importing it again gives the same digest.
+ * archive. The archive is written under a temp name and renamed into place when complete; a
+ * failed or cancelled export leaves nothing behind. Importing it again gives the same digest.
  *
  * @example
  * await exportImage(store, 'web:1.4', 'web.tar', { format: 'docker' }); // then: docker load -i web.tar
@@ -36,9 +38,12 @@ export async function exportImage(store: ImageStore, ref: string, out: string, o
   if (!FORMATS.includes(options.format)) {
     throw new ImageError(`format: expected one of ${FORMATS.map((f) => `'${f}'`).join(', ')}, got '${String(options.format)}'`, { badInput: true });
   }
+  const { signal } = options;
   try {
-    const digest = store.resolve(ref);
-    const tags = tagsFor(store, ref, digest);
+    signal?.throwIfAborted();
+    // The tag the reference names, or every tag of the image when it was named by digest.
+    const { digest, tag } = store.lookup(ref);
+    const tags = tag ? [`${tag.name}:${tag.tag}`] : store.tagsOfDigest(digest);
     const bytes = await store.blobs.read(digest);
     const manifest = parseJsonAs(bytes, ManifestSchema, `manifest ${digest}`);
     for (const blob of [manifest.config, ...manifest.layers]) {
@@ -53,22 +58,13 @@ export async function exportImage(store: ImageStore, ref: string, out: string, o
       annotations: stringValues(store.getImage(digest)?.provenance),
       docker: options.format === 'docker',
     });
-    if (options.format === 'oci-dir') await writeLayoutDir(out, files, store.blobs);
-    else await writeLayoutTar(out, files, store.blobs);
+    if (options.format === 'oci-dir') await writeLayoutDir(out, files, store.blobs, signal);
+    else await writeLayoutTar(out, files, store.blobs, signal);
     return { digest, tags, path: out };
   } catch (error) {
-    const notFound = error instanceof ImageError && error.notFound;
-    const badInput = error instanceof ImagoError && error.exitCode === 2;
-    throw new ImageError(`failed to export image '${ref}' to '${out}': ${reasonOf(error)}`, { cause: error, notFound, badInput });
+    const reason = signal?.aborted ? new ImageError('the export was cancelled', { cause: error }) : error;
+    throw wrapImageError(`failed to export image '${ref}' to '${out}'`, reason);
   }
-}
-
-/** The tag the reference names, or every tag of the image when it was named by digest. */
-function tagsFor(store: ImageStore, ref: string, digest: Digest): string[] {
-  const all = store.tagsOfDigest(digest);
-  const parsed = parseImageRef(ref);
-  if (!('error' in parsed) && parsed.kind === 'tag' && all.includes(`${parsed.name}:${parsed.tag}`)) return [`${parsed.name}:${parsed.tag}`];
-  return all;
 }
 
 /** The string entries of a provenance record, as index annotations. */

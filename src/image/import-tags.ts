@@ -67,6 +67,7 @@ export function resolveImportTags(found: FoundNames, requested?: string): Import
   return { tags: [], warnings };
 }
 
-function unique(values: string[]): string[] {
+/** The values, each once, in first-seen order. */
+export function unique(values: string[]): string[] {
   return [...new Set(values)];
 }

@@ -1,5 +1,5 @@
 import type { Descriptor } from '../oci/types.js';
-import { normaliseImageName } from './import-tags.js';
+import { normaliseImageName, unique } from './import-tags.js';
 
 /** An image manifest an index offers, with the annotations of the entry that led to it. */
 export interface ManifestCandidate {
@@ -16,38 +16,38 @@ export interface ManifestChoice {
   warnings: string[];
 }
 
+/** The platform an import wants: the host's architecture (OCI names) and CPU variant, when known. */
+export interface HostPlatform {
+  architecture: string;
+  variant?: string;
+}
+
 const REF_NAME = 'org.opencontainers.image.ref.name';
 const IMAGE_NAME = 'io.containerd.image.name';
 
-/** The OCI architecture name of a Node `process.arch` (`x64` is `amd64`). */
-export function hostArchitecture(arch: string = process.arch): string {
-  const names: Record<string, string> = { x64: 'amd64', ia32: '386', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
-  return names[arch] ?? arch;
+/** The OCI CPU variant of this host (`v7` on 32-bit arm, `v8` on arm64), when Node knows it. */
+export function hostVariant(arch: string = process.arch): string | undefined {
+  if (arch === 'arm64') return 'v8';
+  const armVersion = (process.config.variables as unknown as Record<string, unknown>).arm_version;
+  return arch === 'arm' && armVersion !== undefined ? `v${String(armVersion)}` : undefined;
 }
 
 /**
- * Chooses the one image to import among an index's manifests: attestations
- * (platform unknown/unknown) are left out, a multi-platform image gives its linux build for
- * `architecture` (else linux/amd64), and several different images need `requested` to say
- * which (matched against their names).
+ * Chooses the one image to import among an index's manifests. Attestations (platform
+ * unknown/unknown) are left out. Each image (the manifests that share the archive's names for
+ * them) gives one build: its linux one for the host's architecture (the host's variant, else
+ * the one without a variant, else the first), else its platformless one, else its linux/amd64
+ * one. Several different images need `requested` to say which (matched against their names).
  */
-export function pickManifest(candidates: ManifestCandidate[], options: { architecture: string; requested?: string }): ManifestChoice | { error: string } {
-  const warnings: string[] = [];
+export function pickManifest(candidates: ManifestCandidate[], options: HostPlatform & { requested?: string }): ManifestChoice | { error: string } {
   const images = candidates.filter((c) => c.descriptor.platform?.os !== 'unknown');
   if (images.length === 0) return { error: 'the archive holds no image manifest' };
+  const platforms = unique(images.filter((c) => c.descriptor.platform).map((c) => formatPlatform(c.descriptor)));
 
-  let eligible = images;
-  const platforms = images.filter((c) => c.descriptor.platform).map((c) => formatPlatform(c.descriptor));
-  if (platforms.length > 0) {
-    const onArch = (arch: string) => images.filter((c) => !c.descriptor.platform || (c.descriptor.platform.os === 'linux' && c.descriptor.platform.architecture === arch));
-    eligible = onArch(options.architecture);
-    if (!eligible.some((c) => c.descriptor.platform)) eligible = onArch('amd64');
-    if (!eligible.some((c) => c.descriptor.platform)) {
-      const wanted = unique([`linux/${options.architecture}`, 'linux/amd64']).join(' or ');
-      return { error: `the archive has no ${wanted} image (it has ${unique(platforms).join(', ')})` };
-    }
-    const picked = eligible.find((c) => c.descriptor.platform);
-    if (unique(platforms).length > 1 && picked) warnings.push(`picked ${formatPlatform(picked.descriptor)} of the archive's platforms (${unique(platforms).join(', ')})`);
+  const eligible = [...byNames(images).values()].flatMap((image) => hostBuild(image, options));
+  if (eligible.length === 0) {
+    const wanted = unique([`linux/${options.architecture}`, 'linux/amd64']).join(' or ');
+    return { error: `the archive has no ${wanted} image (it has ${platforms.join(', ')})` };
   }
 
   let groups = groupByDigest(eligible);
@@ -61,7 +61,37 @@ export function pickManifest(candidates: ManifestCandidate[], options: { archite
     return { error: `the archive holds ${groups.length} images (${list}): imago imports one at a time, choose it with --tag <name:tag>` };
   }
   const chosen = groups[0]!;
+  const warnings = platforms.length > 1 && chosen.descriptor.platform ? [`picked ${formatPlatform(chosen.descriptor)} of the archive's platforms (${platforms.join(', ')})`] : [];
   return { ...chosen, warnings };
+}
+
+/** Candidates by the names the archive gives them: the builds of one image share them. */
+function byNames(candidates: ManifestCandidate[]): Map<string, ManifestCandidate[]> {
+  const images = new Map<string, ManifestCandidate[]>();
+  for (const candidate of candidates) {
+    const key = JSON.stringify([candidate.annotations[REF_NAME] ?? '', candidate.annotations[IMAGE_NAME] ?? '']);
+    const image = images.get(key);
+    if (image) image.push(candidate);
+    else images.set(key, [candidate]);
+  }
+  return images;
+}
+
+/** The build of one image an import takes (see pickManifest); several only when they cannot be told apart. */
+function hostBuild(image: ManifestCandidate[], host: HostPlatform): ManifestCandidate[] {
+  const onArch = (architecture: string) => image.filter((c) => c.descriptor.platform?.os === 'linux' && c.descriptor.platform.architecture === architecture);
+  const native = onArch(host.architecture);
+  if (native.length > 0) return oneVariant(native, host.variant);
+  const platformless = image.filter((c) => !c.descriptor.platform);
+  if (platformless.length > 0) return platformless;
+  return oneVariant(onArch('amd64'), undefined);
+}
+
+/** Among builds of one architecture: the `wanted` variant if there, else the one without a variant, else the first. */
+function oneVariant(builds: ManifestCandidate[], wanted: string | undefined): ManifestCandidate[] {
+  const variants = builds.map((c) => c.descriptor.platform?.variant);
+  const variant = wanted !== undefined && variants.includes(wanted) ? wanted : variants.includes(undefined) ? undefined : variants[0];
+  return builds.filter((c) => c.descriptor.platform?.variant === variant);
 }
 
 function groupByDigest(candidates: ManifestCandidate[]): Array<Omit<ManifestChoice, 'warnings'>> {
@@ -83,8 +113,4 @@ function groupByDigest(candidates: ManifestCandidate[]): Array<Omit<ManifestChoi
 function formatPlatform(descriptor: Descriptor): string {
   const p = descriptor.platform!;
   return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
-}
-
-function unique(values: string[]): string[] {
-  return [...new Set(values)];
 }

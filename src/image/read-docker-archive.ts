@@ -3,9 +3,9 @@ import { ImageError } from '../errors.js';
 import { MediaType, type Descriptor } from '../oci/types.js';
 import { safeEntryName } from '../oci/safe-path.js';
 import { buildManifest, manifestBytes } from './build-manifest.js';
-import type { ImportSource } from './import-source.js';
+import { readArchiveJson, type ImportSource } from './import-source.js';
 import { normaliseImageName } from './import-tags.js';
-import { DockerManifestSchema, parseJsonAs } from './schemas.js';
+import { DockerManifestSchema, MAX_JSON_BYTES } from './schemas.js';
 import type { StagedImage } from './staged-image.js';
 import type { Staging, StagedFile } from './staging.js';
 
@@ -18,10 +18,9 @@ const DIGEST_NAME_RE = /^(?:blobs\/sha256\/([a-f0-9]{64})|([a-f0-9]{64})\.json)$
  * archive's file as it is, typed tar or tar+gzip by its first bytes.
  */
 export async function readDockerArchive(source: ImportSource, staging: Staging, options: { requested?: string }): Promise<StagedImage> {
-  const entries = parseJsonAs(await staging.read(await source.get('manifest.json')), DockerManifestSchema, 'manifest.json');
-  const entry = chooseEntry(entries, options.requested);
+  const entry = chooseEntry(await readDockerManifest(source, staging), options.requested);
 
-  const configFile = checkNamed(entry.Config, await source.get(entry.Config), 'config');
+  const configFile = checkNamed(entry.Config, await source.get(entry.Config, { maxBytes: MAX_JSON_BYTES }), 'config');
   const config: Descriptor = { mediaType: MediaType.config, digest: configFile.digest, size: configFile.size };
   const layers = [];
   for (const name of entry.Layers) {
@@ -42,6 +41,11 @@ export async function readDockerArchive(source: ImportSource, staging: Staging, 
 
 type DockerEntry = ReturnType<typeof DockerManifestSchema.parse>[number];
 
+/** docker's manifest.json: one entry (config, layers, tags) per image. */
+export function readDockerManifest(source: ImportSource, staging: Staging): Promise<DockerEntry[]> {
+  return readArchiveJson(source, staging, 'manifest.json', DockerManifestSchema);
+}
+
 function chooseEntry(entries: DockerEntry[], requested: string | undefined): DockerEntry {
   if (entries.length === 1) return entries[0]!;
   if (entries.length === 0) throw new ImageError(`manifest.json lists no image`, { badInput: true });
@@ -57,7 +61,7 @@ function checkNamed(name: string, file: StagedFile, what: string): StagedFile {
   const match = DIGEST_NAME_RE.exec(safeEntryName(name));
   const hex = match?.[1] ?? match?.[2];
   if (hex !== undefined && file.digest !== `sha256:${hex}`) {
-    throw new ImageError(`${what} '${name}' is corrupt: it hashes to ${file.digest}, not to the digest its name gives`, { badInput: true });
+    throw new ImageError(`${what} '${name}' is corrupt: it does not hash to the digest its name gives`, { badInput: true });
   }
   return file;
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ImageError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
+import { jsonErrorOffset } from './json-offset.js';
 
 /**
  * The shapes of the JSON documents an archive carries, checked before anything reads them:
@@ -58,17 +59,18 @@ export const DockerManifestSchema = z.array(
   }),
 );
 
-/** The largest JSON document an import reads into memory. */
+/** The largest JSON document an import reads into memory (checked by `Staging.read`, and by a folder source before it copies). */
 export const MAX_JSON_BYTES = 16 * 1024 * 1024;
 
-/** Parses JSON bytes against a schema; throws ImageError naming `what` and the first bad key path. */
+/** Parses JSON bytes against a schema; throws ImageError naming `what` and the first bad key path (never the input itself). */
 export function parseJsonAs<T>(bytes: Buffer, schema: z.ZodType<T>, what: string): T {
-  if (bytes.length > MAX_JSON_BYTES) throw new ImageError(`${what} is too large (${bytes.length} bytes, at most ${MAX_JSON_BYTES})`, { badInput: true });
+  const text = bytes.toString('utf8');
   let value: unknown;
   try {
-    value = JSON.parse(bytes.toString('utf8'));
-  } catch (error) {
-    throw new ImageError(`${what} is not valid JSON: ${(error as Error).message}`, { cause: error, badInput: true });
+    value = JSON.parse(text);
+  } catch {
+    // JSON.parse's message quotes the input: say only where it broke.
+    throw new ImageError(`${what} is not valid JSON (at position ${jsonErrorOffset(text)})`, { badInput: true });
   }
   const result = schema.safeParse(value);
   if (result.success) return result.data;

@@ -16,13 +16,15 @@ export interface StagedImage {
   warnings: string[];
 }
 
-/** Refuses a staged blob whose measured digest or size differs from its descriptor. */
+/**
+ * Refuses a staged blob whose measured digest or size differs from its descriptor. The
+ * message names what was expected and the size found, never the digest of what was found:
+ * nothing derived from content that failed a check is echoed.
+ */
 export function checkBlob(file: StagedFile, descriptor: Descriptor, what: string): StagedFile {
   if (file.digest !== descriptor.digest || file.size !== descriptor.size) {
-    throw new ImageError(
-      `${what} ${descriptor.digest} is corrupt: expected ${descriptor.size} bytes hashing to ${descriptor.digest}, got ${file.size} bytes hashing to ${file.digest}`,
-      { badInput: true },
-    );
+    const got = file.size === descriptor.size ? `${file.size} bytes that do not` : `${file.size} bytes`;
+    throw new ImageError(`${what} ${descriptor.digest} is corrupt: expected ${descriptor.size} bytes hashing to ${descriptor.digest}, got ${got}`, { badInput: true });
   }
   return file;
 }

@@ -151,15 +151,29 @@ export class ImageStore {
 
   /** Points `name:tag` at an image and rewrites the layout index. */
   async tag(name: string, tag: string, digest: Digest): Promise<void> {
-    const ref = parseImageRef(`${name}:${tag}`);
-    if ('error' in ref) throw new ImageError(`invalid tag '${name}:${tag}': ${ref.error}`, { badInput: true });
-    if (!this.getImage(digest)) throw new ImageError(`image '${digest}' not found in the store`, { notFound: true });
-    this.db
-      .prepare(
-        `INSERT INTO tags (name, tag, digest, updated_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT(name, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
-      )
-      .run(name, tag, digest, new Date().toISOString());
+    await this.tagMany([`${name}:${tag}`], digest);
+  }
+
+  /**
+   * Points every `name:tag` of `refs` at an image, all in one transaction, then rewrites the
+   * layout index once. An invalid tag or an unknown image changes nothing.
+   */
+  async tagMany(refs: readonly string[], digest: Digest): Promise<void> {
+    const tags = refs.map((ref) => {
+      const parsed = parseImageRef(ref);
+      if ('error' in parsed || parsed.kind !== 'tag') throw new ImageError(`invalid tag '${ref}': ${'error' in parsed ? parsed.error : 'expected name:tag'}`, { badInput: true });
+      return parsed;
+    });
+    if (tags.length === 0) return;
+    const upsert = this.db.prepare(
+      `INSERT INTO tags (name, tag, digest, updated_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT(name, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+    );
+    const now = new Date().toISOString();
+    this.db.transaction(() => {
+      if (!this.db.prepare(`SELECT 1 FROM images WHERE digest = ?`).get(digest)) throw new ImageError(`image '${digest}' not found in the store`, { notFound: true });
+      for (const { name, tag } of tags) upsert.run(name, tag, digest, now);
+    })();
     await this.writeLayoutIndex();
   }
 
@@ -347,24 +361,34 @@ export class ImageStore {
       .run(key, layer.digest, layer.diffId, layer.size, layer.mediaType, now, now);
   }
 
-  /** Rewrites the OCI layout's index.json from the tags table (temp file + rename). */
+  /**
+   * Rewrites the OCI layout's index.json from the tags table (temp file + rename): one query
+   * for the tags of recorded images, and each image's manifest read once for its size and
+   * media type (an imported manifest is kept byte-identical and may carry docker's).
+   */
   async writeLayoutIndex(): Promise<void> {
-    const index: Index = {
-      schemaVersion: 2,
-      mediaType: MediaType.index,
-      manifests: [],
-    };
-    for (const tag of this.listTags()) {
-      const image = this.getImage(tag.digest);
-      if (!image) continue;
-      // An imported manifest is kept byte-identical and may carry docker's media type.
-      const manifest = await this.manifest(tag.digest).catch(() => undefined);
-      index.manifests.push({
-        mediaType: manifest?.mediaType ?? MediaType.manifest,
-        digest: tag.digest,
-        size: (await this.blobs.size(tag.digest)) ?? 0,
-        annotations: { 'org.opencontainers.image.ref.name': `${tag.name}:${tag.tag}` },
-      });
+    const rows = this.db
+      .prepare(
+        `SELECT tags.name, tags.tag, tags.digest FROM tags JOIN images ON images.digest = tags.digest
+         ORDER BY tags.name, tags.updated_at DESC, tags.tag DESC`,
+      )
+      .all() as { name: string; tag: string; digest: Digest }[];
+    const manifests = new Map<Digest, { mediaType: string; size: number }>();
+    const index: Index = { schemaVersion: 2, mediaType: MediaType.index, manifests: [] };
+    for (const { name, tag, digest } of rows) {
+      let manifest = manifests.get(digest);
+      if (!manifest) {
+        const bytes = await this.blobs.read(digest).catch(() => undefined);
+        let mediaType: string = MediaType.manifest;
+        try {
+          mediaType = (JSON.parse(bytes?.toString('utf8') ?? '{}') as Partial<Manifest>).mediaType ?? mediaType;
+        } catch {
+          // a broken manifest is fsck's to report; the index still names the tag
+        }
+        manifest = { mediaType, size: bytes?.length ?? 0 };
+        manifests.set(digest, manifest);
+      }
+      index.manifests.push({ mediaType: manifest.mediaType, digest, size: manifest.size, annotations: { 'org.opencontainers.image.ref.name': `${name}:${tag}` } });
     }
     const tmp = this.blobs.tempPath('index');
     await writeFile(tmp, JSON.stringify(index, null, 2));

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { resolveImportTags, type FoundNames } from '../../src/image/import-tags.js';
-import { hostArchitecture, pickManifest, type ManifestCandidate } from '../../src/image/pick-manifest.js';
+import { pickManifest, type ManifestCandidate } from '../../src/image/pick-manifest.js';
 import { containerdName } from '../../src/image/layout-files.js';
 import { sha256 } from '../../src/oci/digest.js';
 import { MediaType } from '../../src/oci/types.js';
@@ -71,8 +71,37 @@ test('pickManifest: one image, the host platform, or the one asked for', () => {
   assert.ok(!('error' in chosen) && chosen.descriptor.digest === sha256('manifest 2'));
 
   assert.ok('error' in pickManifest([], { architecture: 'amd64' }));
-  assert.equal(hostArchitecture('x64'), 'amd64');
-  assert.equal(hostArchitecture('arm64'), 'arm64');
+});
+
+test('pickManifest: variants of one architecture give one image, never "holds 2 images"', () => {
+  const digestOf = (choice: ReturnType<typeof pickManifest>) => ('error' in choice ? choice.error : choice.descriptor.digest);
+  const cases: Array<{ label: string; candidates: ManifestCandidate[]; architecture: string; variant?: string; requested?: string; want: number | RegExp }> = [
+    { label: 'arm/v6 + arm/v7 on an arm v7 host', candidates: [manifest(1, { os: 'linux', architecture: 'arm', variant: 'v6' }), manifest(2, { os: 'linux', architecture: 'arm', variant: 'v7' })], architecture: 'arm', variant: 'v7', want: 2 },
+    { label: 'arm/v6 + arm/v7, host variant unknown: the first', candidates: [manifest(1, { os: 'linux', architecture: 'arm', variant: 'v6' }), manifest(2, { os: 'linux', architecture: 'arm', variant: 'v7' })], architecture: 'arm', want: 1 },
+    { label: 'amd64/v3 + amd64: the one without a variant', candidates: [manifest(1, { os: 'linux', architecture: 'amd64', variant: 'v3' }), manifest(2, { os: 'linux', architecture: 'amd64' })], architecture: 'amd64', want: 2 },
+    { label: 'arm64/v8 + arm64 on a v8 host', candidates: [manifest(1, { os: 'linux', architecture: 'arm64' }), manifest(2, { os: 'linux', architecture: 'arm64', variant: 'v8' })], architecture: 'arm64', variant: 'v8', want: 2 },
+    { label: 'a platformless manifest beside the host one: the host one', candidates: [manifest(1), manifest(2, { os: 'linux', architecture: 'amd64' })], architecture: 'amd64', want: 2 },
+    { label: 'a platformless manifest beside another arch: the platformless one', candidates: [manifest(1, { os: 'linux', architecture: 'arm64' }), manifest(2)], architecture: 'amd64', want: 2 },
+    { label: 'amd64 fallback with variants', candidates: [manifest(1, { os: 'linux', architecture: 'amd64', variant: 'v2' }), manifest(2, { os: 'linux', architecture: 'amd64' })], architecture: 's390x', want: 2 },
+    {
+      label: 'two named images stay two: variants are collapsed per image',
+      candidates: [manifest(1, { os: 'linux', architecture: 'amd64' }, 'web:1'), manifest(2, { os: 'linux', architecture: 'amd64', variant: 'v3' }, 'web:1'), manifest(3, { os: 'linux', architecture: 'amd64' }, 'api:1')],
+      architecture: 'amd64',
+      want: /holds 2 images \(web:1, api:1\)/,
+    },
+    {
+      label: 'and --tag chooses among them',
+      candidates: [manifest(1, { os: 'linux', architecture: 'amd64' }, 'web:1'), manifest(2, { os: 'linux', architecture: 'amd64', variant: 'v3' }, 'web:1'), manifest(3, { os: 'linux', architecture: 'amd64' }, 'api:1')],
+      architecture: 'amd64',
+      requested: 'web:1',
+      want: 1,
+    },
+  ];
+  for (const c of cases) {
+    const got = digestOf(pickManifest(c.candidates, { architecture: c.architecture, variant: c.variant, requested: c.requested }));
+    if (typeof c.want === 'number') assert.equal(got, sha256(`manifest ${c.want}`), `${c.label}: ${got}`);
+    else assert.match(got, c.want, c.label);
+  }
 });
 
 test('containerdName: docker.io is implied for names without a registry', () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { ImageError } from '../../src/errors.js';
 import { exportImage, type ExportFormat } from '../../src/image/export.js';
@@ -10,22 +10,10 @@ import { digestHex } from '../../src/oci/digest.js';
 import { MediaType } from '../../src/oci/types.js';
 import { blobName, dockerArchive, ociArchive } from '../fixtures/archives.js';
 import { makeImage } from '../fixtures/make-image.js';
-import { readTar, tarBuffer, writeTar, type TarEntry } from '../fixtures/tar.js';
+import { readTar, tarBuffer, writeEntriesToDir, writeTar, type TarEntry } from '../fixtures/tar.js';
 import { tempDir, tempStore } from '../fixtures/temp-store.js';
 
 const FILES = { 'app/hello.txt': 'hello from imago\n', 'usr/bin/app': '#!/bin/sh\necho app\n' };
-
-/** Writes tar-style entries as a folder (test-made, trusted names). */
-async function writeEntriesToDir(dir: string, entries: TarEntry[]): Promise<void> {
-  for (const entry of entries) {
-    const path = join(dir, entry.name);
-    if (entry.type === 'directory') await mkdir(path, { recursive: true });
-    else {
-      await mkdir(dirname(path), { recursive: true });
-      await writeFile(path, entry.data ?? '');
-    }
-  }
-}
 
 for (const format of ['oci', 'oci-dir', 'docker'] as ExportFormat[]) {
   test(`export as ${format}, import into a fresh store: same digest, same tag, same files`, async (t) => {

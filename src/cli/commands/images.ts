@@ -88,7 +88,15 @@ export function registerImages(program: Command): void {
       }
       await withStore(cmd.optsWithGlobals<GlobalOptions>(), async (store) => {
         const { exportImage } = await import('../../image/export.js');
-        await exportImage(store, ref, opts.output, { format: opts.format as (typeof EXPORT_FORMATS)[number] });
+        // Ctrl-C (or SIGTERM) cancels the export and removes its half-written file.
+        const abort = new AbortController();
+        const cancel = () => abort.abort();
+        process.once('SIGINT', cancel).once('SIGTERM', cancel);
+        try {
+          await exportImage(store, ref, opts.output, { format: opts.format as (typeof EXPORT_FORMATS)[number], signal: abort.signal });
+        } finally {
+          process.off('SIGINT', cancel).off('SIGTERM', cancel);
+        }
         process.stdout.write(`exported ${ref} to ${opts.output} (${opts.format})\n`);
       });
     });
@@ -98,11 +106,12 @@ export function registerImages(program: Command): void {
     .description('import an OCI layout (folder or tar) or a docker save archive')
     .argument('<path>', 'the archive or folder')
     .option('-t, --tag <name:tag>', 'tag for the imported image')
+    .option('-f, --force', 'move tags that already point at another image')
     .option('--json', 'print the result as JSON')
-    .action(async (path: string, opts: { tag?: string; json?: boolean }, cmd: Command) => {
+    .action(async (path: string, opts: { tag?: string; force?: boolean; json?: boolean }, cmd: Command) => {
       await withStore(cmd.optsWithGlobals<GlobalOptions>(), async (store) => {
         const { importImage } = await import('../../image/import.js');
-        const result = await importImage(store, path, opts.tag ? { tag: opts.tag } : {});
+        const result = await importImage(store, path, { ...(opts.tag ? { tag: opts.tag } : {}), force: opts.force });
         for (const warning of result.warnings) process.stderr.write(`warning: ${warning}\n`);
         if (opts.json) return printJson(result);
         process.stdout.write(`imported ${result.digest}${result.tags.length ? ` as ${result.tags.join(', ')}` : ''}\n`);
