@@ -1,0 +1,150 @@
+import assert from 'node:assert/strict';
+import { createServer, get as httpGet, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, describe, it } from 'node:test';
+import { ServiceRouter } from '../../src/router/service-router.js';
+import { freePort } from '../support/net.js';
+
+/** A backend answering with its name; `/slow` waits until released, `/echo` returns the body. */
+async function backend(name: string): Promise<{ server: Server; port: number; release: () => void; seen: Array<Record<string, unknown>> }> {
+  const waiting: Array<() => void> = [];
+  const seen: Array<Record<string, unknown>> = [];
+  const server = createServer((req, res) => {
+    seen.push({ host: req.headers.host, xff: req.headers['x-forwarded-for'], path: req.url });
+    if (req.url === '/slow') {
+      waiting.push(() => res.end(`${name} slow done`));
+      return;
+    }
+    if (req.url === '/echo') {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => res.end(`${name}:${Buffer.concat(chunks).toString()}`));
+      return;
+    }
+    res.end(name);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  after(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+  return { server, port: (server.address() as AddressInfo).port, release: () => waiting.splice(0).forEach((w) => w()), seen };
+}
+
+async function router(): Promise<{ router: ServiceRouter; url: string }> {
+  const r = new ServiceRouter('web', { host: '127.0.0.1', port: 0 });
+  const { port } = await r.start();
+  after(() => r.close());
+  return { router: r, url: `http://127.0.0.1:${port}` };
+}
+
+describe('service router', () => {
+  it('answers 503 with a reason when no instance is routed', async () => {
+    const { url } = await router();
+    const res = await fetch(url);
+    assert.equal(res.status, 503);
+    assert.deepEqual(await res.json(), { error: "service 'web' has no healthy instance" });
+  });
+
+  it('spreads requests, keeps Host, appends X-Forwarded-For, streams bodies', async () => {
+    const a = await backend('a');
+    const b = await backend('b');
+    const { router: r, url } = await router();
+    r.route({ id: 'a', host: '127.0.0.1', port: a.port });
+    r.route({ id: 'b', host: '127.0.0.1', port: b.port });
+    // fetch may not set Host: node:http may.
+    const get = () =>
+      new Promise<string>((resolve, reject) => {
+        httpGet(url, { headers: { host: 'shop.example', 'x-forwarded-for': '10.9.9.9' } }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve(body));
+        }).on('error', reject);
+      });
+    const answers = await Promise.all(Array.from({ length: 20 }, get));
+    assert.deepEqual(new Set(answers), new Set(['a', 'b']));
+    assert.equal(a.seen[0]!.host, 'shop.example');
+    assert.equal(a.seen[0]!.xff, '10.9.9.9, 127.0.0.1');
+    const echoed = await fetch(`${url}/echo`, { method: 'POST', body: 'x'.repeat(100_000) }).then((res) => res.text());
+    assert.match(echoed, /^[ab]:x{100000}$/);
+  });
+
+  it('unrouting stops new requests at once while the in-flight ones finish; drain waits for them', async () => {
+    const a = await backend('a');
+    const b = await backend('b');
+    const { router: r, url } = await router();
+    r.route({ id: 'a', host: '127.0.0.1', port: a.port });
+    const slow = fetch(`${url}/slow`).then((res) => res.text());
+    while (r.inflight('a') === 0) await new Promise((resolve) => setImmediate(resolve));
+    r.route({ id: 'b', host: '127.0.0.1', port: b.port });
+    r.unroute('a');
+    assert.equal(await fetch(url).then((res) => res.text()), 'b');
+    let drained: boolean | undefined;
+    const draining = r.drain('a', 10_000).then((d) => (drained = d));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(drained, undefined, 'still draining while a request is in flight');
+    a.release();
+    assert.equal(await slow, 'a slow done');
+    await draining;
+    assert.equal(drained, true);
+    assert.deepEqual(r.routed(), ['b']);
+  });
+
+  it('a drain that outlasts its timeout says so', async () => {
+    const a = await backend('a');
+    const { router: r, url } = await router();
+    r.route({ id: 'a', host: '127.0.0.1', port: a.port });
+    const slow = fetch(`${url}/slow`).catch(() => undefined);
+    while (r.inflight('a') === 0) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(await r.drain('a', 50), false);
+    a.release();
+    await slow;
+  });
+
+  it('retries an idempotent request on another instance when one refuses connections', async () => {
+    const b = await backend('b');
+    const { router: r, url } = await router();
+    r.route({ id: 'dead', host: '127.0.0.1', port: await freePort() });
+    r.route({ id: 'b', host: '127.0.0.1', port: b.port });
+    const answers = await Promise.all(Array.from({ length: 10 }, () => fetch(url).then((res) => res.text())));
+    assert.deepEqual(new Set(answers), new Set(['b']));
+    assert.equal(r.stats().failed, 0);
+  });
+
+  it('refuses to start on a port in use, saying so', async () => {
+    const a = await backend('a');
+    const r = new ServiceRouter('web', { host: '127.0.0.1', port: a.port });
+    await assert.rejects(r.start(), /failed to listen on 127\.0\.0\.1:\d+ for service 'web': the port is in use/);
+  });
+
+  it('zero failed requests under constant load while the whole fleet is swapped', async () => {
+    const olds = await Promise.all(['o1', 'o2', 'o3'].map(backend));
+    const news = await Promise.all(['n1', 'n2', 'n3'].map(backend));
+    const { router: r, url } = await router();
+    olds.forEach((o, i) => r.route({ id: `o${i + 1}`, host: '127.0.0.1', port: o.port }));
+    let stop = false;
+    let ok = 0;
+    let bad = 0;
+    const seen = new Set<string>();
+    const client = async () => {
+      while (!stop) {
+        const res = await fetch(url).catch(() => undefined);
+        if (res?.status === 200) {
+          ok++;
+          seen.add(await res.text());
+        } else bad++;
+      }
+    };
+    const clients = Array.from({ length: 8 }, client);
+    for (let i = 0; i < 3; i++) {
+      r.route({ id: `n${i + 1}`, host: '127.0.0.1', port: news[i]!.port });
+      r.unroute(`o${i + 1}`);
+      await r.drain(`o${i + 1}`, 5_000);
+      olds[i]!.server.closeAllConnections();
+      olds[i]!.server.close();
+    }
+    const target = ok + 200;
+    while (ok < target) await new Promise((resolve) => setTimeout(resolve, 5));
+    stop = true;
+    await Promise.all(clients);
+    assert.equal(bad, 0);
+    assert.ok(seen.has('n1') && seen.has('n3'));
+  });
+});
