@@ -52,6 +52,79 @@ const MIGRATIONS: string[] = [
     digest   TEXT NOT NULL
   );
   `,
+  // 2: deploy state (src/state/): releases, instances, deploys, leased locks, the hash-chained ledger.
+  `
+  CREATE TABLE releases (
+    id          INTEGER PRIMARY KEY,
+    service     TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    digest      TEXT NOT NULL,
+    config      TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    reason      TEXT,
+    rollback_of INTEGER REFERENCES releases(id),
+    created_by  TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    finished_at TEXT,
+    UNIQUE (service, version)
+  );
+  CREATE INDEX releases_by_digest ON releases(digest);
+  CREATE TRIGGER releases_immutable BEFORE UPDATE OF id, service, version, digest, config, rollback_of, created_by, created_at ON releases
+  BEGIN SELECT RAISE(ABORT, 'releases are immutable: only status, reason and finished_at change'); END;
+  CREATE TRIGGER releases_no_delete BEFORE DELETE ON releases
+  BEGIN SELECT RAISE(ABORT, 'releases are never deleted'); END;
+
+  CREATE TABLE instances (
+    id         TEXT PRIMARY KEY,
+    service    TEXT NOT NULL,
+    release_id INTEGER NOT NULL REFERENCES releases(id),
+    provider   TEXT NOT NULL,
+    port       INTEGER,
+    state      TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  CREATE INDEX instances_by_service ON instances(service, state);
+
+  CREATE TABLE deploys (
+    id              INTEGER PRIMARY KEY,
+    service         TEXT NOT NULL,
+    release_id      INTEGER NOT NULL REFERENCES releases(id),
+    from_release_id INTEGER REFERENCES releases(id),
+    plan            TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    started_at      TEXT NOT NULL,
+    finished_at     TEXT,
+    reason          TEXT,
+    transcript      TEXT
+  );
+  CREATE INDEX deploys_by_service ON deploys(service, id);
+  CREATE UNIQUE INDEX deploys_one_running ON deploys(service) WHERE state = 'running';
+
+  CREATE TABLE locks (
+    name       TEXT PRIMARY KEY,
+    owner      TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+  );
+
+  CREATE TABLE events (
+    seq        INTEGER PRIMARY KEY,
+    at         TEXT NOT NULL,
+    actor      TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    service    TEXT,
+    release_id INTEGER,
+    instance   TEXT,
+    data       TEXT NOT NULL,
+    prev_hash  TEXT NOT NULL,
+    hash       TEXT NOT NULL UNIQUE
+  );
+  CREATE INDEX events_by_service ON events(service, seq);
+  CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+  BEGIN SELECT RAISE(ABORT, 'the ledger is append-only: events cannot be changed'); END;
+  CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+  BEGIN SELECT RAISE(ABORT, 'the ledger is append-only: events cannot be deleted'); END;
+  `,
 ];
 
 /** Opens (creating if needed) the state database at `file` and brings its schema up to date. */

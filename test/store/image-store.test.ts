@@ -7,6 +7,7 @@ import { bake } from '../../src/bake/baker.js';
 import { ImageError } from '../../src/errors.js';
 import { sha256 } from '../../src/oci/digest.js';
 import { ImageStore } from '../../src/store/image-store.js';
+import { createRelease } from '../../src/state/releases.js';
 import { copy, imageSpec } from '../support/spec.js';
 import { tempDir } from '../support/temp.js';
 
@@ -126,8 +127,7 @@ describe('image store', () => {
   it('keeps images that a release refers to', async () => {
     const store = await ImageStore.open(await tempDir());
     const web = await bakeOne(store, await tempDir(), 'web', 'one');
-    store.db.exec(`CREATE TABLE releases (id INTEGER PRIMARY KEY, digest TEXT NOT NULL)`);
-    store.db.prepare(`INSERT INTO releases (digest) VALUES (?)`).run(web.digest);
+    createRelease(store.db, { service: 'web', digest: web.digest, config: {}, createdBy: 'test' });
     await store.remove('web:1');
     const removed = await store.remove('web:latest');
     assert.equal(removed.deleted, undefined, 'a released image is not forgotten');

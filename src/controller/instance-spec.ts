@@ -1,0 +1,24 @@
+import type { ServiceSpec } from '../config/types.js';
+import type { Digest } from '../oci/digest.js';
+import { Label, newInstanceId, type InstanceSpec } from '../providers/provider.js';
+
+/** Builds what a provider needs to start one instance of a release. Pure (the random part comes in). */
+export function instanceSpecFor(
+  service: ServiceSpec,
+  release: { id: number; version: number; digest: Digest },
+  options: { port: number; env: string; random: string },
+): InstanceSpec {
+  return {
+    id: newInstanceId(service.name, release.version, options.random),
+    digest: release.digest,
+    labels: {
+      [Label.service]: service.name,
+      [Label.release]: String(release.id),
+      [Label.env]: options.env,
+      [Label.digest]: release.digest,
+    },
+    port: options.port,
+    env: service.env,
+    volumes: Object.entries(service.volumes).map(([name, path]) => ({ name, path })),
+  };
+}
