@@ -50,3 +50,6 @@ export function reasonOf(error: unknown): string {
 
 /** A provider could not do what was asked (start, stop, list instances). */
 export class ProviderError extends ImagoError {}
+
+/** A deploy could not be done (an unknown service, a release that cannot go live). */
+export class DeployError extends ImagoError {}

@@ -78,16 +78,19 @@ export function reconcile(desired: DesiredService, observed: ObservedInstance[],
   const oldestFirst = (ids: string[]) => [...ids].sort((a, b) => byId.get(a)!.startedAt - byId.get(b)!.startedAt || (a < b ? -1 : 1));
   const actions: Actions = { start: 0, route: [], unroute: [], stop: [...buckets.crashed], failed: undefined, converged: false, buckets };
 
-  // A deploy fails when a new instance fails its gate, or the gate outlasts the deadline.
+  // A deploy fails when a new instance fails its gate or exits, or the gate outlasts the deadline.
   const deploying = desired.deployStartedAt !== undefined;
   const overdue = deploying && now - desired.deployStartedAt! > desired.deployTimeout && buckets.starting.length > 0;
-  if (deploying && (buckets.unhealthy.length > 0 || overdue)) {
-    const blamed = [...buckets.unhealthy, ...buckets.starting];
+  const crashedNew = buckets.crashed.filter((id) => byId.get(id)!.release === desired.release);
+  if (deploying && (buckets.unhealthy.length > 0 || crashedNew.length > 0 || overdue)) {
+    const blamed = [...buckets.unhealthy, ...crashedNew, ...buckets.starting];
     const reason = buckets.unhealthy.length > 0
       ? `${buckets.unhealthy.length} new instance(s) failed the health check`
-      : `new instances were not healthy within ${Math.round(desired.deployTimeout / 1000)}s`;
+      : crashedNew.length > 0
+        ? `${crashedNew.length} new instance(s) exited`
+        : `new instances were not healthy within ${Math.round(desired.deployTimeout / 1000)}s`;
     actions.failed = { reason, instances: blamed };
-    actions.stop.push(...blamed, ...buckets.ready);
+    actions.stop.push(...blamed.filter((id) => !crashedNew.includes(id)), ...buckets.ready);
     return actions;
   }
   // Out of a deploy, an unhealthy instance is replaced: unroute it, stop it, start another.

@@ -60,6 +60,12 @@ describe('reconcile: scenarios', () => {
     assert.deepEqual(summary(actions), { start: 0, route: [], unroute: [], stop: ['b4'], failed: '1 new instance(s) failed the health check', converged: false });
   });
 
+  it('a new instance that exits during the deploy fails it (no crash loop)', () => {
+    const fleet = [...['a1', 'a2', 'a3'].map((id) => inst(id)), inst('b4', { release: 2, state: 'exited', routed: false })];
+    const actions = reconcile(desired(), fleet, 1000);
+    assert.deepEqual(summary(actions), { start: 0, route: [], unroute: [], stop: ['b4'], failed: '1 new instance(s) exited', converged: false });
+  });
+
   it('a gate that outlasts the deploy deadline fails the deploy', () => {
     const fleet = [...['a1', 'a2', 'a3'].map((id) => inst(id)), inst('b4', { release: 2, health: 'starting', routed: false })];
     assert.equal(reconcile(desired(), fleet, 59_000).failed, undefined);

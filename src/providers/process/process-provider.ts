@@ -10,7 +10,7 @@ import { existingDirInRoot, resolveInRoot } from '../../oci/safe-path.js';
 import type { ImageConfig } from '../../oci/types.js';
 import type { ImageStore } from '../../store/image-store.js';
 import type { InstanceSpec, Provider, ProviderInstance } from '../provider.js';
-import { isRunning, processStartTime, signal } from './proc.js';
+import { isRunning, processGroupOf, processStartTime, signal } from './proc.js';
 import { RootfsCache } from './rootfs-cache.js';
 import { resolveUser } from './users.js';
 
@@ -124,6 +124,8 @@ export class ProcessProvider implements Provider {
         if (isRunning(record.pid, record.startTime)) throw new ProviderError(`failed to stop instance '${id}': pid ${record.pid} survived SIGKILL`);
       }
     }
+    // An app whose bubblewrap died first is still in the sandbox's process group: it goes too.
+    if (processGroupOf(record.appPid) === record.pid) signal(-record.pid, 'SIGKILL');
     await rm(join(this.instancesDir, `${id}.json`), { force: true });
     await rm(record.statusFile, { force: true });
   }
