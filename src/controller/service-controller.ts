@@ -100,7 +100,13 @@ export class ServiceController {
       const deploy = createDeploy(db, { service: this.service.name, releaseId: release.id, ...(previous ? { fromReleaseId: previous.id } : {}), plan, actor: this.ctx.actor });
       setReleaseStatus(db, release.id, 'deploying', undefined, { actor: this.ctx.actor });
       const desired = this.desiredFor(release, Date.now());
-      const renew = setInterval(() => renewLock(db, `service:${this.service.name}`, owner, LOCK_TTL_MS), LOCK_TTL_MS / 3);
+      const renew = setInterval(() => {
+        try {
+          renewLock(db, `service:${this.service.name}`, owner, LOCK_TTL_MS);
+        } catch {
+          // Lost the lock (another owner took it after it expired): the next release call says so.
+        }
+      }, LOCK_TTL_MS / 3);
       renew.unref();
       try {
         const outcome = await this.converge(desired, release);
