@@ -53,3 +53,14 @@ export class ProviderError extends ImagoError {}
 
 /** A deploy could not be done (an unknown service, a release that cannot go live). */
 export class DeployError extends ImagoError {}
+
+/** An API request failed with an HTTP status (the server's one error handler sends it). */
+export class HttpError extends ImagoError {
+  constructor(
+    readonly status: number,
+    message: string,
+    options: { cause?: unknown } = {},
+  ) {
+    super(message, { cause: options.cause, exitCode: status >= 400 && status < 500 ? 2 : 1 });
+  }
+}

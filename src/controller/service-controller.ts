@@ -129,6 +129,38 @@ export class ServiceController {
     }
   }
 
+  /** The service spec this controller runs. */
+  get spec(): ServiceSpec {
+    return this.service;
+  }
+
+  /** The instances as the controller sees them now: provider state, health, routing. */
+  async snapshot(): Promise<Array<{ id: string; release: number | undefined; state: string; health: string; routed: boolean; address: string; startedAt: number; exitCode: number | undefined }>> {
+    const routed = new Set(this.router.routed());
+    return (await this.ctx.provider.list({ [Label.service]: this.service.name })).map((i) => ({
+      id: i.id,
+      release: Number(i.labels[Label.release]) || undefined,
+      state: i.state,
+      health: i.state === 'exited' ? 'crashed' : (this.watchers.get(i.id)?.status ?? 'unknown'),
+      routed: routed.has(i.id),
+      address: `${i.address.host}:${i.address.port}`,
+      startedAt: i.startedAt,
+      exitCode: i.exitCode,
+    }));
+  }
+
+  /** The plan a deploy would follow now (from the instances running). */
+  async plan(service: ServiceSpec = this.service): Promise<ReturnType<typeof planRollout>> {
+    const running = (await this.ctx.provider.list({ [Label.service]: service.name })).filter((i) => i.state === 'running').length;
+    const previous = this.service;
+    this.service = service;
+    try {
+      return planRollout(service.strategy.kind, running, this.limits());
+    } finally {
+      this.service = previous;
+    }
+  }
+
   /** Stops the router and the watchers; instances keep running. */
   async close(): Promise<void> {
     for (const watcher of this.watchers.values()) watcher.stop();

@@ -1,0 +1,121 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { MAX_REPLICAS } from '../config/service-schema.js';
+import type { ServiceSpec } from '../config/types.js';
+import { STRATEGIES } from '../core/strategies/index.js';
+import { ConfigError, HttpError, ImageError, ImagoError } from '../errors.js';
+import { LockError } from '../state/errors.js';
+import { IMAGO_VERSION } from '../version.js';
+import type { ControlPlane } from './control-plane.js';
+import { authorized } from './token.js';
+
+const MAX_BODY = 1024 * 1024;
+
+type Handler = (params: string[], body: unknown, req: IncomingMessage) => Promise<unknown>;
+
+/**
+ * The control plane's HTTP API: JSON in and out, every route but /v1/ping behind the bearer
+ * token, one error handler that maps imago's errors to statuses.
+ */
+export function createApi(plane: ControlPlane, token: string): Server {
+  const routes: Array<[string, RegExp, Handler]> = [
+    ['GET', /^\/v1\/status$/, async () => plane.status()],
+    ['GET', /^\/v1\/services\/([a-z0-9._/-]+)\/history$/, async ([name]) => plane.history(name!)],
+    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/plan$/, async ([name], body) => plane.plan(serviceOf(name!, body), imageOf(body))],
+    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/deploy$/, async ([name], body, req) => plane.deploy(serviceOf(name!, body), imageOf(body), actorOf(req))],
+    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/rollback$/, async ([name], body, req) => plane.rollback(name!, toOf(body), actorOf(req))],
+  ];
+  return createServer((req, res) => {
+    void (async () => {
+      try {
+        const url = new URL(req.url ?? '/', 'http://imago');
+        if (req.method === 'GET' && url.pathname === '/v1/ping') return send(res, 200, { ok: true, version: IMAGO_VERSION });
+        if (!authorized(req.headers.authorization, token)) throw new HttpError(401, 'missing or wrong API token: send Authorization: Bearer <token from the state folder>');
+        const match = routes.find(([method, pattern]) => method === req.method && pattern.test(url.pathname));
+        if (!match) throw new HttpError(404, `no route ${req.method} ${url.pathname}`);
+        const params = match[1].exec(url.pathname)!.slice(1);
+        const body = req.method === 'POST' ? await readJson(req) : undefined;
+        send(res, 200, await match[2](params, body, req));
+      } catch (error) {
+        const [status, message] = describe(error);
+        send(res, status, { error: message });
+      }
+    })();
+  });
+}
+
+/** Starts the API on `host:port`; resolves with the bound address. */
+export async function listen(server: Server, host: string, port: number): Promise<{ host: string; port: number }> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(new ImagoError(`failed to listen on ${host}:${port}: ${error.code === 'EADDRINUSE' ? 'the port is in use' : error.message}`, { cause: error })),
+    );
+    server.listen(port, host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  return { host: address.address, port: address.port };
+}
+
+/** The one error handler: an error's HTTP status and message. */
+function describe(error: unknown): [number, string] {
+  if (error instanceof HttpError) return [error.status, error.message];
+  if (error instanceof ConfigError) return [400, error.message];
+  if (error instanceof ImageError) return [error.notFound ? 404 : error.exitCode === 2 ? 400 : 500, error.message];
+  if (error instanceof LockError) return [409, error.message];
+  if (error instanceof ImagoError) return [500, error.message];
+  return [500, `unexpected: ${(error as Error).message ?? String(error)}`];
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(`${JSON.stringify(body)}\n`);
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY) throw new HttpError(413, `request body over ${MAX_BODY} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  if (size === 0) return {};
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'request body is not valid JSON');
+  }
+}
+
+/** The normalised service spec a client sent (the CLI normalised it from the config file). */
+function serviceOf(name: string, body: unknown): ServiceSpec {
+  const service = (body as { service?: ServiceSpec } | undefined)?.service;
+  if (!service || typeof service !== 'object' || service.name !== name) throw new HttpError(400, `expected the body's "service" to be service '${name}' from the config`);
+  // The CLI validated the config; the API checks again what would do harm if wrong.
+  const replicas = service.replicas as unknown;
+  if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 0 || replicas > MAX_REPLICAS) {
+    throw new HttpError(400, `services.${name}.replicas: expected a whole number of instances from 0 to ${MAX_REPLICAS}, got ${JSON.stringify(replicas)}`);
+  }
+  if (!service.strategy || !(service.strategy.kind in STRATEGIES)) {
+    throw new HttpError(400, `services.${name}.strategy: expected one of ${Object.keys(STRATEGIES).join(', ')}, got ${JSON.stringify(service.strategy)}`);
+  }
+  return service;
+}
+
+function imageOf(body: unknown): string {
+  const image = (body as { image?: unknown } | undefined)?.image;
+  if (typeof image !== 'string' || image === '') throw new HttpError(400, 'expected "image": an image reference like "web:3" or a digest');
+  return image;
+}
+
+function toOf(body: unknown): number | undefined {
+  const to = (body as { to?: unknown } | undefined)?.to;
+  if (to === undefined || to === null) return undefined;
+  if (typeof to !== 'number' || !Number.isInteger(to) || to < 1) throw new HttpError(400, `expected "to": a release number, got ${JSON.stringify(to)}`);
+  return to;
+}
+
+function actorOf(req: IncomingMessage): string {
+  const actor = req.headers['x-imago-actor'];
+  return typeof actor === 'string' && /^[\w.@-]{1,64}$/.test(actor) ? actor : 'api';
+}

@@ -1,0 +1,111 @@
+import type { ServiceSpec } from '../config/types.js';
+import { ServiceController, type DeployResult } from '../controller/service-controller.js';
+import { HttpError, ImageError } from '../errors.js';
+import type { Digest } from '../oci/digest.js';
+import type { Provider } from '../providers/provider.js';
+import { lastGoodRelease, listReleases, liveRelease } from '../state/releases.js';
+import type { Release } from '../state/types.js';
+import type { ImageStore } from '../store/image-store.js';
+
+/**
+ * The control plane: the one writer of state. It owns a ServiceController per service,
+ * adopts what runs at start (from each live release's recorded config), and serves deploys,
+ * rollbacks, plans, status and history.
+ */
+export class ControlPlane {
+  private readonly controllers = new Map<string, ServiceController>();
+
+  constructor(
+    private readonly store: ImageStore,
+    private readonly provider: Provider,
+    private readonly env = 'default',
+  ) {}
+
+  /** Adopts every service that has a live release: its router comes back, its instances are found. */
+  async start(): Promise<void> {
+    const services = this.store.db.prepare(`SELECT DISTINCT service FROM releases WHERE status = 'live'`).all() as { service: string }[];
+    for (const { service } of services) {
+      const live = liveRelease(this.store.db, service);
+      if (live) await this.controllerFor(live.config as unknown as ServiceSpec, 'imago');
+    }
+  }
+
+  /** Deploys `image` (a reference, resolved to a digest once, here) as `service`. */
+  async deploy(service: ServiceSpec, image: string, actor: string): Promise<DeployResult> {
+    const digest = this.resolve(image);
+    const controller = await this.controllerFor(service, actor);
+    return controller.deploy(digest, { service });
+  }
+
+  /** Rolls a service back: to release version `to`, or to the last good release before the live one. */
+  async rollback(service: string, to: number | undefined, actor: string): Promise<DeployResult> {
+    const live = liveRelease(this.store.db, service);
+    const releases = listReleases(this.store.db, service);
+    if (releases.length === 0) throw new HttpError(404, `service '${service}' has no releases`);
+    let target: Release | undefined;
+    if (to !== undefined) {
+      target = releases.find((r) => r.version === to);
+      if (!target) throw new HttpError(404, `service '${service}' has no release ${to} (it has ${releases.map((r) => r.version).join(', ')})`);
+      if (target.status === 'failed') throw new HttpError(400, `release ${to} of '${service}' failed; roll back to one that ran`);
+    } else {
+      target = lastGoodRelease(this.store.db, service, live?.id);
+      if (!target) throw new HttpError(409, `service '${service}' has no earlier good release to roll back to`);
+    }
+    const spec = target.config as unknown as ServiceSpec;
+    const controller = await this.controllerFor(spec, actor);
+    return controller.deploy(target.digest as Digest, { rollbackOf: target.id, service: spec });
+  }
+
+  /** The plan a deploy of `service` would follow now. */
+  async plan(service: ServiceSpec, image: string): Promise<{ digest: Digest; plan: Awaited<ReturnType<ServiceController['plan']>> }> {
+    const digest = this.resolve(image);
+    const controller = this.controllers.get(service.name);
+    if (controller) return { digest, plan: await controller.plan(service) };
+    const fresh = new ServiceController({ store: this.store, provider: this.provider, actor: 'plan', env: this.env }, service);
+    return { digest, plan: await fresh.plan(service) };
+  }
+
+  /** Every service: its router address, live release and instances. */
+  async status(): Promise<Array<Record<string, unknown>>> {
+    const out: Array<Record<string, unknown>> = [];
+    for (const [name, controller] of this.controllers) {
+      const live = liveRelease(this.store.db, name);
+      out.push({
+        service: name,
+        url: controller.url,
+        live: live ? { version: live.version, digest: live.digest, since: live.finishedAt } : null,
+        instances: await controller.snapshot(),
+      });
+    }
+    return out;
+  }
+
+  /** A service's releases, newest first. */
+  history(service: string): Release[] {
+    return listReleases(this.store.db, service);
+  }
+
+  /** Stops every router and watcher; instances keep running. */
+  async close(): Promise<void> {
+    for (const controller of this.controllers.values()) await controller.close();
+    this.controllers.clear();
+  }
+
+  private resolve(image: string): Digest {
+    try {
+      return this.store.resolve(image);
+    } catch (error) {
+      if (error instanceof ImageError) throw new HttpError(error.notFound ? 404 : 400, error.message, { cause: error });
+      throw error;
+    }
+  }
+
+  private async controllerFor(service: ServiceSpec, actor: string): Promise<ServiceController> {
+    const existing = this.controllers.get(service.name);
+    if (existing) return existing;
+    const controller = new ServiceController({ store: this.store, provider: this.provider, actor, env: this.env }, service);
+    await controller.start();
+    this.controllers.set(service.name, controller);
+    return controller;
+  }
+}
