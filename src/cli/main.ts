@@ -2,7 +2,9 @@ import { Command, CommanderError } from 'commander';
 import { ImagoError } from '../errors.js';
 import { IMAGO_VERSION } from '../version.js';
 import { registerBake } from './commands/bake.js';
+import { registerDeploy } from './commands/deploy.js';
 import { registerImages } from './commands/images.js';
+import { registerServer } from './commands/server.js';
 
 /** Builds the `imago` command tree. */
 export function buildProgram(): Command {
@@ -16,6 +18,8 @@ export function buildProgram(): Command {
     .exitOverride();
   registerBake(program);
   registerImages(program);
+  registerServer(program);
+  registerDeploy(program);
   return program;
 }
 

@@ -1,0 +1,49 @@
+import type { Command } from 'commander';
+import { rm, writeFile } from 'node:fs/promises';
+import { ConfigError } from '../../errors.js';
+import { resolveHome } from '../../store/home.js';
+import { serverFile } from '../api-client.js';
+import type { GlobalOptions } from '../context.js';
+
+/** `imago server`: runs the control plane in the foreground until SIGINT/SIGTERM. */
+export function registerServer(program: Command): void {
+  program
+    .command('server')
+    .description('run the control plane (API, routers, deploys) in the foreground')
+    .option('--listen <host:port>', 'API address (loopback only)', '127.0.0.1:7420')
+    .option('--env <name>', 'environment name recorded on instances', 'default')
+    .action(async (opts: { listen: string; env: string }, cmd: Command) => {
+      const global = cmd.optsWithGlobals<GlobalOptions>();
+      const match = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):(\d{1,5})$/.exec(opts.listen);
+      if (!match || Number(match[2]) > 65535) throw new ConfigError(`--listen: expected a loopback address like "127.0.0.1:7420", got "${opts.listen}"`);
+      const home = resolveHome(global.home);
+      const [{ ImageStore }, { ProcessProvider }, { ControlPlane }, { createApi, listen }, { ensureToken }] = await Promise.all([
+        import('../../store/image-store.js'),
+        import('../../providers/process/process-provider.js'),
+        import('../../server/control-plane.js'),
+        import('../../server/api.js'),
+        import('../../server/token.js'),
+      ]);
+      const store = await ImageStore.open(home);
+      const plane = new ControlPlane(store, new ProcessProvider(store), opts.env);
+      await plane.start();
+      const token = await ensureToken(home);
+      const server = createApi(plane, token);
+      const address = await listen(server, match[1]!.replace(/^\[|\]$/g, ''), Number(match[2]));
+      const url = `http://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
+      await writeFile(serverFile(home), JSON.stringify({ url, pid: process.pid }));
+      process.stdout.write(`imago server listening on ${url} (state: ${home}, token: ${home}/api-token)\n`);
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once('SIGINT', stop).once('SIGTERM', stop);
+      });
+      process.stdout.write('imago server stopping: routers close, instances keep running\n');
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await plane.close();
+      await rm(serverFile(home), { force: true });
+      store.close();
+    });
+}
