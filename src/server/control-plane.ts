@@ -2,8 +2,10 @@ import type { ServiceSpec } from '../config/types.js';
 import { ServiceController, type DeployResult } from '../controller/service-controller.js';
 import { HttpError, ImageError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
-import type { Provider } from '../providers/provider.js';
-import { lastGoodRelease, listReleases, liveRelease } from '../state/releases.js';
+import { Label, type Provider } from '../providers/provider.js';
+import { finishDeploy, runningDeploys } from '../state/deploys.js';
+import { breakLock } from '../state/lock.js';
+import { getRelease, lastGoodRelease, listReleases, liveRelease, setReleaseStatus } from '../state/releases.js';
 import type { Release } from '../state/types.js';
 import type { ImageStore } from '../store/image-store.js';
 
@@ -21,8 +23,25 @@ export class ControlPlane {
     private readonly env = 'default',
   ) {}
 
-  /** Adopts every service that has a live release: its router comes back, its instances are found. */
+  /**
+   * Starts after a stop or a crash: a deploy that was running when the last control plane died
+   * is aborted (its release marked failed, with the reason), then every service with a live
+   * release is adopted — its router comes back, its instances are found, and the fleet
+   * converges to the live release (instances of the aborted one are retired). Instances of an
+   * aborted first deploy (no live release to go back to) are destroyed.
+   */
   async start(): Promise<void> {
+    const db = this.store.db;
+    for (const deploy of runningDeploys(db)) {
+      const reason = 'the control plane stopped during this deploy; it was aborted on restart';
+      finishDeploy(db, deploy.id, { state: 'aborted', reason, actor: 'imago' });
+      breakLock(db, `service:${deploy.service}`);
+      const release = getRelease(db, deploy.releaseId);
+      if (release && (release.status === 'deploying' || release.status === 'pending')) setReleaseStatus(db, release.id, 'failed', reason, { actor: 'imago' });
+      if (!liveRelease(db, deploy.service)) {
+        for (const instance of await this.provider.list({ [Label.service]: deploy.service })) await this.provider.destroy(instance.id, { graceMs: 2_000 });
+      }
+    }
     const services = this.store.db.prepare(`SELECT DISTINCT service FROM releases WHERE status = 'live'`).all() as { service: string }[];
     for (const { service } of services) {
       const live = liveRelease(this.store.db, service);

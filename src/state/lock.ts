@@ -61,6 +61,21 @@ export function releaseLock(db: Db, name: string, owner: string, now: number = D
     .immediate();
 }
 
+/**
+ * Frees `name` whoever holds it: only for a control plane starting up, whose predecessor (the
+ * only writer) is gone and so can hold nothing. Returns the owner it took the lock from.
+ */
+export function breakLock(db: Db, name: string): string | undefined {
+  checkText('lock name', name);
+  return db
+    .transaction((): string | undefined => {
+      const row = readRow(db, name);
+      if (row) db.prepare(`DELETE FROM locks WHERE name = ?`).run(name);
+      return row?.owner;
+    })
+    .immediate();
+}
+
 /** Who holds the lock `name` now, or undefined when it is free or its lease ran out. */
 export function readLock(db: Db, name: string, now: number = Date.now()): Lock | undefined {
   const row = readRow(db, name);
