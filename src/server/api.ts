@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { MAX_REPLICAS } from '../config/service-schema.js';
 import type { ServiceSpec } from '../config/types.js';
 import { STRATEGIES } from '../core/strategies/index.js';
-import { ConfigError, HttpError, ImageError, ImagoError } from '../errors.js';
+import { ConfigError, HttpError, ImageError, ImagoError, ProviderError } from '../errors.js';
 import { LockError } from '../state/errors.js';
 import { IMAGO_VERSION } from '../version.js';
 import type { ControlPlane } from './control-plane.js';
@@ -62,6 +62,7 @@ function describe(error: unknown): [number, string] {
   if (error instanceof ConfigError) return [400, error.message];
   if (error instanceof ImageError) return [error.notFound ? 404 : error.exitCode === 2 ? 400 : 500, error.message];
   if (error instanceof LockError) return [409, error.message];
+  if (error instanceof ProviderError && /the port is in use/.test(error.message)) return [409, error.message];
   if (error instanceof ImagoError) return [500, error.message];
   return [500, `unexpected: ${(error as Error).message ?? String(error)}`];
 }

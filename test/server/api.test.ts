@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -81,6 +83,14 @@ describe('control plane API', () => {
       assert.equal(bad.status, 400);
       assert.equal(bad.body.error, `services.web.replicas: expected a whole number of instances from 0 to 1000, got ${replicas}`);
     }
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const taken = (blocker.address() as AddressInfo).port;
+    const inUse = await call('POST', '/v1/services/busy/deploy', { service: { ...web, name: 'busy', listen: { host: '127.0.0.1', port: taken } }, image: 'hello:1' });
+    blocker.close();
+    assert.equal(inUse.status, 409);
+    assert.equal(inUse.body.error, `failed to listen on 127.0.0.1:${taken} for service 'busy': the port is in use`);
+    assert.deepEqual((await call('GET', '/v1/services/busy/history')).body, [], 'nothing recorded');
     const noRelease = await call('POST', '/v1/services/web/rollback', {});
     assert.equal(noRelease.status, 404);
     assert.deepEqual((await call('GET', '/v1/services/web/history')).body, []);
