@@ -1,0 +1,224 @@
+/**
+ * imago deploys on the process provider, in one run, in-process (as test/controller/deploy.test.ts):
+ * a first deploy of 10 replicas (blue-green), a rolling update to v2 (maxSurge 2, maxUnavailable 0)
+ * and a rollback to v1, each timed, the last two under constant `wrk` load through the router
+ * (failed requests counted), then the router's overhead: wrk through the router vs straight at an
+ * instance, with 10 routed instances and with 1.
+ *
+ *   node --import tsx bench/deploy.ts
+ *
+ * Needs bubblewrap, busybox and wrk (Debian package wrk). wrk is only pointed at 127.0.0.1.
+ * Prints a markdown report to stdout; progress goes to stderr.
+ */
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { bake } from '../src/bake/baker.js';
+import { normaliseConfig } from '../src/config/normalise.js';
+import type { ImageSpec, ServiceSpec } from '../src/config/types.js';
+import { ServiceController } from '../src/controller/service-controller.js';
+import type { Digest } from '../src/oci/digest.js';
+import { ProcessProvider } from '../src/providers/process/process-provider.js';
+import { listReleases } from '../src/state/releases.js';
+import { ImageStore } from '../src/store/image-store.js';
+import { formatMs, markdownTable } from './lib/stats.js';
+import { runWrk, startWrk, type WrkResult } from './lib/wrk.js';
+
+const REPLICAS = 10;
+const OVERHEAD_SECONDS = 5;
+/** wrk runs this long at most during a deploy; it is stopped (SIGINT) once the deploy is done. */
+const LOAD_MAX_SECONDS = 300;
+/** Load before and after each deploy, inside the wrk window. */
+const LOAD_MARGIN_MS = 1000;
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+/** examples/hello's image with another APP_VERSION. */
+function withVersion(base: ImageSpec, version: string): ImageSpec {
+  return { ...base, env: base.env.map(([k, v]) => [k, k === 'APP_VERSION' ? version : v] as [string, string]) };
+}
+
+/** A failed-requests cell: wrk's non-2xx and socket errors. */
+function failures(r: WrkResult): string {
+  const s = r.socketErrors;
+  return `${r.non2xx} non-2xx; socket errors: connect ${s.connect}, read ${s.read}, write ${s.write}, timeout ${s.timeout}`;
+}
+
+/** Runs `deploy` under wrk load through `url`: wrk starts LOAD_MARGIN_MS before and stops LOAD_MARGIN_MS after. */
+async function underLoad<T>(url: string, deploy: () => Promise<T>): Promise<{ ms: number; value: T; wrk: WrkResult }> {
+  const wrk = startWrk(`${url}/`, LOAD_MAX_SECONDS);
+  await sleep(LOAD_MARGIN_MS);
+  const t0 = performance.now();
+  let value: T;
+  try {
+    value = await deploy();
+  } catch (error) {
+    await wrk.stop().catch(() => undefined);
+    throw error;
+  }
+  const ms = performance.now() - t0;
+  await sleep(LOAD_MARGIN_MS);
+  if (wrk.exitedEarly()) throw new Error(`wrk's ${LOAD_MAX_SECONDS} s ended before the deploy did`);
+  return { ms, value, wrk: await wrk.stop() };
+}
+
+async function main(): Promise<void> {
+  const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+  const helloDir = join(repoRoot, 'examples', 'hello');
+  const home = await mkdtemp(join(tmpdir(), 'imago-bench-deploy-'));
+  const startedAt = new Date();
+  const loadAtStart = loadavg()[0]!;
+  const started = Date.now();
+  let store: ImageStore | undefined;
+  let controller: ServiceController | undefined;
+
+  try {
+    store = await ImageStore.open(home);
+    // examples/hello's image (its run step left out: the app does not need /var/lib/hello) and a
+    // service with the bench's health settings.
+    const config = normaliseConfig(
+      {
+        images: {
+          hello: {
+            context: helloDir,
+            from: { host: ['node', 'busybox'] },
+            copy: [{ src: 'app/', dest: '/app', exclude: ['*.test.js'] }],
+            env: { APP_VERSION: '1', NODE_ENV: 'production' },
+            workdir: '/app',
+            entrypoint: ['/usr/bin/node'],
+            cmd: ['server.js'],
+            user: '1000:1000',
+          },
+        },
+        services: {
+          hello: {
+            image: 'hello',
+            replicas: REPLICAS,
+            health: { http: '/healthz', interval: '100ms', startPeriod: '10s' },
+            strategy: 'blue-green',
+            drainTimeout: '10s',
+            stopGrace: '5s',
+          },
+        },
+      },
+      join(helloDir, 'imago.yaml'),
+    );
+    const base = config.images.hello!;
+    const blueGreen: ServiceSpec = config.services.hello!;
+    const rolling: ServiceSpec = { ...blueGreen, strategy: { kind: 'rolling', maxSurge: { kind: 'count', value: 2 }, maxUnavailable: { kind: 'count', value: 0 } } };
+    log(`home ${home}; service: ${JSON.stringify({ health: blueGreen.health, deployTimeout: blueGreen.deployTimeout, drainTimeout: blueGreen.drainTimeout, stopGrace: blueGreen.stopGrace })}`);
+
+    const digests: Record<string, Digest> = {};
+    for (const v of ['1', '2']) {
+      const t = performance.now();
+      digests[v] = (await bake({ store, spec: withVersion(base, v) })).digest;
+      log(`baked v${v} ${digests[v]} in ${formatMs(performance.now() - t)}`);
+    }
+
+    const provider = new ProcessProvider(store);
+    controller = new ServiceController({ store, provider, actor: 'bench', env: 'bench' }, blueGreen);
+    await controller.start();
+    const url = controller.url;
+    log(`router at ${url}`);
+    const expectLive = (what: string, r: { outcome: string; reason?: string }) => {
+      if (r.outcome !== 'live') throw new Error(`${what}: deploy ${r.outcome}: ${r.reason}`);
+    };
+    const routedCount = async () => (await controller!.snapshot()).filter((i) => i.routed).length;
+
+    // 1. First deploy: 10 replicas of v1, blue-green (all started at once).
+    let t = performance.now();
+    const first = await controller.deploy(digests['1']!);
+    const firstMs = performance.now() - t;
+    expectLive('first deploy', first);
+    log(`1. first deploy (blue-green, ${REPLICAS} × v1): ${formatMs(firstMs)}, ${first.started.length} started, ${await routedCount()} routed`);
+
+    // 2. Rolling update to v2 under load.
+    const roll = await underLoad(url, () => controller!.deploy(digests['2']!, { service: rolling }));
+    expectLive('rolling to v2', roll.value);
+    log(`2. rolling v1 → v2 (maxSurge 2, maxUnavailable 0): ${formatMs(roll.ms)}; wrk ${roll.wrk.rps} req/s, ${failures(roll.wrk)}`);
+
+    // 3. Rollback to v1 under load (the same rolling strategy: the service spec the controller now runs).
+    const v1 = listReleases(store.db, 'hello').find((r) => r.digest === digests['1'])!;
+    const back = await underLoad(url, () => controller!.deploy(digests['1']!, { rollbackOf: v1.id }));
+    expectLive('rollback to v1', back.value);
+    log(`3. rollback to v1: ${formatMs(back.ms)}; wrk ${back.wrk.rps} req/s, ${failures(back.wrk)}`);
+    const answer = (await (await fetch(url)).json()) as { version: string };
+    if (answer.version !== '1') throw new Error(`after the rollback the router answers version ${answer.version}`);
+
+    // 5. Router overhead, 10 routed instances: through the router vs one instance directly.
+    const pickRouted = async () => {
+      const routed = (await controller!.snapshot()).filter((i) => i.routed);
+      if (!routed[0]) throw new Error('no routed instance');
+      return { n: routed.length, address: routed[0].address };
+    };
+    const ten = await pickRouted();
+    log(`5. overhead with ${ten.n} routed: router ${url}, direct http://${ten.address}`);
+    const router10 = await runWrk(`${url}/`, OVERHEAD_SECONDS);
+    const direct10 = await runWrk(`http://${ten.address}/`, OVERHEAD_SECONDS);
+    log(`   router ${router10.rps} req/s, direct ${direct10.rps} req/s`);
+
+    // ... and with 1 routed instance (a blue-green deploy of v1 with replicas 1).
+    t = performance.now();
+    const one = await controller.deploy(digests['1']!, { service: { ...blueGreen, replicas: 1 } });
+    expectLive('scale to 1', one);
+    log(`   scaled to 1 replica (blue-green deploy) in ${formatMs(performance.now() - t)}`);
+    const single = await pickRouted();
+    if (single.n !== 1) throw new Error(`expected 1 routed instance, got ${single.n}`);
+    const router1 = await runWrk(`${url}/`, OVERHEAD_SECONDS);
+    const direct1 = await runWrk(`http://${single.address}/`, OVERHEAD_SECONDS);
+    log(`   router ${router1.rps} req/s, direct ${direct1.rps} req/s`);
+
+    const rps = (n: number) => `${Math.round(n)} req/s`;
+    const table = markdownTable(
+      ['measure', 'time', 'wrk through the router (req/s, requests)', 'failed requests (wrk)'],
+      [
+        [`1. first deploy: ${REPLICAS} × v1, blue-green`, formatMs(firstMs), 'no load', '–'],
+        [`2. rolling ${REPLICAS} × v1 → v2, maxSurge 2, maxUnavailable 0`, formatMs(roll.ms), `${rps(roll.wrk.rps)}, ${roll.wrk.requests} in ${roll.wrk.seconds.toFixed(1)} s`, failures(roll.wrk)],
+        [`3. rollback → v1 (rollbackOf, rolling)`, formatMs(back.ms), `${rps(back.wrk.rps)}, ${back.wrk.requests} in ${back.wrk.seconds.toFixed(1)} s`, failures(back.wrk)],
+      ],
+    );
+    const overhead = markdownTable(
+      ['wrk -t2 -c16 -d5s', 'through the router', 'one instance directly', 'router / direct'],
+      [
+        [`${ten.n} routed instances`, rps(router10.rps), rps(direct10.rps), `${(router10.rps / direct10.rps).toFixed(2)}×`],
+        [`1 routed instance (the same instance both ways)`, rps(router1.rps), rps(direct1.rps), `${(router1.rps / direct1.rps).toFixed(2)}×`],
+      ],
+    );
+    const overheadErrors = [router10, direct10, router1, direct1].map(failures);
+    const cpu = cpus();
+    const report = [
+      `### Deploy run, ${startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC`,
+      '',
+      `Command: \`node --import tsx bench/deploy.ts\` (took ${formatMs(Date.now() - started)}).`,
+      `Machine: ${cpu.length} cores (${cpu[0]?.model.trim() ?? 'unknown CPU'}), shared and noisy, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Linux ${release()}, Node ${process.version}, wrk 4.1.0; load average ${loadAtStart.toFixed(2)} at start, ${loadavg()[0]!.toFixed(2)} at end.`,
+      '',
+      table,
+      '',
+      overhead,
+      '',
+      `- wrk -t2 -c16 during 2 and 3: started ${LOAD_MARGIN_MS} ms before the deploy call and stopped (SIGINT) ${LOAD_MARGIN_MS} ms after it returned, so its window covers the whole deploy.`,
+      `- Errors during the overhead runs (router 10, direct 10, router 1, direct 1): ${overheadErrors.join(' | ')}.`,
+      '- Health: http /healthz, interval 100 ms, startPeriod 10 s; the time of a deploy is `controller.deploy()` from call to return (new instances started, healthy, routed; old ones drained and stopped).',
+      '',
+    ].join('\n');
+    process.stdout.write(`${report}\n`);
+  } finally {
+    log('cleaning up: instances, controller, temp home');
+    await controller?.close().catch((error: Error) => log(`  controller close: ${error.message}`));
+    if (store) {
+      const provider = new ProcessProvider(store);
+      for (const instance of await provider.list()) await provider.destroy(instance.id, { graceMs: 0 }).catch((error: Error) => log(`  destroy ${instance.id}: ${error.message}`));
+      const left = await provider.list();
+      if (left.length) log(`  ${left.length} instances still listed`);
+      store.close();
+    }
+    await rm(home, { recursive: true, force: true });
+  }
+}
+
+main().catch((error: Error) => {
+  process.stderr.write(`bench failed: ${error.stack ?? error.message}\n`);
+  process.exitCode = 1;
+});
