@@ -56,12 +56,15 @@ export class ServiceController {
   private readonly ports = new Set<number>();
   private address: { host: string; port: number } | undefined;
   private wake: (() => void) | undefined;
+  /** Who the current deploy acts for (recorded in the ledger). */
+  private actor: string;
 
   constructor(
     private readonly ctx: ControllerContext,
     private service: ServiceSpec,
   ) {
     this.router = new ServiceRouter(service.name, service.listen ?? { host: '127.0.0.1', port: 0 });
+    this.actor = ctx.actor;
   }
 
   /** Starts the router and adopts the running instances of the live release. */
@@ -82,23 +85,24 @@ export class ServiceController {
    * Deploys `digest`: a new release, replaced instances, a health gate, traffic shifted.
    * `service` deploys a changed service config with it (same name and router address).
    */
-  async deploy(digest: Digest, options: { rollbackOf?: number; service?: ServiceSpec } = {}): Promise<DeployResult> {
+  async deploy(digest: Digest, options: { rollbackOf?: number; service?: ServiceSpec; actor?: string } = {}): Promise<DeployResult> {
     const db = this.ctx.store.db;
+    this.actor = options.actor ?? this.ctx.actor;
     if (options.service) {
       if (options.service.name !== this.service.name) throw new DeployError(`service '${options.service.name}' cannot be deployed by the controller of '${this.service.name}'`);
       this.service = { ...options.service, listen: this.service.listen };
     }
-    const owner = `${this.ctx.actor}:${process.pid}:${randomBytes(4).toString('hex')}`;
+    const owner = `${this.actor}:${process.pid}:${randomBytes(4).toString('hex')}`;
     acquireLock(db, `service:${this.service.name}`, owner, LOCK_TTL_MS);
     try {
       await this.ctx.provider.loadImage(digest);
       const previous = liveRelease(db, this.service.name);
-      const release = createRelease(db, { service: this.service.name, digest, config: renderConfig(this.service), createdBy: this.ctx.actor, ...(options.rollbackOf ? { rollbackOf: options.rollbackOf } : {}) });
+      const release = createRelease(db, { service: this.service.name, digest, config: renderConfig(this.service), createdBy: this.actor, ...(options.rollbackOf ? { rollbackOf: options.rollbackOf } : {}) });
       const limits = this.limits();
       const current = (await this.observe(release.id)).filter((i) => i.release !== undefined && i.state === 'running').length;
       const plan = planRollout(this.service.strategy.kind, current, limits);
-      const deploy = createDeploy(db, { service: this.service.name, releaseId: release.id, ...(previous ? { fromReleaseId: previous.id } : {}), plan, actor: this.ctx.actor });
-      setReleaseStatus(db, release.id, 'deploying', undefined, { actor: this.ctx.actor });
+      const deploy = createDeploy(db, { service: this.service.name, releaseId: release.id, ...(previous ? { fromReleaseId: previous.id } : {}), plan, actor: this.actor });
+      setReleaseStatus(db, release.id, 'deploying', undefined, { actor: this.actor });
       const desired = this.desiredFor(release, Date.now());
       const renew = setInterval(() => {
         try {
@@ -111,15 +115,15 @@ export class ServiceController {
       try {
         const outcome = await this.converge(desired, release);
         if (outcome.failed) {
-          setReleaseStatus(db, release.id, 'failed', outcome.failed.reason, { actor: this.ctx.actor });
-          finishDeploy(db, deploy.id, { state: 'failed', reason: outcome.failed.reason, transcript: outcome.failed.transcript, actor: this.ctx.actor });
+          setReleaseStatus(db, release.id, 'failed', outcome.failed.reason, { actor: this.actor });
+          finishDeploy(db, deploy.id, { state: 'failed', reason: outcome.failed.reason, transcript: outcome.failed.transcript, actor: this.actor });
           // Back to what served before: its instances were never touched while the new ones failed.
           if (previous) await this.converge(this.desiredFor(previous, undefined), previous);
           return { release: { ...release, status: 'failed' }, outcome: 'failed', reason: outcome.failed.reason, started: outcome.started };
         }
-        if (previous) setReleaseStatus(db, previous.id, options.rollbackOf ? 'rolled-back' : 'superseded', undefined, { actor: this.ctx.actor });
-        const live = setReleaseStatus(db, release.id, 'live', undefined, { actor: this.ctx.actor });
-        finishDeploy(db, deploy.id, { state: 'succeeded', actor: this.ctx.actor });
+        if (previous) setReleaseStatus(db, previous.id, options.rollbackOf ? 'rolled-back' : 'superseded', undefined, { actor: this.actor });
+        const live = setReleaseStatus(db, release.id, 'live', undefined, { actor: this.actor });
+        finishDeploy(db, deploy.id, { state: 'succeeded', actor: this.actor });
         return { release: live, outcome: 'live', started: outcome.started };
       } finally {
         clearInterval(renew);
@@ -229,7 +233,7 @@ export class ServiceController {
     this.ports.add(port);
     const spec = instanceSpecFor(this.service, { id: release.id, version: release.version, digest: release.digest as Digest }, { port, env: this.ctx.env, random: randomBytes(3).toString('hex') });
     const instance = await this.ctx.provider.create(spec);
-    recordInstance(this.ctx.store.db, { id: instance.id, service: this.service.name, releaseId: release.id, provider: this.ctx.provider.name, port, actor: this.ctx.actor });
+    recordInstance(this.ctx.store.db, { id: instance.id, service: this.service.name, releaseId: release.id, provider: this.ctx.provider.name, port, actor: this.actor });
     await this.watch(instance);
     return instance.id;
   }
@@ -267,7 +271,7 @@ export class ServiceController {
   /** Records an instance's state when the database knows it (adopted instances may predate it). */
   private track(id: string, state: 'serving' | 'draining' | 'stopped' | 'failed'): void {
     const row = getInstance(this.ctx.store.db, id);
-    if (row && row.state !== 'stopped' && row.state !== 'failed') setInstanceState(this.ctx.store.db, id, state, { actor: this.ctx.actor });
+    if (row && row.state !== 'stopped' && row.state !== 'failed') setInstanceState(this.ctx.store.db, id, state, { actor: this.actor });
   }
 
   /** Resolves on the next health change, or after a short tick (drains and deadlines are time-based). */

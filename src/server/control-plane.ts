@@ -53,7 +53,7 @@ export class ControlPlane {
   async deploy(service: ServiceSpec, image: string, actor: string): Promise<DeployResult> {
     const digest = this.resolve(image);
     const controller = await this.controllerFor(service, actor);
-    return controller.deploy(digest, { service });
+    return controller.deploy(digest, { service, actor });
   }
 
   /** Rolls a service back: to release version `to`, or to the last good release before the live one. */
@@ -72,7 +72,7 @@ export class ControlPlane {
     }
     const spec = target.config as unknown as ServiceSpec;
     const controller = await this.controllerFor(spec, actor);
-    return controller.deploy(target.digest as Digest, { rollbackOf: target.id, service: spec });
+    return controller.deploy(target.digest as Digest, { rollbackOf: target.id, service: spec, actor });
   }
 
   /** The plan a deploy of `service` would follow now. */

@@ -56,10 +56,10 @@ describe('control plane API', () => {
     await rm(home, { recursive: true, force: true });
   });
 
-  const call = async (method: string, path: string, body?: unknown, auth = true) => {
+  const call = async (method: string, path: string, body?: unknown, auth = true, actor = 'tester') => {
     const res = await fetch(`${base}${path}`, {
       method,
-      headers: { ...(auth ? { authorization: `Bearer ${token}` } : {}), 'content-type': 'application/json', 'x-imago-actor': 'tester' },
+      headers: { ...(auth ? { authorization: `Bearer ${token}` } : {}), 'content-type': 'application/json', 'x-imago-actor': actor },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
     return { status: res.status, body: (await res.json()) as Record<string, unknown> & Array<Record<string, unknown>> };
@@ -112,10 +112,10 @@ describe('control plane API', () => {
     assert.ok(instances.every((i) => i.health === 'healthy' && i.routed));
     const answer = (await (await fetch(String(status!.url))).json()) as { version: string };
     assert.equal(answer.version, '2');
-    const back = await call('POST', '/v1/services/web/rollback', {});
+    const back = await call('POST', '/v1/services/web/rollback', {}, true, 'oncall');
     assert.equal(back.body.outcome, 'live');
     assert.equal(((await (await fetch(String(status!.url))).json()) as { version: string }).version, '1');
     const history = (await call('GET', '/v1/services/web/history')).body.map((r) => `${r.version}:${r.status}:${r.createdBy}`);
-    assert.deepEqual(history, ['3:live:tester', '2:rolled-back:tester', '1:superseded:tester']);
+    assert.deepEqual(history, ['3:live:oncall', '2:rolled-back:tester', '1:superseded:tester']);
   });
 });
