@@ -1,28 +1,15 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { ConfigError } from '../../src/errors.js';
 import { sha256 } from '../../src/oci/digest.js';
 import { createDeploy, finishDeploy, getDeploy, listDeploys, runningDeploys } from '../../src/state/deploys.js';
 import { LockError } from '../../src/state/errors.js';
 import { listEvents } from '../../src/state/ledger.js';
 import { createRelease } from '../../src/state/releases.js';
-import { openDb, type Db } from '../../src/store/db.js';
+import { type Db } from '../../src/store/db.js';
+import { dbFactory } from '../support/fresh-db.js';
 
-const dir = await mkdtemp(join(tmpdir(), 'imago-state-deploys-'));
-const open: Db[] = [];
-after(async () => {
-  open.forEach((db) => db.open && db.close());
-  await rm(dir, { recursive: true, force: true });
-});
-let count = 0;
-function freshDb(): Db {
-  const db = openDb(join(dir, `${++count}.db`));
-  open.push(db);
-  return db;
-}
+const { freshDb } = await dbFactory('imago-state-deploys-');
 const release = (db: Db, service = 'web', n = 1) => createRelease(db, { service, digest: sha256(`${service} ${n}`), config: {}, createdBy: 'alice' });
 const plan = [{ step: 'start', count: 2 }, { step: 'wait-healthy' }, { step: 'shift' }];
 

@@ -1,28 +1,15 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { ConfigError } from '../../src/errors.js';
 import { sha256 } from '../../src/oci/digest.js';
 import { getInstance, listInstances, recordInstance, setInstanceState } from '../../src/state/instances.js';
 import { listEvents, verifyLedger } from '../../src/state/ledger.js';
 import { createRelease } from '../../src/state/releases.js';
 import type { InstanceState } from '../../src/state/types.js';
-import { openDb, type Db } from '../../src/store/db.js';
+import { type Db } from '../../src/store/db.js';
+import { dbFactory } from '../support/fresh-db.js';
 
-const dir = await mkdtemp(join(tmpdir(), 'imago-state-instances-'));
-const open: Db[] = [];
-after(async () => {
-  open.forEach((db) => db.open && db.close());
-  await rm(dir, { recursive: true, force: true });
-});
-let count = 0;
-function freshDb(): Db {
-  const db = openDb(join(dir, `${++count}.db`));
-  open.push(db);
-  return db;
-}
+const { freshDb } = await dbFactory('imago-state-instances-');
 const release = (db: Db, service = 'web') => createRelease(db, { service, digest: sha256(service), config: {}, createdBy: 'alice' });
 
 describe('instances', () => {

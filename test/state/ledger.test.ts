@@ -1,25 +1,12 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { canonicalJson } from '../../src/state/canonical-json.js';
 import { appendEvent, GENESIS_HASH, listEvents, verifyLedger } from '../../src/state/ledger.js';
-import { openDb, type Db } from '../../src/store/db.js';
+import { type Db } from '../../src/store/db.js';
+import { dbFactory } from '../support/fresh-db.js';
 
-const dir = await mkdtemp(join(tmpdir(), 'imago-state-ledger-'));
-const open: Db[] = [];
-after(async () => {
-  open.forEach((db) => db.open && db.close());
-  await rm(dir, { recursive: true, force: true });
-});
-let count = 0;
-function freshDb(): Db {
-  const db = openDb(join(dir, `${++count}.db`));
-  open.push(db);
-  return db;
-}
+const { freshDb, reopen } = await dbFactory('imago-state-ledger-');
 
 /** A ledger of five events over two services. */
 function seeded(): Db {
@@ -106,8 +93,7 @@ describe('ledger', () => {
 
   it('keeps the chain when appends come from two connections to the same file', () => {
     const db = seeded();
-    const other = openDb(db.name);
-    open.push(other);
+    const other = reopen(db.name);
     for (let i = 0; i < 10; i++) appendEvent(i % 2 ? db : other, { actor: 'a', kind: 'k', data: { i } });
     assert.deepEqual(verifyLedger(db), { ok: true, count: 15, head: listEvents(db).at(-1)!.hash });
   });

@@ -1,25 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { ConfigError } from '../../src/errors.js';
 import { LockError } from '../../src/state/errors.js';
 import { acquireLock, readLock, releaseLock, renewLock } from '../../src/state/lock.js';
-import { openDb, type Db } from '../../src/store/db.js';
+import { dbFactory } from '../support/fresh-db.js';
 
-const dir = await mkdtemp(join(tmpdir(), 'imago-state-lock-'));
-const open: Db[] = [];
-after(async () => {
-  open.forEach((db) => db.open && db.close());
-  await rm(dir, { recursive: true, force: true });
-});
-let count = 0;
-function freshDb(): Db {
-  const db = openDb(join(dir, `${++count}.db`));
-  open.push(db);
-  return db;
-}
+const { freshDb, reopen } = await dbFactory('imago-state-lock-');
 const T0 = Date.parse('2030-01-01T00:00:00Z');
 const lockError = (pattern: RegExp) => (e: unknown) => e instanceof LockError && pattern.test(e.message);
 
@@ -68,8 +54,7 @@ describe('locks', () => {
 
   it('is shared by connections to the same file', () => {
     const db = freshDb();
-    const other = openDb(db.name);
-    open.push(other);
+    const other = reopen(db.name);
     acquireLock(db, 'l', 'alice', 60_000, T0);
     assert.throws(() => acquireLock(other, 'l', 'bob', 60_000, T0), LockError);
   });

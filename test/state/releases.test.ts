@@ -1,28 +1,16 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { ConfigError } from '../../src/errors.js';
 import { sha256 } from '../../src/oci/digest.js';
 import { listEvents } from '../../src/state/ledger.js';
 import { createRelease, getRelease, lastGoodRelease, listReleases, liveRelease, setReleaseStatus } from '../../src/state/releases.js';
 import type { ReleaseStatus } from '../../src/state/types.js';
-import { openDb, type Db } from '../../src/store/db.js';
+import { type Db } from '../../src/store/db.js';
+import { dbFactory } from '../support/fresh-db.js';
 import { ImageStore } from '../../src/store/image-store.js';
 
-const dir = await mkdtemp(join(tmpdir(), 'imago-state-releases-'));
-const open: Db[] = [];
-after(async () => {
-  open.forEach((db) => db.open && db.close());
-  await rm(dir, { recursive: true, force: true });
-});
-let count = 0;
-function freshDb(): Db {
-  const db = openDb(join(dir, `${++count}.db`));
-  open.push(db);
-  return db;
-}
+const { dir, freshDb } = await dbFactory('imago-state-releases-');
 const configError = (pattern: RegExp) => (e: unknown) => e instanceof ConfigError && pattern.test(e.message);
 const digest = (n: number) => sha256(`image ${n}`);
 const newRelease = (db: Db, service = 'web', n = 1) => createRelease(db, { service, digest: digest(n), config: { replicas: 2, port: 8080 }, createdBy: 'alice' });
