@@ -98,7 +98,7 @@ export class ServiceController {
       await this.ctx.provider.loadImage(digest);
       const previous = liveRelease(db, this.service.name);
       const release = createRelease(db, { service: this.service.name, digest, config: renderConfig(this.service), createdBy: this.actor, ...(options.rollbackOf ? { rollbackOf: options.rollbackOf } : {}) });
-      const limits = this.limits();
+      const limits = limitsFor(this.service);
       const current = (await this.observe(release.id)).filter((i) => i.release !== undefined && i.state === 'running').length;
       const plan = planRollout(this.service.strategy.kind, current, limits);
       const deploy = createDeploy(db, { service: this.service.name, releaseId: release.id, ...(previous ? { fromReleaseId: previous.id } : {}), plan, actor: this.actor });
@@ -156,13 +156,7 @@ export class ServiceController {
   /** The plan a deploy would follow now (from the instances running). */
   async plan(service: ServiceSpec = this.service): Promise<ReturnType<typeof planRollout>> {
     const running = (await this.ctx.provider.list({ [Label.service]: service.name })).filter((i) => i.state === 'running').length;
-    const previous = this.service;
-    this.service = service;
-    try {
-      return planRollout(service.strategy.kind, running, this.limits());
-    } finally {
-      this.service = previous;
-    }
+    return planRollout(service.strategy.kind, running, limitsFor(service));
   }
 
   /** Stops the router and the watchers; instances keep running. */
@@ -286,21 +280,13 @@ export class ServiceController {
     });
   }
 
-  private limits(): RolloutLimits {
-    const replicas = this.service.replicas;
-    const strategy = this.service.strategy;
-    if (strategy.kind === 'blue-green') return { replicas, maxSurge: replicas, maxUnavailable: 0 };
-    let maxSurge = resolveCount(strategy.maxSurge, replicas, 'up');
-    const maxUnavailable = resolveCount(strategy.maxUnavailable, replicas, 'down');
-    if (maxSurge + maxUnavailable === 0) maxSurge = 1;
-    return { replicas, maxSurge, maxUnavailable };
-  }
+
 
   private desiredFor(release: Release, deployStartedAt: number | undefined): DesiredService {
     return {
       release: release.id,
       strategy: this.service.strategy.kind,
-      limits: this.limits(),
+      limits: limitsFor(this.service),
       deployStartedAt,
       deployTimeout: this.service.deployTimeout,
       drainTimeout: this.service.drainTimeout,
@@ -322,4 +308,17 @@ export class ServiceController {
 /** The service config a release records: what its instances run with. */
 function renderConfig(service: ServiceSpec): Record<string, unknown> {
   return JSON.parse(JSON.stringify(service)) as Record<string, unknown>;
+}
+
+/**
+ * A service's rollout limits as counts: percentages resolved against the replicas (surge up,
+ * unavailability down); blue-green may surge by the whole fleet; at least one of the two is 1.
+ */
+export function limitsFor(service: ServiceSpec): RolloutLimits {
+  const { replicas, strategy } = service;
+  if (strategy.kind === 'blue-green') return { replicas, maxSurge: replicas, maxUnavailable: 0 };
+  let maxSurge = resolveCount(strategy.maxSurge, replicas, 'up');
+  const maxUnavailable = resolveCount(strategy.maxUnavailable, replicas, 'down');
+  if (maxSurge + maxUnavailable === 0) maxSurge = 1;
+  return { replicas, maxSurge, maxUnavailable };
 }
