@@ -78,13 +78,13 @@ export function buildImageConfig(inputs: ConfigInputs): ImageConfig {
 
 /**
  * An image's environment: the base's `KEY=value` list (or the default PATH), overlaid with
- * the spec's pairs by key, in order. Both the image config and run steps use it.
+ * the spec's pairs by key, in order. The image config, run steps and instances use it.
  */
 export function mergeEnv(base: string[] | undefined, overrides: Array<[string, string]>): Array<[string, string]> {
   const out = new Map<string, string>();
   for (const item of base ?? [DEFAULT_PATH]) {
     const eq = item.indexOf('=');
-    out.set(eq < 0 ? item : item.slice(0, eq), eq < 0 ? '' : item.slice(eq + 1));
+    if (eq > 0) out.set(item.slice(0, eq), item.slice(eq + 1)); // an entry without NAME= is no variable
   }
   for (const [key, value] of overrides) out.set(key, value);
   return [...out];

@@ -3,6 +3,7 @@ import { closeSync, openSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { mergeEnv } from '../../bake/image-config.js';
 import { findBwrap } from '../../bake/sandbox.js';
 import { ProviderError } from '../../errors.js';
 import { isDigest, type Digest } from '../../oci/digest.js';
@@ -173,14 +174,7 @@ export class ProcessProvider implements Provider {
 
   /** The image's environment, then the instance's, then PORT. */
   private environment(config: ImageConfig, spec: InstanceSpec): Array<[string, string]> {
-    const env = new Map<string, string>();
-    for (const item of config.config?.Env ?? []) {
-      const eq = item.indexOf('=');
-      if (eq > 0) env.set(item.slice(0, eq), item.slice(eq + 1));
-    }
-    for (const [key, value] of spec.env) env.set(key, value);
-    env.set('PORT', String(spec.port));
-    return [...env];
+    return mergeEnv(config.config?.Env ?? [], [...spec.env, ['PORT', String(spec.port)]]);
   }
 
   /** A volume's host folder (kept across instances), with its mount point made in the shared root. */
