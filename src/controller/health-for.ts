@@ -1,9 +1,7 @@
+import { DEFAULTS } from '../config/normalise.js';
 import type { ServiceHealth, ServiceSpec } from '../config/types.js';
 import { ProvenanceLabel } from '../bake/image-config.js';
 import type { ImageConfig } from '../oci/types.js';
-
-/** Defaults of a health check that neither the service nor the image spells out. */
-const DEFAULT = { interval: 1_000, timeout: 1_000, startPeriod: 0, healthyThreshold: 1, unhealthyThreshold: 3 };
 
 /**
  * The health check a service's instances must pass: the service's own, else the image's
@@ -22,5 +20,5 @@ export function healthFor(service: ServiceSpec, image: ImageConfig): ServiceHeal
       // a label that does not parse is no health check: fall through to TCP
     }
   }
-  return { check: { kind: 'tcp' }, ...DEFAULT };
+  return { check: { kind: 'tcp' }, ...DEFAULTS.service.health };
 }
