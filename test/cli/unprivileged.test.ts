@@ -1,28 +1,16 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { chown, cp, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { imago, REPO } from '../support/cli.js';
+import { imago, imagoVia, REPO, type CliResult } from '../support/cli.js';
 import { tempDir } from '../support/temp.js';
 
 const NOBODY = 65534;
 
 /** Runs the built CLI as an unprivileged user (setpriv from util-linux). */
-function imagoAsNobody(args: string[], cwd: string, home: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      'setpriv',
-      [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, join(REPO, 'bin', 'imago.js'), '--home', home, ...args],
-      { cwd, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-  });
+function imagoAsNobody(args: string[], cwd: string, home: string): Promise<CliResult> {
+  const setpriv = ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'];
+  return imagoVia(setpriv, args, { cwd, home, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home } });
 }
 
 describe('baking without root', () => {

@@ -16,12 +16,18 @@ export interface CliResult {
 /** Runs the built `imago` CLI (as users do) in `cwd` with the given state home. */
 export function imago(args: string[], options: { cwd?: string; home: string; env?: Record<string, string> }): Promise<CliResult> {
   if (!existsSync(`${REPO}dist/cli/main.js`)) throw new Error('dist/ is missing: run `npm run build` (npm test does it first)');
+  return run(process.execPath, [BIN, '--home', options.home, ...args], { cwd: options.cwd ?? REPO, env: { ...process.env, ...options.env } });
+}
+
+/** Runs the built CLI through `prefix` (e.g. setpriv as another user), with exactly `env`. */
+export function imagoVia(prefix: string[], args: string[], options: { cwd: string; home: string; env: Record<string, string> }): Promise<CliResult> {
+  return run(prefix[0]!, [...prefix.slice(1), process.execPath, BIN, '--home', options.home, ...args], { cwd: options.cwd, env: options.env });
+}
+
+/** Runs a program to its end, collecting what it printed and its exit code. */
+function run(cmd: string, args: string[], options: { cwd: string; env: NodeJS.ProcessEnv }): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, '--home', options.home, ...args], {
-      cwd: options.cwd ?? REPO,
-      env: { ...process.env, ...options.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(cmd, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

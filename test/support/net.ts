@@ -1,16 +1,9 @@
-import { createServer } from 'node:net';
+import { freeLoopbackPort } from '../../src/controller/ports.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
+/** A TCP port on 127.0.0.1 that was free a moment ago (the controller's own allocator). */
 export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
+  return freeLoopbackPort();
 }
 
 /** GETs a loopback URL until it answers (or `timeoutMs` passes), and returns the JSON body. */
