@@ -250,12 +250,8 @@ async function checkContext(context: string, key: string): Promise<void> {
 async function tagBake(store: ImageStore, name: string, digest: Digest, extra: string[]): Promise<{ version: string; isNew: boolean }> {
   const existing = store.tagsOfDigest(digest).find((t) => t.startsWith(`${name}:`) && /^\d+$/.test(t.slice(name.length + 1)));
   const version = existing ?? `${name}:${store.nextVersion(name)}`;
-  if (!existing) await store.tag(name, version.slice(name.length + 1), digest);
-  await store.tag(name, 'latest', digest);
-  for (const tag of extra) {
-    const colon = tag.lastIndexOf(':');
-    if (colon > 0) await store.tag(tag.slice(0, colon), tag.slice(colon + 1), digest);
-    else await store.tag(name, tag, digest);
-  }
+  // All at once: one transaction, one index.json write, and a bad extra tag changes nothing.
+  const refs = [...(existing ? [] : [version]), `${name}:latest`, ...extra.map((tag) => (tag.lastIndexOf(':') > 0 ? tag : `${name}:${tag}`))];
+  await store.tagMany(refs, digest);
   return { version, isNew: !existing };
 }
