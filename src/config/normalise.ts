@@ -16,6 +16,7 @@ export const DEFAULTS = {
     stopGrace: 10_000,
     drainTimeout: 30_000,
     deployTimeout: 120_000,
+    resources: { memory: 1024 ** 3, pids: 1024 },
     provider: 'process',
   },
   owner: { uid: 0, gid: 0 },
@@ -110,6 +111,7 @@ function buildService(name: string, service: ParsedService): ServiceSpec {
     stopGrace: service.stopGrace ?? d.stopGrace,
     drainTimeout: service.drainTimeout ?? d.drainTimeout,
     deployTimeout: service.deployTimeout ?? d.deployTimeout,
+    resources: { memory: service.resources?.memory ?? d.resources.memory, pids: service.resources?.pids ?? d.resources.pids },
     provider: service.provider ?? d.provider,
   };
 }

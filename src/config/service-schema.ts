@@ -5,7 +5,9 @@
 import { z } from 'zod';
 import { parseCount, type Count } from '../core/count.js';
 import { isImageName, parseImageRef } from '../oci/reference.js';
+import { parseByteSize } from './byte-size.js';
 import * as field from './schema-fields.js';
+import { PROVIDERS } from './types.js';
 import { checkedString, evenIfFieldsFailed, has, parsedScalar, strictObject } from './schema-helpers.js';
 
 /** The most instances one service may ask for: a typo guard (100000), not a scaling limit. */
@@ -72,6 +74,17 @@ const volumes = z.record(
   { error: 'expected an object of volume name: mount path' },
 );
 
+const PIDS = 'expected a whole number of processes from 16 to 100000';
+
+/** What one instance may use: memory and processes (enforced by the provider). */
+const resources = strictObject(
+  {
+    memory: parsedScalar('a memory size like "256Mi", "512m" or "1G"', (value) => parseByteSize(value)).optional(),
+    pids: z.number({ error: PIDS }).int({ error: PIDS }).min(16, { error: PIDS }).max(100_000, { error: PIDS }).optional(),
+  },
+  'an object like { memory: 256Mi, pids: 256 }',
+);
+
 /** An image reference for a service: a stored image or one this config bakes. */
 const image = checkedString('an image reference like "web", "web:1.4" or "sha256:…"', (value) => !('error' in parseImageRef(value)));
 
@@ -89,7 +102,8 @@ export const serviceSchema = strictObject(
     stopGrace: field.duration.optional(),
     drainTimeout: field.durationOrZero.optional(),
     deployTimeout: field.duration.optional(),
-    provider: z.enum(['process'], { error: 'expected "process" (the docker provider comes in a later release)' }).optional(),
+    resources: resources.optional(),
+    provider: z.enum(PROVIDERS, { error: `expected one of ${PROVIDERS.map((p) => `"${p}"`).join(', ')}` }).optional(),
   },
   'an object describing a service',
 );

@@ -109,8 +109,14 @@ export interface ServiceSpec {
   drainTimeout: Millis;
   /** How long new instances may take to become healthy before the deploy is aborted. */
   deployTimeout: Millis;
-  provider: 'process';
+  /** Limits of one instance (the provider enforces them). */
+  resources: { memory: number; pids: number };
+  provider: ProviderName;
 }
+
+/** Where a service's instances run. */
+export const PROVIDERS = ['process', 'docker'] as const;
+export type ProviderName = (typeof PROVIDERS)[number];
 
 /** The whole normalised configuration. Environments and providers join later. */
 export interface ImagoConfig {

@@ -1,3 +1,4 @@
+import { DEFAULTS } from '../config/normalise.js';
 import type { ServiceSpec } from '../config/types.js';
 import type { Digest } from '../oci/digest.js';
 import { Label, newInstanceId, type InstanceSpec } from '../providers/provider.js';
@@ -20,5 +21,7 @@ export function instanceSpecFor(
     port: options.port,
     env: service.env,
     volumes: Object.entries(service.volumes).map(([name, path]) => ({ name, path })),
+    // Releases recorded before limits existed have none: they get the defaults.
+    resources: service.resources ?? { ...DEFAULTS.service.resources },
   };
 }

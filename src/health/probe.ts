@@ -100,13 +100,30 @@ function connectTcp(ip: string, port: number): (signal: AbortSignal) => Promise<
     new Promise((resolve, reject) => {
       const socket = connect({ host: ip, port });
       signal.addEventListener('abort', () => socket.destroy(), { once: true });
+      // A port proxy (Docker's, for one) accepts for an app that is not listening yet, then
+      // hangs up at once: a connection must stay open a moment to count.
+      let watch: NodeJS.Timeout | undefined;
+      socket.resume(); // read (and drop) what it sends, so a hang-up is seen
       socket.once('connect', () => {
-        socket.destroy();
-        resolve({ ok: true, text: 'connected', timed: true });
+        watch = setTimeout(() => {
+          socket.destroy();
+          resolve({ ok: true, text: 'connected', timed: true });
+        }, TCP_HOLD_MS);
       });
-      socket.once('error', reject);
+      socket.once('end', () => {
+        clearTimeout(watch);
+        socket.destroy();
+        resolve({ ok: false, text: 'accepted, then closed at once (is anything listening behind a port proxy?)', timed: true });
+      });
+      socket.once('error', (error) => {
+        clearTimeout(watch);
+        reject(error);
+      });
     });
 }
+
+/** How long a TCP check holds its connection open before it counts (see connectTcp). */
+const TCP_HOLD_MS = 50;
 
 /** A command inside the instance, through the provider's exec: passes on exit 0. */
 function runIn(runCommand: RunCommand, command: string | string[]): (signal: AbortSignal) => Promise<Outcome> {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { ImageError } from '../errors.js';
@@ -30,6 +30,16 @@ export async function writeLayoutTar(out: string, files: LayoutFile[], blobs: Bl
     await rm(tmp, { force: true });
     throw error;
   }
+}
+
+/**
+ * Layout files as a tar stream, filled while it is read (for `docker load` over the API,
+ * with no file in between). A failure while filling destroys the stream with the error.
+ */
+export function layoutTarStream(files: LayoutFile[], blobs: BlobStore, signal?: AbortSignal): Readable {
+  const pack = tar.pack();
+  fillPack(pack, files, blobs, signal).catch(() => undefined); // fillPack destroys the pack with its error
+  return Readable.from(pack, { objectMode: false });
 }
 
 /**

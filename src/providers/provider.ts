@@ -14,11 +14,17 @@ export interface InstanceSpec {
   id: string;
   digest: Digest;
   labels: Record<string, string>;
-  /** The port the app must listen on (passed as PORT); the provider makes it reachable on loopback. */
+  /**
+   * The port the app must listen on. The provider passes it as PORT, and the address to bind
+   * as HOST (127.0.0.1 on the host's network, 0.0.0.0 inside a container's own network), and
+   * makes it reachable on this machine's loopback.
+   */
   port: number;
   env: Array<[string, string]>;
   /** Named persistent volumes: the provider keeps `name`'s data across instances, mounted at `path`. */
   volumes: Array<{ name: string; path: string }>;
+  /** Limits: memory in bytes, and processes (threads count too). Absent: the provider's defaults. */
+  resources?: { memory: number; pids: number };
 }
 
 /** One instance as the provider sees it. */
@@ -31,8 +37,14 @@ export interface ProviderInstance {
   address: { host: string; port: number };
   startedAt: number;
   exitCode: number | undefined;
-  /** File holding the instance's stdout and stderr; it outlives the instance. */
+  /** File holding the instance's stdout and stderr; it outlives the instance, and is complete once the instance is reported exited. */
   logFile: string;
+  /**
+   * What was done to the instance from outside imago since it started (a `docker exec`, a
+   * pause, a stop), one line each, oldest first; empty when it is as it was created. An
+   * instance that drifted is no longer what its image says: the guard replaces it.
+   */
+  drift: string[];
 }
 
 /**
@@ -52,6 +64,8 @@ export interface Provider {
   list(labels?: Record<string, string>): Promise<ProviderInstance[]>;
   /** One instance, or undefined. */
   inspect(id: string): Promise<ProviderInstance | undefined>;
+  /** Lets go of what this object holds (log streams, connections); instances keep running. */
+  close(): Promise<void>;
 }
 
 /** A new instance id: `<service>-<release>-<6 random hex>`. */

@@ -73,6 +73,7 @@ describe('deploy, roll back and reject a broken release on the process provider'
     stopGrace: 2_000,
     drainTimeout: 2_000,
     deployTimeout: 15_000,
+    resources: { memory: 256 * 1024 ** 2, pids: 256 },
     provider: 'process',
   });
 

@@ -22,12 +22,17 @@ export function statusApp(status: number): Promise<App> {
   return httpApp((_n, _req, res) => res.writeHead(status).end());
 }
 
-/** A TCP listener on 127.0.0.1 that accepts and closes connections. */
-export async function tcpListener(): Promise<App> {
+/**
+ * A TCP listener on 127.0.0.1 that accepts connections and keeps them open until the client
+ * closes them, as a server does; with `hangUp`, it closes each at once instead, as a port
+ * proxy does when nothing listens behind it.
+ */
+export async function tcpListener(options: { hangUp?: boolean } = {}): Promise<App> {
   let hits = 0;
   const server = createTcpServer((socket) => {
     hits++;
-    socket.destroy();
+    if (options.hangUp) socket.end();
+    else socket.on('error', () => undefined).resume();
   });
   return { port: await listen(server), hits: () => hits };
 }

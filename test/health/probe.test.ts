@@ -90,6 +90,13 @@ describe('probeOnce: tcp', () => {
     assert.equal(listener.hits(), 1);
   });
 
+  it('fails when the connection is accepted and closed at once (a port proxy with no app behind it)', async () => {
+    const listener = await tcpListener({ hangUp: true });
+    const result = await probeOnce(tcp, local(listener.port), 1000);
+    assert.equal(result.ok, false);
+    assert.match(result.detail, /→ accepted, then closed at once/);
+  });
+
   it('fails with "connection refused" when nothing listens', async () => {
     const port = await freePort();
     const result = await probeOnce(tcp, local(port), 1000);

@@ -35,6 +35,12 @@ export function runProviderSuite(name: string, options: SuiteOptions): void {
     let counter = 0;
 
     let home: string;
+    const providers: Provider[] = [];
+    const newProvider = async () => {
+      const made = await options.newProvider(store);
+      providers.push(made);
+      return made;
+    };
     before(async () => {
       // Not tempDir(): its clean-up hook, registered inside a before hook, would run right after it.
       home = await mkdtemp(join(tmpdir(), 'imago-provider-'));
@@ -54,12 +60,13 @@ export function runProviderSuite(name: string, options: SuiteOptions): void {
         }),
       });
       digest = result.digest;
-      provider = await options.newProvider(store);
+      provider = await newProvider();
       await provider.loadImage(digest);
     });
 
     after(async () => {
       for (const id of created) await provider.destroy(id, { graceMs: 0 }).catch(() => undefined);
+      for (const made of providers) await made.close();
       store.close();
       await rm(home, { recursive: true, force: true });
     });
@@ -138,7 +145,7 @@ export function runProviderSuite(name: string, options: SuiteOptions): void {
       const instance = await start({ labels: { 'imago.service': 'suite', 'imago.release': '7', 'imago.digest': digest } });
       const listed = await provider.list({ 'imago.release': '7' });
       assert.deepEqual(listed.map((i) => i.id), [instance.id]);
-      const again = await options.newProvider(store);
+      const again = await newProvider();
       const found = await again.inspect(instance.id);
       assert.equal(found?.state, 'running');
       assert.deepEqual(found?.labels, instance.labels);

@@ -1,5 +1,8 @@
 import { freeLoopbackPort } from '../../src/controller/ports.js';
 import { setTimeout as sleep } from 'node:timers/promises';
+// undici's fetch, not Node 20's own: that one never settles when a port proxy (docker-proxy)
+// accepts and hangs up before the app listens.
+import { fetch } from 'undici';
 
 /** A TCP port on 127.0.0.1 that was free a moment ago (the controller's own allocator). */
 export function freePort(): Promise<number> {

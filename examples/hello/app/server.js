@@ -3,6 +3,8 @@ import { createServer } from 'node:http';
 
 const version = process.env.APP_VERSION ?? 'dev';
 const port = Number(process.env.PORT ?? 8080);
+// imago passes the address to bind: loopback for a process, every interface inside a container.
+const host = process.env.HOST ?? '127.0.0.1';
 const started = new Date().toISOString();
 
 const server = createServer((req, res) => {
@@ -15,7 +17,7 @@ const server = createServer((req, res) => {
   res.end(`${JSON.stringify({ app: 'hello', version, started, host: req.headers.host ?? null })}\n`);
 });
 
-server.listen(port, () => console.log(`hello ${version} listening on :${port}`));
+server.listen(port, host, () => console.log(`hello ${version} listening on ${host}:${port}`));
 
 // Finish in-flight requests on SIGTERM, then exit: instances are drained, never cut.
 process.on('SIGTERM', () => {

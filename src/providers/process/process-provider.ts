@@ -169,12 +169,16 @@ export class ProcessProvider implements Provider {
       startedAt: record.startedAt,
       exitCode: running ? undefined : await exitCodeOf(record.statusFile),
       logFile: record.logFile,
+      drift: [],
     };
   }
 
-  /** The image's environment, then the instance's, then PORT. */
+  /** Nothing to let go of: instances and their logs need no process here. */
+  async close(): Promise<void> {}
+
+  /** The image's environment, then the instance's, then PORT and HOST (the host's loopback). */
   private environment(config: ImageConfig, spec: InstanceSpec): Array<[string, string]> {
-    return mergeEnv(config.config?.Env ?? [], [...spec.env, ['PORT', String(spec.port)]]);
+    return mergeEnv(config.config?.Env ?? [], [...spec.env, ['PORT', String(spec.port)], ['HOST', '127.0.0.1']]);
   }
 
   /** A volume's host folder (kept across instances), with its mount point made in the shared root. */

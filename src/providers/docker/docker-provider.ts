@@ -1,0 +1,370 @@
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import Docker from 'dockerode';
+import { DEFAULTS } from '../../config/normalise.js';
+import { ProviderError } from '../../errors.js';
+import { isDigest, type Digest } from '../../oci/digest.js';
+import type { ImageStore } from '../../store/image-store.js';
+import { Label, type InstanceSpec, type Provider, type ProviderInstance } from '../provider.js';
+import { RootfsCache } from '../process/rootfs-cache.js';
+import { resolveUser } from '../process/users.js';
+import { containerCreateOptions, DockerLabel, NETWORK, volumeName } from './container-config.js';
+import { driftOf, type EngineEvent } from './drift.js';
+import { engineError, statusOf } from './engine-error.js';
+import { ImageLoader, imageRef } from './image-loader.js';
+import { LogFollower } from './log-follower.js';
+import { dockerScope } from './scope.js';
+import { VolumeManager } from './volumes.js';
+
+/** Options of the docker provider. */
+export interface DockerProviderOptions {
+  /** The engine; default: from DOCKER_HOST (and DOCKER_TLS_VERIFY, DOCKER_CERT_PATH), else the local socket. */
+  docker?: Docker;
+  /** Where logs and the provider's own records go; default: the store's home. */
+  home?: string;
+}
+
+/** Log followers by container id, shared by every provider object of this process (one copy per line). */
+const followers = new Map<string, LogFollower>();
+/** Instances this process is destroying: its own signals are not drift. */
+const destroying = new Set<string>();
+/** Events are read again at most this often (list runs on every tick of a deploy). */
+const EVENTS_EVERY_MS = 200;
+/** How long an exited instance's log may take to reach its file. */
+const LOG_SETTLE_MS = 5_000;
+/** How long a container has to die after SIGKILL. */
+const KILL_WAIT_MS = 10_000;
+
+/**
+ * Instances as sealed containers on a Docker Engine (see containerCreateOptions for the
+ * seal). Images come from imago's store by digest (ImageLoader), volumes are Docker named
+ * volumes (VolumeManager), and each container's output is copied into the same per-instance
+ * log file the process provider writes (LogFollower). What runs is found by label, so a new
+ * provider object — a restarted control plane — adopts the running containers as they are.
+ * Changes made from outside (docker exec, cp, pause, stop, update) are read from the
+ * engine's events and reported as the instance's drift.
+ */
+export class DockerProvider implements Provider {
+  readonly name = 'docker';
+  readonly docker: Docker;
+  private readonly home: string;
+  private readonly images: ImageLoader;
+  private readonly owned = new Set<string>();
+  private readonly caughtUp = new Set<string>();
+  private setup: Promise<{ scope: string; volumes: VolumeManager }> | undefined;
+  private drift: Map<string, string[]> | undefined;
+  private eventsReadAt = 0;
+  private eventsSince: number | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly store: ImageStore,
+    options: DockerProviderOptions = {},
+  ) {
+    this.docker = options.docker ?? new Docker();
+    this.home = options.home ?? store.home;
+    this.images = new ImageLoader(this.docker, store);
+  }
+
+  /** Loads the image into the engine from the store (once per digest). */
+  async loadImage(digest: Digest): Promise<void> {
+    await this.ready();
+    await this.images.ensure(digest);
+  }
+
+  /** Creates and starts a sealed container; resolves once it runs. */
+  async create(spec: InstanceSpec): Promise<ProviderInstance> {
+    if (!/^[a-z0-9][a-z0-9-]{0,80}$/.test(spec.id)) throw new ProviderError(`invalid instance id '${spec.id}': expected lowercase letters, digits and "-"`);
+    const { scope, volumes } = await this.ready();
+    await this.images.ensure(spec.digest);
+    const runtime = (await this.store.config(spec.digest)).config ?? {};
+    if ((runtime.Entrypoint ?? []).length + (runtime.Cmd ?? []).length === 0) {
+      throw new ProviderError(`failed to start instance '${spec.id}': image ${spec.digest} has no entrypoint or cmd`);
+    }
+    const service = spec.labels[Label.service] ?? 'default';
+    const volumeNames: Record<string, string> = {};
+    if (spec.volumes.length > 0) {
+      const owner = await this.ownerOf(spec.digest, runtime.User);
+      for (const volume of spec.volumes) {
+        volumeNames[volume.name] = volumeName(scope, service, volume.name);
+        await volumes.ensure(volumeNames[volume.name]!, service, owner);
+      }
+    }
+    await mkdir(this.logsDir, { recursive: true });
+    const options = containerCreateOptions(spec, { image: imageRef(spec.digest), scope, volumeNames, defaultResources: DEFAULTS.service.resources });
+    let container: Docker.Container;
+    try {
+      container = await this.docker.createContainer(options);
+    } catch (error) {
+      throw engineError(`failed to create instance '${spec.id}'`, error);
+    }
+    try {
+      await container.start();
+    } catch (error) {
+      await container.remove({ force: true, v: true }).catch(() => undefined);
+      throw engineError(`failed to start instance '${spec.id}'`, error);
+    }
+    this.follow(container.id, spec.id);
+    const instance = await this.inspect(spec.id);
+    if (!instance) throw new ProviderError(`failed to start instance '${spec.id}': its container was removed at once (from outside imago?)`);
+    return instance;
+  }
+
+  /** SIGTERM, SIGKILL after `graceMs`, the rest of the log copied, then the container removed (volumes stay). */
+  async destroy(id: string, options: { graceMs: number }): Promise<void> {
+    const info = await this.inspectRaw(id);
+    if (!info) {
+      await this.forget(id);
+      return;
+    }
+    const container = this.docker.getContainer(info.Id);
+    destroying.add(id);
+    try {
+      if (info.State.Running || info.State.Paused || info.State.Restarting) {
+        if (info.State.Paused) await container.unpause().catch(() => undefined);
+        await this.signal(container, 'SIGTERM');
+        if (!(await this.stopped(container, options.graceMs))) {
+          await this.signal(container, 'SIGKILL');
+          if (!(await this.stopped(container, KILL_WAIT_MS))) throw new ProviderError(`failed to stop instance '${id}': its container survived SIGKILL for ${KILL_WAIT_MS / 1000}s`);
+        }
+      }
+      await this.settleLog(info.Id, id);
+      try {
+        await container.remove({ force: true, v: true });
+      } catch (error) {
+        if (statusOf(error) !== 404) throw engineError(`failed to remove instance '${id}'`, error);
+      }
+      await this.forget(id);
+    } finally {
+      destroying.delete(id);
+    }
+  }
+
+  /** Every container of this imago home (running or not), optionally only those with `labels`. */
+  async list(labels: Record<string, string> = {}): Promise<ProviderInstance[]> {
+    const { scope } = await this.ready();
+    const filters = { label: [`${DockerLabel.scope}=${scope}`, ...Object.entries(labels).map(([key, value]) => `${key}=${value}`)] };
+    let summaries: Docker.ContainerInfo[];
+    try {
+      summaries = await this.docker.listContainers({ all: true, filters });
+    } catch (error) {
+      throw engineError('failed to list instances', error);
+    }
+    const ids = summaries.map((s) => s.Labels[DockerLabel.instance]).filter((id): id is string => id !== undefined);
+    await this.readEvents(Math.min(...summaries.map((s) => s.Created)));
+    const out: ProviderInstance[] = [];
+    for (const id of ids.sort()) {
+      const instance = await this.inspect(id);
+      if (instance) out.push(instance);
+    }
+    return out;
+  }
+
+  /** One instance, or undefined (also for a container of another home or tool). */
+  async inspect(id: string): Promise<ProviderInstance | undefined> {
+    const info = await this.inspectRaw(id);
+    if (!info) return undefined;
+    const running = info.State.Running || info.State.Paused || info.State.Restarting;
+    if (running) this.follow(info.Id, id);
+    else await this.settleLog(info.Id, id);
+    const labels: Record<string, string> = {};
+    for (const [key, value] of Object.entries(info.Config.Labels ?? {})) {
+      if (key.startsWith('imago.') && key !== DockerLabel.scope && key !== DockerLabel.instance && key !== DockerLabel.port) labels[key] = value;
+    }
+    const drift = [...(this.drift?.get(id) ?? [])];
+    if (info.State.Paused && !drift.some((line) => line.includes('docker pause'))) drift.push('paused (docker pause)');
+    return {
+      id,
+      labels,
+      digest: info.Config.Labels[Label.digest] as Digest,
+      state: running ? 'running' : 'exited',
+      address: { host: '127.0.0.1', port: Number(info.Config.Labels[DockerLabel.port]) },
+      startedAt: Date.parse(info.State.StartedAt) || Date.parse(info.Created),
+      exitCode: running ? undefined : info.State.ExitCode,
+      logFile: this.logFile(id),
+      drift,
+    };
+  }
+
+  /** Stops following logs (a later provider object goes on from where this one stopped). */
+  async close(): Promise<void> {
+    this.closed = true;
+    const mine = [...this.owned].map((containerId) => {
+      const follower = followers.get(containerId);
+      followers.delete(containerId);
+      return follower?.close();
+    });
+    this.owned.clear();
+    await Promise.all(mine);
+  }
+
+  private get logsDir(): string {
+    return join(this.home, 'logs');
+  }
+
+  private get driftDir(): string {
+    return join(this.home, 'docker', 'drift');
+  }
+
+  private logFile(id: string): string {
+    return join(this.logsDir, `${id}.log`);
+  }
+
+  /** The scope and the network, made once per provider object. */
+  private ready(): Promise<{ scope: string; volumes: VolumeManager }> {
+    this.setup ??= (async () => {
+      const scope = await dockerScope(this.home);
+      await this.ensureNetwork();
+      return { scope, volumes: new VolumeManager(this.docker, scope) };
+    })();
+    this.setup.catch(() => (this.setup = undefined)); // try again next time (dockerd may come up)
+    return this.setup;
+  }
+
+  /** The `imago` bridge network: containers reach the host's published ports, not each other. */
+  private async ensureNetwork(): Promise<void> {
+    try {
+      await this.docker.getNetwork(NETWORK).inspect();
+      return;
+    } catch (error) {
+      if (statusOf(error) !== 404) throw engineError(`failed to inspect network '${NETWORK}'`, error);
+    }
+    try {
+      await this.docker.createNetwork({
+        Name: NETWORK,
+        Driver: 'bridge',
+        CheckDuplicate: true,
+        Labels: { 'imago.managed': 'true' },
+        Options: { 'com.docker.network.bridge.enable_icc': 'false' },
+      });
+    } catch (error) {
+      if (statusOf(error) !== 409) throw engineError(`failed to create network '${NETWORK}'`, error);
+    }
+  }
+
+  /** The container of instance `id` in this scope, or undefined. */
+  private async inspectRaw(id: string): Promise<Docker.ContainerInspectInfo | undefined> {
+    const { scope } = await this.ready();
+    try {
+      const info = await this.docker.getContainer(id).inspect();
+      if (info.Config.Labels?.[DockerLabel.scope] !== scope || info.Config.Labels[DockerLabel.instance] !== id) return undefined;
+      if (!isDigest(info.Config.Labels[Label.digest] ?? '')) return undefined;
+      return info;
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw engineError(`failed to inspect instance '${id}'`, error);
+    }
+  }
+
+  /** Starts copying a container's output into its log file, unless someone here already does. */
+  private follow(containerId: string, id: string): void {
+    if (this.closed || followers.has(containerId)) return;
+    const follower = new LogFollower(this.docker, containerId, this.logFile(id));
+    followers.set(containerId, follower);
+    this.owned.add(containerId);
+    void follower.done.then(() => {
+      if (followers.get(containerId) === follower) followers.delete(containerId);
+      this.owned.delete(containerId);
+      this.caughtUp.add(containerId);
+    });
+  }
+
+  /** Waits until a stopped container's last lines are in its log file. */
+  private async settleLog(containerId: string, id: string): Promise<void> {
+    if (this.caughtUp.has(containerId)) return;
+    const follower = followers.get(containerId);
+    if (follower) {
+      await Promise.race([follower.done, new Promise((resolve) => setTimeout(resolve, LOG_SETTLE_MS).unref())]);
+      return;
+    }
+    // Stopped before anyone here followed it (adopted after a restart): copy what is left.
+    await mkdir(this.logsDir, { recursive: true });
+    await new LogFollower(this.docker, containerId, this.logFile(id)).done;
+    this.caughtUp.add(containerId);
+  }
+
+  private async signal(container: Docker.Container, signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
+    try {
+      await container.kill({ signal });
+    } catch (error) {
+      // 409: not running (it stopped meanwhile); 404: gone.
+      if (statusOf(error) !== 409 && statusOf(error) !== 404) throw engineError(`failed to send ${signal} to '${container.id}'`, error);
+    }
+  }
+
+  /** Whether the container stopped within `ms`. */
+  private async stopped(container: Docker.Container, ms: number): Promise<boolean> {
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), ms);
+    try {
+      await container.wait({ condition: 'not-running', abortSignal: abort.signal });
+      return true;
+    } catch (error) {
+      if (abort.signal.aborted) return false;
+      if (statusOf(error) === 404) return true;
+      throw engineError(`failed to wait for '${container.id}' to stop`, error);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The numeric owner of the instance's volumes: the image's user, looked up in its files when named. */
+  private async ownerOf(digest: Digest, user: string | undefined): Promise<{ uid: number; gid: number }> {
+    if (!user || /^\d+(:\d+)?$/.test(user)) {
+      const [uid, gid] = (user ?? '0').split(':').map(Number) as [number, number | undefined];
+      return { uid, gid: gid ?? uid };
+    }
+    const root = await new RootfsCache(this.store, join(this.home, 'rootfs')).ensure(digest);
+    return resolveUser(root, user);
+  }
+
+  /**
+   * Reads the engine's events since the last read (since the oldest container at first) and
+   * records drift, kept in `<home>/docker/drift/<id>` so it outlives the engine's short event
+   * memory and a restart of imago.
+   */
+  private async readEvents(oldestCreated: number): Promise<void> {
+    if (Date.now() - this.eventsReadAt < EVENTS_EVERY_MS) return;
+    const { scope } = await this.ready();
+    if (!this.drift) this.drift = await this.loadDrift();
+    const now = Date.now();
+    const since = this.eventsSince ?? (Number.isFinite(oldestCreated) ? oldestCreated - 1 : Math.floor(now / 1000) - 1);
+    let events: EngineEvent[];
+    try {
+      const stream = (await this.docker.getEvents({ since, until: Math.ceil(now / 1000), filters: { type: ['container'], label: [`${DockerLabel.scope}=${scope}`] } })) as unknown as NodeJS.ReadableStream;
+      let text = '';
+      for await (const chunk of stream as AsyncIterable<Buffer>) text += chunk.toString('utf8');
+      events = text.split('\n').filter((line) => line.trim()).map((line) => JSON.parse(line) as EngineEvent);
+    } catch (error) {
+      throw engineError('failed to read the engine events', error);
+    }
+    this.eventsReadAt = now;
+    this.eventsSince = Math.floor(now / 1000) - 1; // overlapping by a second: lines already seen are skipped
+    for (const event of events) {
+      const found = driftOf(event);
+      if (!found || destroying.has(found.instance)) continue;
+      const lines = this.drift.get(found.instance) ?? [];
+      if (lines.includes(found.line)) continue;
+      lines.push(found.line);
+      this.drift.set(found.instance, lines);
+      await mkdir(this.driftDir, { recursive: true });
+      await writeFile(join(this.driftDir, found.instance), `${lines.join('\n')}\n`);
+    }
+  }
+
+  private async loadDrift(): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    for (const name of await readdir(this.driftDir).catch(() => [] as string[])) {
+      const text = await readFile(join(this.driftDir, name), 'utf8').catch(() => '');
+      out.set(name, text.split('\n').filter(Boolean));
+    }
+    return out;
+  }
+
+  /** Drops what the provider kept about a removed instance (its log file stays). */
+  private async forget(id: string): Promise<void> {
+    this.drift?.delete(id);
+    await rm(join(this.driftDir, id), { force: true });
+    await rm(`${this.logFile(id)}.position`, { force: true });
+  }
+}

@@ -1,0 +1,85 @@
+import { Readable } from 'node:stream';
+import type Docker from 'dockerode';
+import { ProviderError } from '../../errors.js';
+import { layoutFiles } from '../../image/layout-files.js';
+import { ManifestSchema, parseJsonAs } from '../../image/schemas.js';
+import { layoutTarStream } from '../../image/write-layout.js';
+import { digestHex, type Digest } from '../../oci/digest.js';
+import type { ImageStore } from '../../store/image-store.js';
+import { engineError } from './engine-error.js';
+
+/**
+ * The engine's name for an imago image: `imago.local/sha256:<hex of the manifest digest>`.
+ * Content-addressed like the store, so a digest is loaded once and found again by name.
+ */
+export function imageRef(digest: Digest): string {
+  return `imago.local/sha256:${digestHex(digest)}`;
+}
+
+/**
+ * Loads images from imago's store into the engine (`POST /images/load`, streamed from the
+ * blobs; no registry, no file in between), each digest once. The engine's image must then
+ * be the store's: its id is the config digest (classic store) or the manifest digest
+ * (containerd store), or the load is refused.
+ */
+export class ImageLoader {
+  private readonly inflight = new Map<Digest, Promise<void>>();
+  private readonly loaded = new Set<Digest>();
+
+  constructor(
+    private readonly docker: Docker,
+    private readonly store: ImageStore,
+  ) {}
+
+  /** Makes `digest` runnable on the engine; at once when it already is. */
+  ensure(digest: Digest): Promise<void> {
+    if (this.loaded.has(digest)) return Promise.resolve();
+    let pending = this.inflight.get(digest);
+    if (!pending) {
+      pending = this.load(digest)
+        .then(() => void this.loaded.add(digest))
+        .finally(() => this.inflight.delete(digest));
+      this.inflight.set(digest, pending);
+    }
+    return pending;
+  }
+
+  /** Whether the engine already holds `digest` under its imago name. */
+  async present(digest: Digest): Promise<boolean> {
+    const manifest = parseJsonAs(await this.store.blobs.read(digest), ManifestSchema, `manifest ${digest}`);
+    try {
+      const info = await this.docker.getImage(imageRef(digest)).inspect();
+      if (info.Id === manifest.config.digest || info.Id === digest) return true;
+      throw new ProviderError(`the engine's image '${imageRef(digest)}' is ${info.Id}, not imago's ${digest} (config ${manifest.config.digest}): remove it (docker rmi) and deploy again`);
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode === 404) return false;
+      throw engineError(`failed to inspect image ${digest} on the engine`, error);
+    }
+  }
+
+  private async load(digest: Digest): Promise<void> {
+    if (await this.present(digest)) return;
+    const bytes = await this.store.blobs.read(digest);
+    const manifest = parseJsonAs(bytes, ManifestSchema, `manifest ${digest}`);
+    const files = layoutFiles({ digest, manifest, manifestSize: bytes.length, tags: [imageRef(digest)], annotations: {}, docker: true });
+    try {
+      await loadArchive(this.docker, layoutTarStream(files, this.store.blobs));
+    } catch (error) {
+      throw engineError(`failed to load image ${digest} into the engine`, error);
+    }
+    if (!(await this.present(digest))) throw new ProviderError(`failed to load image ${digest} into the engine: it accepted the archive but has no '${imageRef(digest)}'`);
+  }
+}
+
+/** Sends a docker archive to `POST /images/load` and waits for the engine to finish with it. */
+export async function loadArchive(docker: Docker, archive: NodeJS.ReadableStream | Buffer): Promise<void> {
+  const body = Buffer.isBuffer(archive) ? Readable.from([archive]) : archive;
+  const response = await docker.loadImage(body, { quiet: true });
+  await new Promise<void>((resolve, reject) => {
+    docker.modem.followProgress(response, (error: Error | null, output: Array<{ error?: string }>) => {
+      const failed = error?.message ?? output.find((line) => line.error)?.error;
+      if (failed) reject(new Error(failed));
+      else resolve();
+    });
+  });
+}

@@ -1,0 +1,110 @@
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import type Docker from 'dockerode';
+
+/** How often the read position is saved while lines flow (and always at the end). */
+const SAVE_POSITION_MS = 500;
+
+/**
+ * Copies a container's stdout and stderr, as the engine keeps them, into the instance's log
+ * file (the same file the process provider writes, so the same pipeline reads both). It
+ * follows until the container stops, then ends by itself. The engine's timestamp of the last
+ * line copied is saved beside the file, so a follower started again (after a restart of the
+ * control plane) goes on from there: nothing is lost, and nothing already copied is copied
+ * twice.
+ */
+export class LogFollower {
+  /** Resolves once the container stopped and every line is in the file (or the follower was closed). */
+  readonly done: Promise<void>;
+  private stream: NodeJS.ReadableStream | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly docker: Docker,
+    private readonly container: string,
+    private readonly logFile: string,
+  ) {
+    this.done = this.run().catch(() => undefined); // a container removed mid-way simply has no more lines
+  }
+
+  /** Stops following (the container keeps running; a later follower goes on from the saved position). */
+  close(): Promise<void> {
+    this.closed = true;
+    (this.stream as unknown as { destroy?: () => void } | undefined)?.destroy?.();
+    return this.done;
+  }
+
+  private get positionFile(): string {
+    return `${this.logFile}.position`;
+  }
+
+  private async run(): Promise<void> {
+    let position = await readPosition(this.positionFile);
+    const out: WriteStream = createWriteStream(this.logFile, { flags: 'a', mode: 0o640 });
+    let saved = position;
+    let lastSave = Date.now();
+    const save = async () => {
+      if (position === saved) return;
+      saved = position;
+      lastSave = Date.now();
+      await writePosition(this.positionFile, position);
+    };
+    try {
+      if (this.closed) return;
+      const stream = (await this.docker.getContainer(this.container).logs({
+        follow: true,
+        stdout: true,
+        stderr: true,
+        timestamps: true,
+        since: position === 0n ? 0 : sinceArgument(position),
+      } as Docker.ContainerLogsOptions & { follow: true })) as NodeJS.ReadableStream;
+      this.stream = stream;
+      if (this.closed) (stream as unknown as { destroy: () => void }).destroy();
+      let pending: Buffer = Buffer.alloc(0);
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+        for (;;) {
+          if (pending.length < 8) break;
+          const size = pending.readUInt32BE(4);
+          if (pending.length < 8 + size) break;
+          const frame = pending.subarray(8, 8 + size).toString('utf8');
+          pending = pending.subarray(8 + size);
+          const space = frame.indexOf(' ');
+          const at = space > 0 ? timestampNanos(frame.slice(0, space)) : undefined;
+          if (at !== undefined && at <= position) continue; // copied before a restart
+          if (!out.write(at === undefined ? frame : frame.slice(space + 1))) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+          if (at !== undefined) position = at;
+        }
+        if (Date.now() - lastSave >= SAVE_POSITION_MS) await save();
+      }
+    } finally {
+      await new Promise<void>((resolve) => out.end(resolve));
+      await save().catch(() => undefined);
+    }
+  }
+}
+
+/** Parses the engine's RFC 3339 timestamp with nanoseconds to nanoseconds since the epoch. */
+export function timestampNanos(text: string): bigint | undefined {
+  const match = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(text);
+  if (!match) return undefined;
+  const seconds = Date.parse(`${match[1]}${match[3]}`);
+  if (Number.isNaN(seconds)) return undefined;
+  return BigInt(seconds) * 1_000_000n + BigInt((match[2] ?? '').padEnd(9, '0'));
+}
+
+/** The engine's `since` for a position in nanoseconds: "<seconds>.<nanoseconds>". */
+export function sinceArgument(nanos: bigint): string {
+  return `${nanos / 1_000_000_000n}.${(nanos % 1_000_000_000n).toString().padStart(9, '0')}`;
+}
+
+async function readPosition(file: string): Promise<bigint> {
+  const text = (await readFile(file, 'utf8').catch(() => '')).trim();
+  return /^\d{1,30}$/.test(text) ? BigInt(text) : 0n;
+}
+
+async function writePosition(file: string, nanos: bigint): Promise<void> {
+  const tmp = `${file}.tmp`;
+  await writeFile(tmp, `${nanos}\n`);
+  await rename(tmp, file);
+}

@@ -1,0 +1,4 @@
+import { DockerProvider } from '../../src/providers/docker/docker-provider.js';
+import { runProviderSuite } from './provider-suite.js';
+
+runProviderSuite('docker', { newProvider: (store) => new DockerProvider(store) });
