@@ -28,5 +28,7 @@ export { strategyFor, STRATEGIES, type Strategy } from './core/strategies/index.
 export { parseCount, resolveCount, type Count } from './core/count.js';
 export { Label, type Provider, type InstanceSpec, type ProviderInstance } from './providers/provider.js';
 export { ProcessProvider } from './providers/process/process-provider.js';
+export { DockerProvider } from './providers/docker/docker-provider.js';
+export { Providers } from './providers/registry.js';
 export { ServiceRouter, type RouterTarget, type RouterStats } from './router/service-router.js';
 export { IMAGO_VERSION } from './version.js';

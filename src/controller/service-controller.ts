@@ -11,7 +11,7 @@ import type { Digest } from '../oci/digest.js';
 import { Label, type Provider, type ProviderInstance } from '../providers/provider.js';
 import { ServiceRouter } from '../router/service-router.js';
 import { createDeploy, finishDeploy } from '../state/deploys.js';
-import { getInstance, recordInstance, setInstanceState } from '../state/instances.js';
+import { getInstance, listInstances, recordInstance, setInstanceState } from '../state/instances.js';
 import { acquireLock, releaseLock, renewLock } from '../state/lock.js';
 import { createRelease, liveRelease, setReleaseStatus } from '../state/releases.js';
 import type { Release } from '../state/types.js';
@@ -28,6 +28,24 @@ export interface DeployResult {
   /** Instance ids started by this deploy. */
   started: string[];
 }
+
+/** One instance in `imago status`. */
+export interface InstanceSnapshot {
+  id: string;
+  release: number | undefined;
+  /** `running` or `exited` (the provider's word), or `missing` (gone from the provider, not stopped by imago). */
+  state: string;
+  health: string;
+  routed: boolean;
+  address: string;
+  startedAt: number;
+  exitCode: number | undefined;
+  /** Changes made from outside imago, one line each (empty: as created). */
+  drift: string[];
+}
+
+/** Instance states in which imago still counts on an instance being there. */
+const LIVE_STATES = ['starting', 'healthy', 'serving', 'draining'] as const;
 
 /** What the controller needs from its surroundings. */
 export interface ControllerContext {
@@ -138,10 +156,15 @@ export class ServiceController {
     return this.service;
   }
 
-  /** The instances as the controller sees them now: provider state, health, routing. */
-  async snapshot(): Promise<Array<{ id: string; release: number | undefined; state: string; health: string; routed: boolean; address: string; startedAt: number; exitCode: number | undefined }>> {
+  /**
+   * The instances as the controller sees them now: provider state, health, routing, and what
+   * was done to them from outside imago (drift). An instance imago started and never stopped
+   * that the provider no longer has (removed from outside) is listed as `missing`.
+   */
+  async snapshot(): Promise<InstanceSnapshot[]> {
     const routed = new Set(this.router.routed());
-    return (await this.ctx.provider.list({ [Label.service]: this.service.name })).map((i) => ({
+    const listed = await this.ctx.provider.list({ [Label.service]: this.service.name });
+    const out: InstanceSnapshot[] = listed.map((i) => ({
       id: i.id,
       release: Number(i.labels[Label.release]) || undefined,
       state: i.state,
@@ -150,7 +173,24 @@ export class ServiceController {
       address: `${i.address.host}:${i.address.port}`,
       startedAt: i.startedAt,
       exitCode: i.exitCode,
+      drift: i.drift,
     }));
+    const seen = new Set(listed.map((i) => i.id));
+    for (const row of listInstances(this.ctx.store.db, this.service.name, { states: LIVE_STATES })) {
+      if (seen.has(row.id) || this.stopping.has(row.id) || row.provider !== this.ctx.provider.name) continue;
+      out.push({
+        id: row.id,
+        release: row.releaseId,
+        state: 'missing',
+        health: 'missing',
+        routed: routed.has(row.id),
+        address: row.port ? `127.0.0.1:${row.port}` : '',
+        startedAt: Date.parse(row.createdAt),
+        exitCode: undefined,
+        drift: [`removed outside imago: the ${this.ctx.provider.name} provider no longer has it`],
+      });
+    }
+    return out;
   }
 
   /** The plan a deploy would follow now (from the instances running). */

@@ -2,8 +2,10 @@ import type { ServiceSpec } from '../config/types.js';
 import { ServiceController, type DeployResult } from '../controller/service-controller.js';
 import { HttpError, ImageError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
-import { Label, type Provider } from '../providers/provider.js';
+import { Label } from '../providers/provider.js';
+import type { Providers } from '../providers/registry.js';
 import { finishDeploy, runningDeploys } from '../state/deploys.js';
+import { getInstance, setInstanceState } from '../state/instances.js';
 import { breakLock } from '../state/lock.js';
 import { getRelease, lastGoodRelease, listReleases, liveRelease, setReleaseStatus } from '../state/releases.js';
 import type { Release } from '../state/types.js';
@@ -19,7 +21,7 @@ export class ControlPlane {
 
   constructor(
     private readonly store: ImageStore,
-    private readonly provider: Provider,
+    private readonly providers: Providers,
     private readonly env = 'default',
   ) {}
 
@@ -39,7 +41,12 @@ export class ControlPlane {
       const release = getRelease(db, deploy.releaseId);
       if (release && (release.status === 'deploying' || release.status === 'pending')) setReleaseStatus(db, release.id, 'failed', reason, { actor: 'imago' });
       if (!liveRelease(db, deploy.service)) {
-        for (const instance of await this.provider.list({ [Label.service]: deploy.service })) await this.provider.destroy(instance.id, { graceMs: 2_000 });
+        const provider = await this.providers.get((release?.config as Partial<ServiceSpec> | undefined)?.provider);
+        for (const instance of await provider.list({ [Label.service]: deploy.service })) {
+          await provider.destroy(instance.id, { graceMs: 2_000 });
+          const row = getInstance(db, instance.id);
+          if (row && row.state !== 'stopped' && row.state !== 'failed') setInstanceState(db, instance.id, 'stopped', { reason, actor: 'imago' });
+        }
       }
     }
     const services = this.store.db.prepare(`SELECT DISTINCT service FROM releases WHERE status = 'live'`).all() as { service: string }[];
@@ -53,6 +60,7 @@ export class ControlPlane {
   async deploy(service: ServiceSpec, image: string, actor: string): Promise<DeployResult> {
     const digest = this.resolve(image);
     const controller = await this.controllerFor(service, actor);
+    this.checkProvider(controller, service);
     return controller.deploy(digest, { service, actor });
   }
 
@@ -72,6 +80,7 @@ export class ControlPlane {
     }
     const spec = target.config as unknown as ServiceSpec;
     const controller = await this.controllerFor(spec, actor);
+    this.checkProvider(controller, spec);
     return controller.deploy(target.digest as Digest, { rollbackOf: target.id, service: spec, actor });
   }
 
@@ -80,7 +89,7 @@ export class ControlPlane {
     const digest = this.resolve(image);
     const controller = this.controllers.get(service.name);
     if (controller) return { digest, plan: await controller.plan(service) };
-    const fresh = new ServiceController({ store: this.store, provider: this.provider, actor: 'plan', env: this.env }, service);
+    const fresh = new ServiceController({ store: this.store, provider: await this.providers.get(service.provider), actor: 'plan', env: this.env }, service);
     return { digest, plan: await fresh.plan(service) };
   }
 
@@ -93,6 +102,7 @@ export class ControlPlane {
         service: name,
         url: controller.url,
         live: live ? { version: live.version, digest: live.digest, since: live.finishedAt } : null,
+        provider: controller.spec.provider ?? 'process',
         instances: await controller.snapshot(),
       });
     }
@@ -104,10 +114,20 @@ export class ControlPlane {
     return listReleases(this.store.db, service);
   }
 
-  /** Stops every router and watcher; instances keep running. */
+  /** Stops every router and watcher, and lets go of the providers; instances keep running. */
   async close(): Promise<void> {
     for (const controller of this.controllers.values()) await controller.close();
     this.controllers.clear();
+    await this.providers.close();
+  }
+
+  /** A service stays on the provider it runs on: moving it would leave its old fleet unseen. */
+  private checkProvider(controller: ServiceController, service: ServiceSpec): void {
+    const running = controller.spec.provider ?? 'process';
+    const wanted = service.provider ?? 'process';
+    if (running !== wanted) {
+      throw new HttpError(409, `service '${service.name}' runs on the ${running} provider, and a deploy cannot move it to ${wanted}: deploy it under a new name, then scale '${service.name}' to 0 replicas`);
+    }
   }
 
   private resolve(image: string): Digest {
@@ -122,7 +142,7 @@ export class ControlPlane {
   private async controllerFor(service: ServiceSpec, actor: string): Promise<ServiceController> {
     const existing = this.controllers.get(service.name);
     if (existing) return existing;
-    const controller = new ServiceController({ store: this.store, provider: this.provider, actor, env: this.env }, service);
+    const controller = new ServiceController({ store: this.store, provider: await this.providers.get(service.provider), actor, env: this.env }, service);
     await controller.start();
     this.controllers.set(service.name, controller);
     return controller;

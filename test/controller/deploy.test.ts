@@ -5,10 +5,12 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { bake } from '../../src/bake/baker.js';
 import { normaliseConfig } from '../../src/config/normalise.js';
-import type { ImageSpec, ServiceSpec } from '../../src/config/types.js';
+import type { ImageSpec, ProviderName, ServiceSpec } from '../../src/config/types.js';
 import { ServiceController } from '../../src/controller/service-controller.js';
 import type { Digest } from '../../src/oci/digest.js';
+import { DockerProvider } from '../../src/providers/docker/docker-provider.js';
 import { ProcessProvider } from '../../src/providers/process/process-provider.js';
+import type { Provider } from '../../src/providers/provider.js';
 import { verifyLedger } from '../../src/state/ledger.js';
 import { getDeploy, listDeploys } from '../../src/state/deploys.js';
 import { listReleases } from '../../src/state/releases.js';
@@ -20,7 +22,13 @@ function helloSpec(base: ImageSpec, version: string): ImageSpec {
   return { ...base, env: base.env.map(([k, v]) => [k, k === 'APP_VERSION' ? version : v] as [string, string]) };
 }
 
-describe('deploy, roll back and reject a broken release on the process provider', () => {
+/** Each provider runs the same scenario, from this one test code. */
+const PROVIDERS: Array<{ name: ProviderName; make: (store: ImageStore) => Provider }> = [
+  { name: 'process', make: (store) => new ProcessProvider(store) },
+  { name: 'docker', make: (store) => new DockerProvider(store) },
+];
+
+for (const { name: providerName, make } of PROVIDERS) describe(`deploy, roll back and reject a broken release on the ${providerName} provider`, () => {
   let home: string;
   let store: ImageStore;
   let controller: ServiceController;
@@ -53,8 +61,9 @@ describe('deploy, roll back and reject a broken release on the process provider'
 
   after(async () => {
     await controller?.close();
-    const provider = new ProcessProvider(store);
+    const provider = make(store);
     for (const instance of await provider.list()) await provider.destroy(instance.id, { graceMs: 0 });
+    await provider.close();
     store.close();
     await rm(home, { recursive: true, force: true });
   });
@@ -74,11 +83,12 @@ describe('deploy, roll back and reject a broken release on the process provider'
     drainTimeout: 2_000,
     deployTimeout: 15_000,
     resources: { memory: 256 * 1024 ** 2, pids: 256 },
-    provider: 'process',
+    provider: providerName,
   });
 
   it('v1 → v2 (rolling) → v3 (blue-green) → v1 (rollback) with zero failed requests; a broken v4 is rejected', async () => {
-    const provider = new ProcessProvider(store);
+    const provider = make(store);
+    after(() => provider.close());
     const rolling = service({ kind: 'rolling', maxSurge: { kind: 'count', value: 1 }, maxUnavailable: { kind: 'count', value: 0 } });
     controller = new ServiceController({ store, provider, actor: 'test', env: 'dev' }, rolling);
     await controller.start();

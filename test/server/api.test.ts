@@ -9,6 +9,7 @@ import { bake } from '../../src/bake/baker.js';
 import { normaliseConfig } from '../../src/config/normalise.js';
 import type { ServiceSpec } from '../../src/config/types.js';
 import { ProcessProvider } from '../../src/providers/process/process-provider.js';
+import { Providers } from '../../src/providers/registry.js';
 import { createApi, listen } from '../../src/server/api.js';
 import { ControlPlane } from '../../src/server/control-plane.js';
 import { ensureToken, tokenPath } from '../../src/server/token.js';
@@ -37,7 +38,7 @@ describe('control plane API', () => {
     await bake({ store, spec: config.images.hello! });
     await bake({ store, spec: { ...config.images.hello!, env: [['APP_VERSION', '2']] } });
     web = config.services.web!;
-    plane = new ControlPlane(store, new ProcessProvider(store));
+    plane = new ControlPlane(store, Providers.of(new ProcessProvider(store)));
     token = await ensureToken(home);
     server = createApi(plane, token);
     const address = await listen(server, '127.0.0.1', 0);

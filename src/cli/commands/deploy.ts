@@ -64,12 +64,14 @@ export function registerDeploy(program: Command): void {
     .description('services, their live release and instances')
     .option('--json', 'print as JSON')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
-      const services = await (await client(cmd)).call<Array<{ service: string; url: string; live: { version: number; digest: string } | null; instances: Array<{ id: string; release: number; health: string; routed: boolean; address: string; startedAt: number }> }>>('GET', '/v1/status');
+      type Instance = { id: string; release: number; state: string; health: string; routed: boolean; address: string; startedAt: number; drift?: string[] };
+      const services = await (await client(cmd)).call<Array<{ service: string; url: string; provider?: string; live: { version: number; digest: string } | null; instances: Instance[] }>>('GET', '/v1/status');
       if (opts.json) return printJson(services);
       for (const s of services) {
-        process.stdout.write(`${s.service}  ${s.url}  live: ${s.live ? `release ${s.live.version} ${s.live.digest.slice(7, 19)}` : 'none'}\n`);
-        const rows = s.instances.map((i) => [i.id, String(i.release), i.health, i.routed ? 'yes' : 'no', formatAgo(new Date(i.startedAt).toISOString()), i.address]);
-        process.stdout.write(`${table(['INSTANCE', 'RELEASE', 'HEALTH', 'ROUTED', 'STARTED', 'ADDRESS'], rows)}\n`);
+        process.stdout.write(`${s.service}  ${s.url}  ${s.provider ?? 'process'}  live: ${s.live ? `release ${s.live.version} ${s.live.digest.slice(7, 19)}` : 'none'}\n`);
+        const rows = s.instances.map((i) => [i.id, String(i.release), i.health, i.routed ? 'yes' : 'no', i.drift?.length ? 'DRIFTED' : '-', formatAgo(new Date(i.startedAt).toISOString()), i.address]);
+        process.stdout.write(`${table(['INSTANCE', 'RELEASE', 'HEALTH', 'ROUTED', 'DRIFT', 'STARTED', 'ADDRESS'], rows)}\n`);
+        for (const i of s.instances) for (const line of i.drift ?? []) process.stdout.write(`  ${i.id} drifted: ${line}\n`);
       }
     });
 

@@ -17,15 +17,15 @@ export function registerServer(program: Command): void {
       const match = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):(\d{1,5})$/.exec(opts.listen);
       if (!match || Number(match[2]) > 65535) throw new ConfigError(`--listen: expected a loopback address like "127.0.0.1:7420", got "${opts.listen}"`);
       const home = resolveHome(global.home);
-      const [{ ImageStore }, { ProcessProvider }, { ControlPlane }, { createApi, listen }, { ensureToken }] = await Promise.all([
+      const [{ ImageStore }, { Providers }, { ControlPlane }, { createApi, listen }, { ensureToken }] = await Promise.all([
         import('../../store/image-store.js'),
-        import('../../providers/process/process-provider.js'),
+        import('../../providers/registry.js'),
         import('../../server/control-plane.js'),
         import('../../server/api.js'),
         import('../../server/token.js'),
       ]);
       const store = await ImageStore.open(home);
-      const plane = new ControlPlane(store, new ProcessProvider(store), opts.env);
+      const plane = new ControlPlane(store, Providers.forStore(store), opts.env);
       await plane.start();
       const token = await ensureToken(home);
       const server = createApi(plane, token);
