@@ -32,6 +32,7 @@ test('a minimal service gets every default', () => {
     stopGrace: 10_000,
     drainTimeout: 30_000,
     deployTimeout: 120_000,
+    resources: { memory: 1024 ** 3, pids: 1024 },
     provider: 'process',
   });
 });
@@ -52,6 +53,8 @@ test('a full service normalises every value', () => {
           stopGrace: '5s',
           drainTimeout: '0s',
           deployTimeout: '1m',
+          resources: { memory: '256Mi', pids: 128 },
+          provider: 'docker',
         },
         api: { image: 'api', strategy: 'blue-green', listen: 9091, health: { command: 'true' } },
       },
@@ -66,6 +69,8 @@ test('a full service normalises every value', () => {
   assert.deepEqual(web.volumes, { data: '/var/lib/hello' });
   assert.equal(web.drainTimeout, 0);
   assert.equal(web.deployTimeout, 60_000);
+  assert.deepEqual(web.resources, { memory: 256 * 1024 ** 2, pids: 128 });
+  assert.equal(web.provider, 'docker');
   const api = config.services.api!;
   assert.deepEqual(api.strategy, { kind: 'blue-green' });
   assert.deepEqual(api.listen, { host: '127.0.0.1', port: 9091 });
@@ -86,9 +91,17 @@ const cases: Array<[string, unknown, string[]]> = [
   ['a bad image reference', { services: { web: { image: 'Not An Image' } } },
     ['services.web.image: expected an image reference like "web", "web:1.4" or "sha256:…", got "Not An Image"']],
   ['an unknown provider', { services: { web: { image: 'w', provider: 'k8s' } } },
-    ['services.web.provider: expected "process" (the docker provider comes in a later release), got "k8s"']],
+    ['services.web.provider: expected one of "process", "docker", got "k8s"']],
+  ['a memory size without a known unit', { services: { web: { image: 'w', resources: { memory: '2 bananas' } } } },
+    ['services.web.resources.memory: expected a memory size from 6Mi to 1Ti like "256Mi", "512m" or "1G", got "2 bananas"']],
+  ['a memory size under Docker\'s floor', { services: { web: { image: 'w', resources: { memory: '1m' } } } },
+    ['services.web.resources.memory: expected a memory size from 6Mi to 1Ti like "256Mi", "512m" or "1G", got "1m"']],
+  ['a pids limit of 0', { services: { web: { image: 'w', resources: { pids: 0 } } } },
+    ['services.web.resources.pids: expected a whole number of processes from 16 to 100000, got 0']],
+  ['an unknown resource', { services: { web: { image: 'w', resources: { cpu: 2 } } } },
+    ['services.web.resources.cpu: unknown key (expected one of: memory, pids)']],
   ['an unknown service key', { services: { web: { image: 'w', replica: 3 } } },
-    ['services.web.replica: unknown key (expected one of: image, replicas, port, listen, health, strategy, env, volumes, stopGrace, drainTimeout, deployTimeout, provider)']],
+    ['services.web.replica: unknown key (expected one of: image, replicas, port, listen, health, strategy, env, volumes, stopGrace, drainTimeout, deployTimeout, resources, provider)']],
 ];
 
 for (const [name, raw, expected] of cases) {
@@ -98,4 +111,27 @@ for (const [name, raw, expected] of cases) {
 test('a service without an image says so', () => {
   const [line] = problems({ services: { web: { replicas: 2 } } });
   assert.match(line!, /^services\.web\.image: expected an image reference/);
+});
+
+test('memory sizes read binary units as Docker does, decimal ones as written', async () => {
+  const { parseByteSize } = await import('../../src/config/byte-size.js');
+  const cases: Array<[string | number, number | 'error']> = [
+    ['256Mi', 256 * 1024 ** 2],
+    ['512m', 512 * 1024 ** 2],
+    ['1G', 1024 ** 3],
+    ['1.5GiB', 1.5 * 1024 ** 3],
+    ['100MB', 100 * 1000 ** 2],
+    [67108864, 67108864],
+    ['64 mi', 64 * 1024 ** 2],
+    ['5Mi', 'error'],
+    ['2Ti', 'error'],
+    [1.5, 'error'],
+    ['-1G', 'error'],
+    ['G', 'error'],
+  ];
+  for (const [input, expected] of cases) {
+    const parsed = parseByteSize(input);
+    if (expected === 'error') assert.ok(typeof parsed === 'object' && 'error' in parsed, `${input} is refused`);
+    else assert.equal(parsed, expected, String(input));
+  }
 });

@@ -51,6 +51,8 @@ export class DockerProvider implements Provider {
   private readonly images: ImageLoader;
   private readonly owned = new Set<string>();
   private readonly caughtUp = new Set<string>();
+  /** The last look at each container: its engine state and what it was then. */
+  private readonly seen = new Map<string, { state: string; instance: ProviderInstance }>();
   private setup: Promise<{ scope: string; volumes: VolumeManager }> | undefined;
   private drift: Map<string, string[]> | undefined;
   private eventsReadAt = 0;
@@ -96,7 +98,13 @@ export class DockerProvider implements Provider {
     try {
       container = await this.docker.createContainer(options);
     } catch (error) {
-      throw engineError(`failed to create instance '${spec.id}'`, error);
+      if (statusOf(error) !== 404) throw engineError(`failed to create instance '${spec.id}'`, error);
+      // The image was removed from the engine (docker rmi) since it was loaded: load it again.
+      this.images.forget(spec.digest);
+      await this.images.ensure(spec.digest);
+      container = await this.docker.createContainer(options).catch((again: unknown) => {
+        throw engineError(`failed to create instance '${spec.id}'`, again);
+      });
     }
     try {
       await container.start();
@@ -150,13 +158,22 @@ export class DockerProvider implements Provider {
     } catch (error) {
       throw engineError('failed to list instances', error);
     }
-    const ids = summaries.map((s) => s.Labels[DockerLabel.instance]).filter((id): id is string => id !== undefined);
     await this.readEvents(Math.min(...summaries.map((s) => s.Created)));
+    // A container is inspected again only when its state changed since the last look: list
+    // runs on every tick of a deploy, and everything else about a container is fixed.
     const out: ProviderInstance[] = [];
-    for (const id of ids.sort()) {
-      const instance = await this.inspect(id);
-      if (instance) out.push(instance);
+    const live = new Set<string>();
+    for (const summary of summaries.sort((a, b) => (a.Labels[DockerLabel.instance] ?? '').localeCompare(b.Labels[DockerLabel.instance] ?? ''))) {
+      const id = summary.Labels[DockerLabel.instance];
+      if (!id) continue;
+      live.add(summary.Id);
+      const cached = this.seen.get(summary.Id);
+      const instance = cached && cached.state === summary.State ? cached.instance : await this.inspect(id);
+      if (!instance) continue;
+      this.seen.set(summary.Id, { state: summary.State, instance });
+      out.push({ ...instance, drift: this.driftOf(id, summary.Created * 1000, summary.State === 'paused') });
     }
+    for (const containerId of this.seen.keys()) if (!live.has(containerId)) this.seen.delete(containerId);
     return out;
   }
 
@@ -171,9 +188,7 @@ export class DockerProvider implements Provider {
     for (const [key, value] of Object.entries(info.Config.Labels ?? {})) {
       if (key.startsWith('imago.') && key !== DockerLabel.scope && key !== DockerLabel.instance && key !== DockerLabel.port) labels[key] = value;
     }
-    const drift = [...(this.drift?.get(id) ?? [])];
-    if (info.State.Paused && !drift.some((line) => line.includes('docker pause'))) drift.push('paused (docker pause)');
-    return {
+    const instance: ProviderInstance = {
       id,
       labels,
       digest: info.Config.Labels[Label.digest] as Digest,
@@ -182,8 +197,19 @@ export class DockerProvider implements Provider {
       startedAt: Date.parse(info.State.StartedAt) || Date.parse(info.Created),
       exitCode: running ? undefined : info.State.ExitCode,
       logFile: this.logFile(id),
-      drift,
+      drift: this.driftOf(id, Date.parse(info.Created), info.State.Paused),
     };
+    return instance;
+  }
+
+  /**
+   * The drift recorded for an instance, without lines older than its container (they were
+   * about a container of the same name, removed before), and a pause its state shows.
+   */
+  private driftOf(id: string, createdAt: number, paused: boolean): string[] {
+    const recorded = (this.drift?.get(id) ?? []).filter((line) => !(Date.parse(line.slice(0, 24)) < createdAt - 1000));
+    if (paused && !recorded.some((line) => line.includes('docker pause'))) recorded.push('paused (docker pause)');
+    return recorded;
   }
 
   /** Stops following logs (a later provider object goes on from where this one stopped). */
@@ -330,8 +356,9 @@ export class DockerProvider implements Provider {
     const now = Date.now();
     const since = this.eventsSince ?? (Number.isFinite(oldestCreated) ? oldestCreated - 1 : Math.floor(now / 1000) - 1);
     let events: EngineEvent[];
+    // `until` is a moment already past (to the millisecond): the engine answers at once.
     try {
-      const stream = (await this.docker.getEvents({ since, until: Math.ceil(now / 1000), filters: { type: ['container'], label: [`${DockerLabel.scope}=${scope}`] } })) as unknown as NodeJS.ReadableStream;
+      const stream = (await this.docker.getEvents({ since, until: Number((now / 1000).toFixed(3)), filters: { type: ['container'], label: [`${DockerLabel.scope}=${scope}`] } })) as unknown as NodeJS.ReadableStream;
       let text = '';
       for await (const chunk of stream as AsyncIterable<Buffer>) text += chunk.toString('utf8');
       events = text.split('\n').filter((line) => line.trim()).map((line) => JSON.parse(line) as EngineEvent);

@@ -16,6 +16,10 @@ export function imageRef(digest: Digest): string {
   return `imago.local/sha256:${digestHex(digest)}`;
 }
 
+/** Loads in progress and done, by engine and digest, for every loader of this process. */
+const inflight = new Map<string, Promise<void>>();
+const loaded = new Set<string>();
+
 /**
  * Loads images from imago's store into the engine (`POST /images/load`, streamed from the
  * blobs; no registry, no file in between), each digest once. The engine's image must then
@@ -23,25 +27,33 @@ export function imageRef(digest: Digest): string {
  * (containerd store), or the load is refused.
  */
 export class ImageLoader {
-  private readonly inflight = new Map<Digest, Promise<void>>();
-  private readonly loaded = new Set<Digest>();
+  private readonly engine: string;
 
   constructor(
     private readonly docker: Docker,
     private readonly store: ImageStore,
-  ) {}
+  ) {
+    const modem = docker.modem as { socketPath?: string; host?: string; port?: number };
+    this.engine = modem.socketPath ?? `${modem.host}:${modem.port}`;
+  }
 
   /** Makes `digest` runnable on the engine; at once when it already is. */
   ensure(digest: Digest): Promise<void> {
-    if (this.loaded.has(digest)) return Promise.resolve();
-    let pending = this.inflight.get(digest);
+    const key = `${this.engine} ${digest}`;
+    if (loaded.has(key)) return Promise.resolve();
+    let pending = inflight.get(key);
     if (!pending) {
       pending = this.load(digest)
-        .then(() => void this.loaded.add(digest))
-        .finally(() => this.inflight.delete(digest));
-      this.inflight.set(digest, pending);
+        .then(() => void loaded.add(key))
+        .finally(() => inflight.delete(key));
+      inflight.set(key, pending);
     }
     return pending;
+  }
+
+  /** Forgets that `digest` was loaded (someone removed it from the engine): the next ensure looks again. */
+  forget(digest: Digest): void {
+    loaded.delete(`${this.engine} ${digest}`);
   }
 
   /** Whether the engine already holds `digest` under its imago name. */

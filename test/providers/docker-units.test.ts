@@ -1,0 +1,102 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { containerCreateOptions, volumeName } from '../../src/providers/docker/container-config.js';
+import { driftOf } from '../../src/providers/docker/drift.js';
+import { sinceArgument, timestampNanos } from '../../src/providers/docker/log-follower.js';
+import type { InstanceSpec } from '../../src/providers/provider.js';
+
+const digest = `sha256:${'ab'.repeat(32)}` as const;
+const spec = (over: Partial<InstanceSpec> = {}): InstanceSpec => ({
+  id: 'web-r3-a1b2c3',
+  digest,
+  labels: { 'imago.service': 'web', 'imago.release': '3' },
+  port: 41234,
+  env: [['MODE', 'prod']],
+  volumes: [],
+  ...over,
+});
+const ctx = { image: 'imago.local/sha256:abab', scope: '0123456789ab', volumeNames: { data: 'imago-0123456789ab-web-data' }, defaultResources: { memory: 1024 ** 3, pids: 1024 } };
+
+describe('docker container config', () => {
+  it('seals the container as the CIS Docker Benchmark asks', () => {
+    const host = containerCreateOptions(spec({ resources: { memory: 256 * 1024 ** 2, pids: 64 } }), ctx).HostConfig!;
+    assert.equal(host.ReadonlyRootfs, true);
+    assert.deepEqual(host.CapDrop, ['ALL']);
+    assert.equal(host.CapAdd, undefined);
+    assert.equal(host.Privileged, false);
+    assert.deepEqual(host.SecurityOpt, ['no-new-privileges:true']);
+    assert.deepEqual(Object.keys(host.Tmpfs ?? {}), ['/tmp']);
+    assert.equal(host.Memory, 256 * 1024 ** 2);
+    assert.equal(host.MemorySwap, 256 * 1024 ** 2, 'no swap beyond the memory limit');
+    assert.equal(host.PidsLimit, 64);
+    assert.equal(host.IpcMode, 'private');
+    assert.deepEqual(host.RestartPolicy, { Name: 'no' });
+    assert.notEqual(host.NetworkMode, 'host');
+  });
+
+  it('publishes the instance port on 127.0.0.1 only', () => {
+    const options = containerCreateOptions(spec(), ctx);
+    assert.deepEqual(options.HostConfig!.PortBindings, { '41234/tcp': [{ HostIp: '127.0.0.1', HostPort: '41234' }] });
+    assert.deepEqual(options.ExposedPorts, { '41234/tcp': {} });
+  });
+
+  it('passes the instance env, then PORT and HOST, and carries imago\'s labels', () => {
+    const options = containerCreateOptions(spec(), ctx);
+    assert.deepEqual(options.Env, ['MODE=prod', 'PORT=41234', 'HOST=0.0.0.0']);
+    assert.deepEqual(options.Labels, {
+      'imago.service': 'web',
+      'imago.release': '3',
+      'imago.scope': '0123456789ab',
+      'imago.instance': 'web-r3-a1b2c3',
+      'imago.port': '41234',
+      'imago.digest': digest,
+    });
+    assert.equal(options.name, 'web-r3-a1b2c3');
+  });
+
+  it('takes the default limits when the spec has none', () => {
+    const host = containerCreateOptions(spec(), ctx).HostConfig!;
+    assert.deepEqual([host.Memory, host.PidsLimit], [1024 ** 3, 1024]);
+  });
+
+  it('mounts named volumes without copying image content into them', () => {
+    const mounts = containerCreateOptions(spec({ volumes: [{ name: 'data', path: '/var/lib/web' }] }), ctx).HostConfig!.Mounts;
+    assert.deepEqual(mounts, [{ Type: 'volume', Source: 'imago-0123456789ab-web-data', Target: '/var/lib/web', ReadOnly: false, VolumeOptions: { NoCopy: true } }]);
+    assert.equal(volumeName('0123456789ab', 'my.web', 'data'), 'imago-0123456789ab-my.web-data');
+  });
+});
+
+describe('docker drift from engine events', () => {
+  const event = (Action: string, attributes: Record<string, string> = {}) => ({
+    Type: 'container',
+    Action,
+    Actor: { ID: 'c0ffee', Attributes: { 'imago.instance': 'web-r3-a1b2c3', ...attributes } },
+    timeNano: Date.UTC(2026, 10, 25, 14, 0, 0) * 1e6,
+  });
+  const cases: Array<[string, ReturnType<typeof event>, string | undefined]> = [
+    ['an exec', event('exec_start: /bin/sh -c echo hi > /tmp/x'), '2026-11-25T14:00:00.000Z docker exec: /bin/sh -c echo hi > /tmp/x'],
+    ['a copy in', event('extract-to-dir'), '2026-11-25T14:00:00.000Z files copied in (docker cp)'],
+    ['a stop', event('kill', { signal: '15' }), '2026-11-25T14:00:00.000Z signalled (docker stop/kill): signal 15'],
+    ['a pause', event('pause'), '2026-11-25T14:00:00.000Z paused (docker pause)'],
+    ['an update', event('update'), '2026-11-25T14:00:00.000Z limits changed (docker update)'],
+    ['a start', event('start'), undefined],
+    ['an exec ending', event('exec_die'), undefined],
+    ['a copy out (a read)', event('archive-path'), undefined],
+    ['an exec of another tool\'s container', { ...event('exec_start: sh'), Actor: { ID: 'x', Attributes: {} as { 'imago.instance': string } } }, undefined],
+    ['an image event', { ...event('exec_start: sh'), Type: 'image' }, undefined],
+  ];
+  for (const [name, input, expected] of cases) {
+    it(`reads ${name}`, () => assert.equal(driftOf(input)?.line, expected));
+  }
+});
+
+describe('docker log timestamps', () => {
+  it('reads the engine\'s RFC 3339 nanoseconds, and writes them back as a since argument', () => {
+    const at = timestampNanos('2026-11-25T14:53:27.282123456Z')!;
+    assert.equal(at, BigInt(Date.UTC(2026, 10, 25, 14, 53, 27)) * 1_000_000n + 282_123_456n);
+    assert.equal(sinceArgument(at), `${Date.UTC(2026, 10, 25, 14, 53, 27) / 1000}.282123456`);
+    assert.equal(timestampNanos('2026-11-25T14:53:27Z'), BigInt(Date.UTC(2026, 10, 25, 14, 53, 27)) * 1_000_000n);
+    assert.equal(timestampNanos('2026-11-25T14:53:27.5+01:00'), BigInt(Date.UTC(2026, 10, 25, 13, 53, 27)) * 1_000_000n + 500_000_000n);
+    assert.equal(timestampNanos('yesterday'), undefined);
+  });
+});
