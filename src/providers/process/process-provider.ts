@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mergeEnv } from '../../bake/image-config.js';
+import { DEFAULTS } from '../../config/normalise.js';
 import { findBwrap } from '../../bake/sandbox.js';
 import { ProviderError } from '../../errors.js';
 import { isDigest, type Digest } from '../../oci/digest.js';
@@ -11,6 +12,7 @@ import { existingDirInRoot, resolveInRoot } from '../../oci/safe-path.js';
 import type { ImageConfig } from '../../oci/types.js';
 import type { ImageStore } from '../../store/image-store.js';
 import type { InstanceSpec, Provider, ProviderInstance } from '../provider.js';
+import { instanceCgroup, JOIN_CGROUPS_SCRIPT, removeCgroup } from './cgroup.js';
 import { isRunning, processGroupOf, processStartTime, signal } from './proc.js';
 import { RootfsCache } from './rootfs-cache.js';
 import { resolveUser } from './users.js';
@@ -29,6 +31,8 @@ interface InstanceRecord {
   startedAt: number;
   logFile: string;
   statusFile: string;
+  /** The instance's cgroup folders (none when limits could not be enforced). */
+  cgroups?: string[];
 }
 
 /** How long a new sandbox may take to report that its app started. */
@@ -88,11 +92,21 @@ export class ProcessProvider implements Provider {
 
     const logFile = join(this.logsDir, `${spec.id}.log`);
     const statusFile = join(this.instancesDir, `${spec.id}.status`);
+    const cgroup = await instanceCgroup(spec.id, spec.resources ?? DEFAULTS.service.resources);
+    if ('unavailable' in cgroup) await appendFile(logFile, `imago: memory and pids limits are not enforced: ${cgroup.unavailable}\n`, { mode: 0o640 });
     const log = openSync(logFile, 'a', 0o640);
     const status = openSync(statusFile, 'w', 0o600);
     let pid: number | undefined;
     try {
-      const child = spawn(bwrap, args, { detached: true, stdio: ['ignore', log, log, status] });
+      // With cgroups, a shell joins them first and then becomes bubblewrap (same pid).
+      const child =
+        'unavailable' in cgroup
+          ? spawn(bwrap, args, { detached: true, stdio: ['ignore', log, log, status] })
+          : spawn('/bin/sh', ['-c', JOIN_CGROUPS_SCRIPT, 'imago-instance', bwrap, ...args], {
+              detached: true,
+              stdio: ['ignore', log, log, status],
+              env: { ...process.env, IMAGO_CGROUP_PROCS: cgroup.procs.join(' ') },
+            });
       child.on('error', () => undefined); // reported below, from the status file and the log
       child.unref();
       pid = child.pid;
@@ -100,10 +114,17 @@ export class ProcessProvider implements Provider {
       closeSync(log);
       closeSync(status);
     }
+    const cgroups = 'unavailable' in cgroup ? [] : cgroup.dirs;
     const startTime = pid === undefined ? undefined : processStartTime(pid);
-    if (pid === undefined || startTime === undefined) throw await this.startFailure(spec.id, logFile, 'bubblewrap did not start');
-    const appPid = await this.waitForApp(spec.id, pid, startTime, statusFile, logFile);
-    const record: InstanceRecord = { id: spec.id, labels: spec.labels, digest: spec.digest, pid, startTime, appPid, port: spec.port, startedAt: Date.now(), logFile, statusFile };
+    if (pid === undefined || startTime === undefined) {
+      await removeCgroup(cgroups);
+      throw await this.startFailure(spec.id, logFile, 'bubblewrap did not start');
+    }
+    const appPid = await this.waitForApp(spec.id, pid, startTime, statusFile, logFile).catch(async (error: unknown) => {
+      await removeCgroup(cgroups);
+      throw error;
+    });
+    const record: InstanceRecord = { id: spec.id, labels: spec.labels, digest: spec.digest, pid, startTime, appPid, port: spec.port, startedAt: Date.now(), logFile, statusFile, cgroups };
     const tmp = join(this.instancesDir, `.${spec.id}.json.tmp`);
     await writeFile(tmp, JSON.stringify(record));
     await rename(tmp, join(this.instancesDir, `${spec.id}.json`));
@@ -127,6 +148,7 @@ export class ProcessProvider implements Provider {
     }
     // An app whose bubblewrap died first is still in the sandbox's process group: it goes too.
     if (processGroupOf(record.appPid) === record.pid) signal(-record.pid, 'SIGKILL');
+    await removeCgroup(record.cgroups ?? []);
     await rm(join(this.instancesDir, `${id}.json`), { force: true });
     await rm(record.statusFile, { force: true });
   }
