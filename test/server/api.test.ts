@@ -118,5 +118,10 @@ describe('control plane API', () => {
     assert.equal(((await (await fetch(String(status!.url))).json()) as { version: string }).version, '1');
     const history = (await call('GET', '/v1/services/web/history')).body.map((r) => `${r.version}:${r.status}:${r.createdBy}`);
     assert.deepEqual(history, ['3:live:oncall', '2:rolled-back:tester', '1:superseded:tester']);
+
+    const moved = await call('POST', '/v1/services/web/deploy', { service: { ...web, provider: 'docker' }, image: 'hello:2' });
+    assert.equal(moved.status, 409);
+    assert.match(String(moved.body.error), /service 'web' runs on the process provider, and a deploy cannot move it to docker/);
+    assert.equal((await call('GET', '/v1/services/web/history')).body.length, 3, 'nothing recorded');
   });
 });
