@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { after, describe, it } from 'node:test';
+import { DockerProvider } from '../../src/providers/docker/docker-provider.js';
+import { ImageStore } from '../../src/store/image-store.js';
+import { imago, REPO } from '../support/cli.js';
+import { freePort, getJson, waitFor } from '../support/net.js';
+
+const docker = (...args: string[]) => promisify(execFile)('docker', args);
+
+describe('imago on the docker provider, from the command line', () => {
+  const servers: ChildProcess[] = [];
+  let home = '';
+
+  after(async () => {
+    for (const server of servers) if (server.exitCode === null) server.kill('SIGKILL');
+    if (home) {
+      const store = await ImageStore.open(home);
+      const provider = new DockerProvider(store);
+      for (const instance of await provider.list()) await provider.destroy(instance.id, { graceMs: 0 });
+      await provider.close();
+      store.close();
+      await rm(home, { recursive: true, force: true });
+    }
+  });
+
+  async function startServer(port: number): Promise<ChildProcess> {
+    const child = spawn(process.execPath, [join(REPO, 'bin', 'imago.js'), '--home', home, 'server', '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    servers.push(child);
+    let output = '';
+    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    await waitFor(`the server to listen (output: ${output})`, async () => (await fetch(`http://127.0.0.1:${port}/v1/ping`).then((r) => r.ok).catch(() => false)) || child.exitCode !== null, 20_000);
+    assert.equal(child.exitCode, null, output);
+    return child;
+  }
+
+  async function stopServer(child: ChildProcess): Promise<void> {
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
+  }
+
+  it('deploys, shows a docker exec in `imago status`, and a restarted server adopts the containers as they are', async () => {
+    home = await mkdtemp(join(tmpdir(), 'imago-cli-docker-'));
+    const project = await mkdtemp(join(tmpdir(), 'imago-cli-docker-project-'));
+    after(() => rm(project, { recursive: true, force: true }));
+    const listen = await freePort();
+    await writeFile(
+      join(project, 'imago.yaml'),
+      [
+        'images:',
+        '  hello:',
+        `    context: ${join(REPO, 'examples', 'hello')}`,
+        '    from: { host: [node, busybox] }',
+        '    copy: [{ src: app/, dest: /app }]',
+        '    workdir: /app',
+        '    entrypoint: [/usr/bin/node]',
+        '    cmd: [server.js]',
+        '    user: "1000:1000"',
+        'services:',
+        '  web:',
+        '    image: hello',
+        '    replicas: 2',
+        '    provider: docker',
+        `    listen: 127.0.0.1:${listen}`,
+        '    health: { http: /healthz, interval: 100ms, startPeriod: 10s }',
+        '    resources: { memory: 128Mi, pids: 64 }',
+        '    drainTimeout: 1s',
+        '    stopGrace: 2s',
+        '',
+      ].join('\n'),
+    );
+    assert.equal((await imago(['bake'], { cwd: project, home })).code, 0);
+    const apiPort = await freePort();
+    let server = await startServer(apiPort);
+
+    const deploy = await imago(['deploy', 'web'], { cwd: project, home });
+    assert.equal(deploy.code, 0, deploy.stderr);
+    assert.equal((await getJson<{ app: string }>(`http://127.0.0.1:${listen}/`)).body.app, 'hello');
+
+    type Status = Array<{ provider: string; instances: Array<{ id: string; drift: string[]; startedAt: number }> }>;
+    const status = async () => JSON.parse((await imago(['status', '--json'], { cwd: project, home })).stdout) as Status;
+    const [before] = await status();
+    assert.equal(before!.provider, 'docker');
+    assert.equal(before!.instances.length, 2);
+    const target = before!.instances[0]!.id;
+    const { stdout: labels } = await docker('inspect', target, '--format', '{{index .Config.Labels "imago.service"}} {{.HostConfig.Memory}} {{.HostConfig.ReadonlyRootfs}}');
+    assert.equal(labels.trim(), `web ${128 * 1024 ** 2} true`);
+
+    await docker('exec', target, '/bin/sh', '-c', 'echo tampered > /tmp/x');
+    await waitFor('status to show the exec', async () => ((await status())[0]!.instances.find((i) => i.id === target)?.drift.length ?? 0) > 0);
+    const table = await imago(['status'], { cwd: project, home });
+    assert.match(table.stdout, /DRIFTED/);
+    assert.match(table.stdout, new RegExp(`${target} drifted: \\S+ docker exec: /bin/sh -c echo tampered > /tmp/x`));
+
+    // A restart of the server: the same containers, not restarted, still drifted.
+    await stopServer(server);
+    server = await startServer(apiPort);
+    const [adopted] = await status();
+    assert.deepEqual(adopted!.instances.map((i) => [i.id, i.startedAt]).sort(), before!.instances.map((i) => [i.id, i.startedAt]).sort());
+    assert.equal(adopted!.instances.find((i) => i.id === target)!.drift.length, 1);
+    assert.equal((await getJson<{ app: string }>(`http://127.0.0.1:${listen}/`)).body.app, 'hello');
+    await stopServer(server);
+  });
+});
