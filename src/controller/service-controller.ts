@@ -5,7 +5,7 @@ import { resolveCount } from '../core/count.js';
 import { planRollout } from '../core/plan.js';
 import { reconcile, type DesiredService, type ObservedInstance } from '../core/reconcile.js';
 import type { RolloutLimits } from '../core/rollout.js';
-import { DeployError } from '../errors.js';
+import { DeployError, reasonOf } from '../errors.js';
 import { HealthWatcher } from '../health/health-gate.js';
 import type { Digest } from '../oci/digest.js';
 import { Label, type Provider, type ProviderInstance } from '../providers/provider.js';
@@ -131,12 +131,18 @@ export class ServiceController {
       }, LOCK_TTL_MS / 3);
       renew.unref();
       try {
-        const outcome = await this.converge(desired, release);
+        const outcome = await this.converge(desired, release).catch((error: unknown) => ({
+          // A provider or engine failure (an image that will not load, a port taken, dockerd
+          // gone): the deploy fails with the reason, like a failed health gate.
+          failed: { reason: `the deploy stopped: ${reasonOf(error)}`, instances: [] as string[], transcript: undefined as unknown },
+          started: [] as string[],
+        }));
         if (outcome.failed) {
           setReleaseStatus(db, release.id, 'failed', outcome.failed.reason, { actor: this.actor });
           finishDeploy(db, deploy.id, { state: 'failed', reason: outcome.failed.reason, transcript: outcome.failed.transcript, actor: this.actor });
           // Back to what served before: its instances were never touched while the new ones failed.
           if (previous) await this.converge(this.desiredFor(previous, undefined), previous);
+          else await this.retire(release.id);
           return { release: { ...release, status: 'failed' }, outcome: 'failed', reason: outcome.failed.reason, started: outcome.started };
         }
         if (previous) setReleaseStatus(db, previous.id, options.rollbackOf ? 'rolled-back' : 'superseded', undefined, { actor: this.actor });
@@ -206,6 +212,12 @@ export class ServiceController {
     await this.router.close();
   }
 
+  /** Stops every instance of a release (a failed first deploy has nothing to go back to). */
+  private async retire(releaseId: number): Promise<void> {
+    const instances = await this.ctx.provider.list({ [Label.service]: this.service.name, [Label.release]: String(releaseId) });
+    await Promise.all(instances.map((instance) => this.stopInstance(instance.id, 'failed')));
+  }
+
   /** Repeats reconcile → act → wait until converged or failed. */
   private async converge(desired: DesiredService, release: Release): Promise<{ failed?: { reason: string; instances: string[]; transcript: unknown }; started: string[] }> {
     const started: string[] = [];
@@ -230,7 +242,9 @@ export class ServiceController {
         this.track(id, 'draining');
       }
       for (let i = 0; i < actions.start; i++) work.push(this.startInstance(release).then((id) => started.push(id)));
-      await Promise.all(work);
+      // Every start and stop settles before a failure is raised: none goes on unseen behind it.
+      const failure = (await Promise.allSettled(work)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failure) throw failure.reason;
       if (actions.failed) return { failed: { ...actions.failed, transcript }, started };
       if (actions.converged) return { started };
       await this.changed();
