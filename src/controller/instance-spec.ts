@@ -7,7 +7,7 @@ import { Label, newInstanceId, type InstanceSpec } from '../providers/provider.j
 export function instanceSpecFor(
   service: ServiceSpec,
   release: { id: number; version: number; digest: Digest },
-  options: { port: number; env: string; random: string },
+  options: { port: number; env: string; random: string; imagePort?: number | undefined },
 ): InstanceSpec {
   return {
     id: newInstanceId(service.name, release.version, options.random),
@@ -19,6 +19,7 @@ export function instanceSpecFor(
       [Label.digest]: release.digest,
     },
     port: options.port,
+    ...(service.port ?? options.imagePort ? { appPort: (service.port ?? options.imagePort)! } : {}),
     env: service.env,
     volumes: Object.entries(service.volumes).map(([name, path]) => ({ name, path })),
     // Releases recorded before limits existed have none: they get the defaults.

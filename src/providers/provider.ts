@@ -20,6 +20,12 @@ export interface InstanceSpec {
    * makes it reachable on this machine's loopback.
    */
   port: number;
+  /**
+   * The port the app listens on inside its own network namespace, for providers that give it
+   * one (docker): the provider maps `port` on loopback to it and passes it as PORT. Absent,
+   * or on the host's network (process): `port`.
+   */
+  appPort?: number;
   env: Array<[string, string]>;
   /** Named persistent volumes: the provider keeps `name`'s data across instances, mounted at `path`. */
   volumes: Array<{ name: string; path: string }>;

@@ -62,6 +62,7 @@ describe('imago on the docker provider, from the command line', () => {
         '    entrypoint: [/usr/bin/node]',
         '    cmd: [server.js]',
         '    user: "1000:1000"',
+        '    port: 8080',
         'services:',
         '  web:',
         '    image: hello',
@@ -89,8 +90,12 @@ describe('imago on the docker provider, from the command line', () => {
     assert.equal(before!.provider, 'docker');
     assert.equal(before!.instances.length, 2);
     const target = before!.instances[0]!.id;
-    const { stdout: labels } = await docker('inspect', target, '--format', '{{index .Config.Labels "imago.service"}} {{.HostConfig.Memory}} {{.HostConfig.ReadonlyRootfs}}');
-    assert.equal(labels.trim(), `web ${128 * 1024 ** 2} true`);
+    const { stdout: labels } = await docker('inspect', target, '--format', '{{index .Config.Labels "imago.service"}} {{.HostConfig.Memory}} {{.HostConfig.ReadonlyRootfs}} {{json .HostConfig.PortBindings}}');
+    const [service, memory, readOnly, bindings] = labels.trim().split(' ');
+    assert.deepEqual([service, memory, readOnly], ['web', String(128 * 1024 ** 2), 'true']);
+    const published = JSON.parse(bindings!) as Record<string, Array<{ HostIp: string; HostPort: string }>>;
+    assert.deepEqual(Object.keys(published), ['8080/tcp'], 'the app listens on the image\'s port inside its container');
+    assert.equal(published['8080/tcp']![0]!.HostIp, '127.0.0.1');
 
     await docker('exec', target, '/bin/sh', '-c', 'echo tampered > /tmp/x');
     await waitFor('status to show the exec', async () => ((await status())[0]!.instances.find((i) => i.id === target)?.drift.length ?? 0) > 0);

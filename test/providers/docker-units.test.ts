@@ -54,6 +54,14 @@ describe('docker container config', () => {
     assert.equal(options.name, 'web-r3-a1b2c3');
   });
 
+  it('maps the loopback port to the app\'s own port inside the container, passed as PORT', () => {
+    const options = containerCreateOptions(spec({ appPort: 8080 }), ctx);
+    assert.deepEqual(options.HostConfig!.PortBindings, { '8080/tcp': [{ HostIp: '127.0.0.1', HostPort: '41234' }] });
+    assert.deepEqual(options.ExposedPorts, { '8080/tcp': {} });
+    assert.deepEqual(options.Env!.slice(-2), ['PORT=8080', 'HOST=0.0.0.0']);
+    assert.equal(options.Labels!['imago.port'], '41234', 'the router and probes use the loopback port');
+  });
+
   it('takes the default limits when the spec has none', () => {
     const host = containerCreateOptions(spec(), ctx).HostConfig!;
     assert.deepEqual([host.Memory, host.PidsLimit], [1024 ** 3, 1024]);

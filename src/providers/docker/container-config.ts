@@ -27,17 +27,20 @@ export interface ContainerContext {
  * root with a tmpfs /tmp, no new privileges, every capability dropped, never privileged,
  * memory (without swap) and pids limits, its own ipc namespace, no restart by the engine
  * (the guard replaces instances), a port published on 127.0.0.1 only, and the named volumes
- * mounted without copying image content into them. Pure: no engine call.
+ * mounted without copying image content into them. The app listens on `appPort` in its own
+ * network namespace (the service's or image's port), reached from 127.0.0.1:`port`. Pure: no
+ * engine call.
  */
 export function containerCreateOptions(spec: InstanceSpec, ctx: ContainerContext): ContainerCreateOptions {
-  const port = `${spec.port}/tcp`;
+  const appPort = spec.appPort ?? spec.port;
+  const port = `${appPort}/tcp`;
   const resources = spec.resources ?? ctx.defaultResources;
   return {
     name: spec.id,
     Image: ctx.image,
     Hostname: spec.id.slice(0, 63),
     // The image's environment comes first (the engine merges it); the instance's, PORT and HOST override it.
-    Env: [...spec.env.map(([key, value]) => `${key}=${value}`), `PORT=${spec.port}`, 'HOST=0.0.0.0'],
+    Env: [...spec.env.map(([key, value]) => `${key}=${value}`), `PORT=${appPort}`, 'HOST=0.0.0.0'],
     Labels: { ...spec.labels, [DockerLabel.scope]: ctx.scope, [DockerLabel.instance]: spec.id, [DockerLabel.port]: String(spec.port), [Label.digest]: spec.digest },
     ExposedPorts: { [port]: {} },
     AttachStdin: false,
