@@ -14,55 +14,21 @@ import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { bake } from '../src/bake/baker.js';
-import { normaliseConfig } from '../src/config/normalise.js';
-import type { ImageSpec, ServiceSpec } from '../src/config/types.js';
+import type { ServiceSpec } from '../src/config/types.js';
 import { ServiceController } from '../src/controller/service-controller.js';
 import type { Digest } from '../src/oci/digest.js';
 import { ProcessProvider } from '../src/providers/process/process-provider.js';
 import { listReleases } from '../src/state/releases.js';
 import { ImageStore } from '../src/store/image-store.js';
+import { failures, helloConfig, LOAD_MARGIN_MS, underLoad, withVersion } from './lib/hello-deploy.js';
 import { formatMs, markdownTable } from './lib/stats.js';
-import { runWrk, startWrk, type WrkResult } from './lib/wrk.js';
+import { runWrk } from './lib/wrk.js';
 
 const REPLICAS = 10;
 const OVERHEAD_SECONDS = 5;
-/** wrk runs this long at most during a deploy; it is stopped (SIGINT) once the deploy is done. */
-const LOAD_MAX_SECONDS = 300;
-/** Load before and after each deploy, inside the wrk window. */
-const LOAD_MARGIN_MS = 1000;
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
-
-/** examples/hello's image with another APP_VERSION. */
-function withVersion(base: ImageSpec, version: string): ImageSpec {
-  return { ...base, env: base.env.map(([k, v]) => [k, k === 'APP_VERSION' ? version : v] as [string, string]) };
-}
-
-/** A failed-requests cell: wrk's non-2xx and socket errors. */
-function failures(r: WrkResult): string {
-  const s = r.socketErrors;
-  return `${r.non2xx} non-2xx; socket errors: connect ${s.connect}, read ${s.read}, write ${s.write}, timeout ${s.timeout}`;
-}
-
-/** Runs `deploy` under wrk load through `url`: wrk starts LOAD_MARGIN_MS before and stops LOAD_MARGIN_MS after. */
-async function underLoad<T>(url: string, deploy: () => Promise<T>): Promise<{ ms: number; value: T; wrk: WrkResult }> {
-  const wrk = startWrk(`${url}/`, LOAD_MAX_SECONDS);
-  await sleep(LOAD_MARGIN_MS);
-  const t0 = performance.now();
-  let value: T;
-  try {
-    value = await deploy();
-  } catch (error) {
-    await wrk.stop().catch(() => undefined);
-    throw error;
-  }
-  const ms = performance.now() - t0;
-  await sleep(LOAD_MARGIN_MS);
-  if (wrk.exitedEarly()) throw new Error(`wrk's ${LOAD_MAX_SECONDS} s ended before the deploy did`);
-  return { ms, value, wrk: await wrk.stop() };
-}
 
 async function main(): Promise<void> {
   const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -78,33 +44,13 @@ async function main(): Promise<void> {
     store = await ImageStore.open(home);
     // examples/hello's image (its run step left out: the app does not need /var/lib/hello) and a
     // service with the bench's health settings.
-    const config = normaliseConfig(
-      {
-        images: {
-          hello: {
-            context: helloDir,
-            from: { host: ['node', 'busybox'] },
-            copy: [{ src: 'app/', dest: '/app', exclude: ['*.test.js'] }],
-            env: { APP_VERSION: '1', NODE_ENV: 'production' },
-            workdir: '/app',
-            entrypoint: ['/usr/bin/node'],
-            cmd: ['server.js'],
-            user: '1000:1000',
-          },
-        },
-        services: {
-          hello: {
-            image: 'hello',
-            replicas: REPLICAS,
-            health: { http: '/healthz', interval: '100ms', startPeriod: '10s' },
-            strategy: 'blue-green',
-            drainTimeout: '10s',
-            stopGrace: '5s',
-          },
-        },
-      },
-      join(helloDir, 'imago.yaml'),
-    );
+    const config = helloConfig(helloDir, {
+      replicas: REPLICAS,
+      health: { http: '/healthz', interval: '100ms', startPeriod: '10s' },
+      strategy: 'blue-green',
+      drainTimeout: '10s',
+      stopGrace: '5s',
+    });
     const base = config.images.hello!;
     const blueGreen: ServiceSpec = config.services.hello!;
     const rolling: ServiceSpec = { ...blueGreen, strategy: { kind: 'rolling', maxSurge: { kind: 'count', value: 2 }, maxUnavailable: { kind: 'count', value: 0 } } };
