@@ -79,6 +79,15 @@ for (const { name: providerName, make } of PROVIDERS) {
         assert.equal(body.data, 'kept', instance.id);
       }
       for (const id of [...first.started, ...second.started]) assert.equal(await provider.inspect(id), undefined, `${id} is gone`);
+
+      if (provider instanceof DockerProvider) {
+        // The volume is a Docker named volume; it goes only when asked for, and not while in use.
+        assert.deepEqual(await provider.removeVolumes('notes'), [], 'in use: kept');
+        await controller.close();
+        for (const instance of running) await provider.destroy(instance.id, { graceMs: 0 });
+        const [removed] = await provider.removeVolumes('notes');
+        assert.match(removed ?? '', /^imago-[0-9a-f]{12}-notes-data$/);
+      }
     });
   });
 }

@@ -15,6 +15,8 @@ import { copy, imageSpec } from '../support/spec.js';
 export interface SuiteOptions {
   /** A provider working on `store` (a fresh one each call, as after a restart). */
   newProvider: (store: ImageStore) => Provider | Promise<Provider>;
+  /** Runs after the suite's instances are destroyed: removes what outlives them (volumes). */
+  cleanUp?: (provider: Provider) => Promise<unknown>;
   /** Tests this provider cannot pass, each with the reason. */
   skip?: Array<{ reason: string; tests: string[] }>;
 }
@@ -66,6 +68,7 @@ export function runProviderSuite(name: string, options: SuiteOptions): void {
 
     after(async () => {
       for (const id of created) await provider.destroy(id, { graceMs: 0 }).catch(() => undefined);
+      await options.cleanUp?.(provider);
       for (const made of providers) await made.close();
       store.close();
       await rm(home, { recursive: true, force: true });

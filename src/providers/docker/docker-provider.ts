@@ -212,6 +212,31 @@ export class DockerProvider implements Provider {
     return recorded;
   }
 
+  /**
+   * Removes this home's named volumes (of one service, or all) that no container uses, and
+   * returns their names: data is deleted only when asked for, never by a deploy or a destroy.
+   */
+  async removeVolumes(service?: string): Promise<string[]> {
+    const { scope } = await this.ready();
+    const label = [`${DockerLabel.scope}=${scope}`, ...(service ? [`${Label.service}=${service}`] : [])];
+    let names: string[];
+    try {
+      names = ((await this.docker.listVolumes({ filters: { label } })).Volumes ?? []).map((v) => v.Name).sort();
+    } catch (error) {
+      throw engineError('failed to list volumes', error);
+    }
+    const removed: string[] = [];
+    for (const name of names) {
+      try {
+        await this.docker.getVolume(name).remove();
+        removed.push(name);
+      } catch (error) {
+        if (statusOf(error) !== 409) throw engineError(`failed to remove volume '${name}'`, error); // 409: in use, kept
+      }
+    }
+    return removed;
+  }
+
   /** Stops following logs (a later provider object goes on from where this one stopped). */
   async close(): Promise<void> {
     this.closed = true;
