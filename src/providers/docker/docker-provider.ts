@@ -170,6 +170,8 @@ export class DockerProvider implements Provider {
       const cached = this.seen.get(summary.Id);
       const instance = cached && cached.state === summary.State ? cached.instance : await this.inspect(id);
       if (!instance) continue;
+      // A follower that ended while its container runs (the engine restarted) starts again.
+      if (instance.state === 'running') this.follow(summary.Id, id);
       this.seen.set(summary.Id, { state: summary.State, instance });
       out.push({ ...instance, drift: this.driftOf(id, summary.Created * 1000, summary.State === 'paused') });
     }
@@ -194,7 +196,8 @@ export class DockerProvider implements Provider {
       digest: info.Config.Labels[Label.digest] as Digest,
       state: running ? 'running' : 'exited',
       address: { host: '127.0.0.1', port: Number(info.Config.Labels[DockerLabel.port]) },
-      startedAt: Date.parse(info.State.StartedAt) || Date.parse(info.Created),
+      // A container never started says it started in year 1.
+      startedAt: Date.parse(info.State.StartedAt) > 0 ? Date.parse(info.State.StartedAt) : Date.parse(info.Created),
       exitCode: running ? undefined : info.State.ExitCode,
       logFile: this.logFile(id),
       drift: this.driftOf(id, Date.parse(info.Created), info.State.Paused),

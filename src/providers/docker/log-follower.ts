@@ -10,8 +10,8 @@ const SAVE_POSITION_MS = 500;
  * file (the same file the process provider writes, so the same pipeline reads both). It
  * follows until the container stops, then ends by itself. The engine's timestamp of the last
  * line copied is saved beside the file, so a follower started again (after a restart of the
- * control plane) goes on from there: nothing is lost, and nothing already copied is copied
- * twice.
+ * control plane) goes on from there: nothing is lost, and after a clean stop nothing is
+ * copied twice (after a crash, at most the last half second of lines may be).
  */
 export class LogFollower {
   /** Resolves once the container stopped and every line is in the file (or the follower was closed). */
@@ -88,9 +88,9 @@ export class LogFollower {
 export function timestampNanos(text: string): bigint | undefined {
   const match = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(text);
   if (!match) return undefined;
-  const seconds = Date.parse(`${match[1]}${match[3]}`);
-  if (Number.isNaN(seconds)) return undefined;
-  return BigInt(seconds) * 1_000_000n + BigInt((match[2] ?? '').padEnd(9, '0'));
+  const wholeSecondMs = Date.parse(`${match[1]}${match[3]}`);
+  if (Number.isNaN(wholeSecondMs)) return undefined;
+  return BigInt(wholeSecondMs) * 1_000_000n + BigInt((match[2] ?? '').padEnd(9, '0'));
 }
 
 /** The engine's `since` for a position in nanoseconds: "<seconds>.<nanoseconds>". */
