@@ -30,6 +30,7 @@ describe('docker container config', () => {
     assert.equal(host.MemorySwap, 256 * 1024 ** 2, 'no swap beyond the memory limit');
     assert.equal(host.PidsLimit, 64);
     assert.equal(host.IpcMode, 'private');
+    assert.deepEqual(containerCreateOptions(spec(), ctx).Healthcheck, { Test: ['NONE'] }, 'no engine health check: it would exec into the container');
     assert.deepEqual(host.RestartPolicy, { Name: 'no' });
     assert.notEqual(host.NetworkMode, 'host');
   });
@@ -60,6 +61,11 @@ describe('docker container config', () => {
     assert.deepEqual(options.ExposedPorts, { '8080/tcp': {} });
     assert.deepEqual(options.Env!.slice(-2), ['PORT=8080', 'HOST=0.0.0.0']);
     assert.equal(options.Labels!['imago.port'], '41234', 'the router and probes use the loopback port');
+  });
+
+  it('sets each variable once, PORT and HOST last and winning', () => {
+    const options = containerCreateOptions(spec({ env: [['PORT', '1'], ['MODE', 'prod'], ['HOST', '127.0.0.1']] }), ctx);
+    assert.deepEqual(options.Env, ['PORT=41234', 'MODE=prod', 'HOST=0.0.0.0']);
   });
 
   it('takes the default limits when the spec has none', () => {

@@ -1,4 +1,5 @@
 import type { ContainerCreateOptions, MountSettings } from 'dockerode';
+import { mergeEnv } from '../../bake/image-config.js';
 import { Label, type InstanceSpec } from '../provider.js';
 
 /** Labels the docker provider adds to what the caller gives. */
@@ -27,7 +28,7 @@ export interface ContainerContext {
  * root with a tmpfs /tmp, no new privileges, every capability dropped, never privileged,
  * memory (without swap) and pids limits, its own ipc namespace, no restart by the engine
  * (the guard replaces instances), a port published on 127.0.0.1 only, and the named volumes
- * mounted without copying image content into them. The app listens on `appPort` in its own
+ * mounted without copying image content into them, and no engine health check. The app listens on `appPort` in its own
  * network namespace (the service's or image's port), reached from 127.0.0.1:`port`. Pure: no
  * engine call.
  */
@@ -39,8 +40,12 @@ export function containerCreateOptions(spec: InstanceSpec, ctx: ContainerContext
     name: spec.id,
     Image: ctx.image,
     Hostname: spec.id.slice(0, 63),
-    // The image's environment comes first (the engine merges it); the instance's, PORT and HOST override it.
-    Env: [...spec.env.map(([key, value]) => `${key}=${value}`), `PORT=${appPort}`, 'HOST=0.0.0.0'],
+    // The image's environment comes first (the engine merges it); the instance's, PORT and HOST
+    // override it, each name once (a process reads the first of two, not the last).
+    Env: mergeEnv([], [...spec.env, ['PORT', String(appPort)], ['HOST', '0.0.0.0']]).map(([key, value]) => `${key}=${value}`),
+    // imago's health gate decides; the engine's own check would be an exec into the container
+    // every interval, which is exactly what imago reports as drift.
+    Healthcheck: { Test: ['NONE'] },
     Labels: { ...spec.labels, [DockerLabel.scope]: ctx.scope, [DockerLabel.instance]: spec.id, [DockerLabel.port]: String(spec.port), [Label.digest]: spec.digest },
     ExposedPorts: { [port]: {} },
     AttachStdin: false,
