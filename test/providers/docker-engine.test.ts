@@ -91,7 +91,10 @@ describe('docker provider on a real engine', () => {
     const instances = provider();
     const instance = await instances.create(await spec({ resources: { memory: 128 * 1024 ** 2, pids: 64 } }));
     const { stdout } = await docker('inspect', instance.id);
-    const [info] = JSON.parse(stdout) as Array<{ Config: { User: string }; HostConfig: Record<string, unknown> }>;
+    const [info] = JSON.parse(stdout) as Array<{ Image: string; Config: { User: string; Image: string }; HostConfig: Record<string, unknown> }>;
+    const manifest = JSON.parse((await store.blobs.read(digest)).toString()) as { config: { digest: string } };
+    assert.ok([manifest.config.digest, digest].includes(info!.Image), 'made from the store\'s image');
+    assert.equal(info!.Config.Image, info!.Image, 'by id, not by a name someone could move');
     const host = info!.HostConfig;
     assert.equal(host.ReadonlyRootfs, true);
     assert.equal(host.Privileged, false);

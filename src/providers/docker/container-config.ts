@@ -14,7 +14,7 @@ export const NETWORK = 'imago';
 
 /** What a new container is made from, besides its spec. */
 export interface ContainerContext {
-  /** The engine's reference of the image (see imageRef). */
+  /** The engine's id of the image (immutable, unlike its name). */
   image: string;
   scope: string;
   /** Docker volume names, by the spec's volume names. */

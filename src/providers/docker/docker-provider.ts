@@ -11,7 +11,7 @@ import { resolveUser } from '../process/users.js';
 import { containerCreateOptions, DockerLabel, NETWORK, volumeName } from './container-config.js';
 import { driftOf, type EngineEvent } from './drift.js';
 import { engineError, statusOf } from './engine-error.js';
-import { ImageLoader, imageRef } from './image-loader.js';
+import { ImageLoader } from './image-loader.js';
 import { LogFollower } from './log-follower.js';
 import { dockerScope } from './scope.js';
 import { VolumeManager } from './volumes.js';
@@ -78,7 +78,7 @@ export class DockerProvider implements Provider {
   async create(spec: InstanceSpec): Promise<ProviderInstance> {
     if (!/^[a-z0-9][a-z0-9-]{0,80}$/.test(spec.id)) throw new ProviderError(`invalid instance id '${spec.id}': expected lowercase letters, digits and "-"`);
     const { scope, volumes } = await this.ready();
-    await this.images.ensure(spec.digest);
+    let image = await this.images.ensure(spec.digest);
     const runtime = (await this.store.config(spec.digest)).config ?? {};
     if ((runtime.Entrypoint ?? []).length + (runtime.Cmd ?? []).length === 0) {
       throw new ProviderError(`failed to start instance '${spec.id}': image ${spec.digest} has no entrypoint or cmd`);
@@ -93,16 +93,16 @@ export class DockerProvider implements Provider {
       }
     }
     await mkdir(this.logsDir, { recursive: true });
-    const options = containerCreateOptions(spec, { image: imageRef(spec.digest), scope, volumeNames, defaultResources: DEFAULTS.service.resources });
+    const options = (image: string) => containerCreateOptions(spec, { image, scope, volumeNames, defaultResources: DEFAULTS.service.resources });
     let container: Docker.Container;
     try {
-      container = await this.docker.createContainer(options);
+      container = await this.docker.createContainer(options(image));
     } catch (error) {
       if (statusOf(error) !== 404) throw engineError(`failed to create instance '${spec.id}'`, error);
       // The image was removed from the engine (docker rmi) since it was loaded: load it again.
       this.images.forget(spec.digest);
-      await this.images.ensure(spec.digest);
-      container = await this.docker.createContainer(options).catch((again: unknown) => {
+      image = await this.images.ensure(spec.digest);
+      container = await this.docker.createContainer(options(image)).catch((again: unknown) => {
         throw engineError(`failed to create instance '${spec.id}'`, again);
       });
     }

@@ -16,15 +16,16 @@ export function imageRef(digest: Digest): string {
   return `imago.local/sha256:${digestHex(digest)}`;
 }
 
-/** Loads in progress and done, by engine and digest, for every loader of this process. */
-const inflight = new Map<string, Promise<void>>();
-const loaded = new Set<string>();
+/** Loads in progress and done (the engine's image id), by engine and digest, for every loader of this process. */
+const inflight = new Map<string, Promise<string>>();
+const loaded = new Map<string, string>();
 
 /**
  * Loads images from imago's store into the engine (`POST /images/load`, streamed from the
  * blobs; no registry, no file in between), each digest once. The engine's image must then
  * be the store's: its id is the config digest (classic store) or the manifest digest
- * (containerd store), or the load is refused.
+ * (containerd store), or the load is refused. Containers are made from that id, never from
+ * the name, so a name moved to another image afterwards cannot change what runs.
  */
 export class ImageLoader {
   private readonly engine: string;
@@ -37,14 +38,18 @@ export class ImageLoader {
     this.engine = modem.socketPath ?? `${modem.host}:${modem.port}`;
   }
 
-  /** Makes `digest` runnable on the engine; at once when it already is. */
-  ensure(digest: Digest): Promise<void> {
+  /** Makes `digest` runnable on the engine (at once when it already is); resolves with the engine's image id. */
+  ensure(digest: Digest): Promise<string> {
     const key = `${this.engine} ${digest}`;
-    if (loaded.has(key)) return Promise.resolve();
+    const known = loaded.get(key);
+    if (known) return Promise.resolve(known);
     let pending = inflight.get(key);
     if (!pending) {
       pending = this.load(digest)
-        .then(() => void loaded.add(key))
+        .then((id) => {
+          loaded.set(key, id);
+          return id;
+        })
         .finally(() => inflight.delete(key));
       inflight.set(key, pending);
     }
@@ -56,21 +61,22 @@ export class ImageLoader {
     loaded.delete(`${this.engine} ${digest}`);
   }
 
-  /** Whether the engine already holds `digest` under its imago name. */
-  async present(digest: Digest): Promise<boolean> {
+  /** The engine's id of `digest` when the engine holds it under its imago name, else undefined. */
+  async present(digest: Digest): Promise<string | undefined> {
     const manifest = parseJsonAs(await this.store.blobs.read(digest), ManifestSchema, `manifest ${digest}`);
     try {
       const info = await this.docker.getImage(imageRef(digest)).inspect();
-      if (info.Id === manifest.config.digest || info.Id === digest) return true;
+      if (info.Id === manifest.config.digest || info.Id === digest) return info.Id;
       throw new ProviderError(`the engine's image '${imageRef(digest)}' is ${info.Id}, not imago's ${digest} (config ${manifest.config.digest}): remove it (docker rmi) and deploy again`);
     } catch (error) {
-      if ((error as { statusCode?: number }).statusCode === 404) return false;
+      if ((error as { statusCode?: number }).statusCode === 404) return undefined;
       throw engineError(`failed to inspect image ${digest} on the engine`, error);
     }
   }
 
-  private async load(digest: Digest): Promise<void> {
-    if (await this.present(digest)) return;
+  private async load(digest: Digest): Promise<string> {
+    const found = await this.present(digest);
+    if (found) return found;
     const bytes = await this.store.blobs.read(digest);
     const manifest = parseJsonAs(bytes, ManifestSchema, `manifest ${digest}`);
     const files = layoutFiles({ digest, manifest, manifestSize: bytes.length, tags: [imageRef(digest)], annotations: {}, docker: true });
@@ -79,7 +85,9 @@ export class ImageLoader {
     } catch (error) {
       throw engineError(`failed to load image ${digest} into the engine`, error);
     }
-    if (!(await this.present(digest))) throw new ProviderError(`failed to load image ${digest} into the engine: it accepted the archive but has no '${imageRef(digest)}'`);
+    const id = await this.present(digest);
+    if (!id) throw new ProviderError(`failed to load image ${digest} into the engine: it accepted the archive but has no '${imageRef(digest)}'`);
+    return id;
   }
 }
 
