@@ -1,6 +1,9 @@
 import type { Command } from 'commander';
-import { ImageError } from '../../errors.js';
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ImageError, reasonOf } from '../../errors.js';
 import { shortDigest } from '../../oci/digest.js';
+import type { ImageStore } from '../../store/image-store.js';
 import { printJson, withStore, type GlobalOptions } from '../context.js';
 import { formatAgo, formatBytes, table } from '../format.js';
 
@@ -155,17 +158,38 @@ export function registerImages(program: Command): void {
 
   program
     .command('gc')
-    .description('delete images no tag or release refers to, and blobs no image uses')
+    .description('delete images no tag or release refers to, and blobs no image uses (and, when this home used Docker, the engine images it loaded that none refers to)')
     .option('--dry-run', 'only say what would be deleted')
     .option('--json', 'print the result as JSON')
     .action(async (opts: { dryRun?: boolean; json?: boolean }, cmd: Command) => {
       await withStore(cmd.optsWithGlobals<GlobalOptions>(), async (store) => {
         const result = await store.gc({ dryRun: opts.dryRun });
-        if (opts.json) return printJson(result);
+        const engine = await pruneEngineImages(store, opts.dryRun);
+        if (opts.json) return printJson({ ...result, ...(engine ? { engineImages: engine } : {}) });
         const verb = opts.dryRun ? 'would delete' : 'deleted';
         process.stdout.write(
           `${verb} ${result.removedImages.length} images and ${result.removedBlobs} blobs (${formatBytes(result.freedBytes)}); kept ${result.keptImages} images\n`,
         );
+        if (engine && 'error' in engine) process.stderr.write(`warning: the Docker Engine's images were not pruned: ${engine.error}\n`);
+        else if (engine) process.stdout.write(`${verb} ${engine.removed.length} images from the Docker Engine; kept ${engine.kept.length} (a tag or release refers to them, or a container uses them)\n`);
       });
     });
+}
+
+/**
+ * When this home ran instances on Docker, removes the engine images it loaded that no tag or
+ * release refers to any more. An engine that cannot be reached is reported, not fatal: the
+ * store's own gc is done either way.
+ */
+async function pruneEngineImages(store: ImageStore, dryRun: boolean | undefined): Promise<{ removed: string[]; kept: string[] } | { error: string } | undefined> {
+  if (!(await access(join(store.home, 'docker', 'scope')).then(() => true, () => false))) return undefined;
+  const { DockerProvider } = await import('../../providers/docker/docker-provider.js');
+  const provider = new DockerProvider(store);
+  try {
+    return await provider.pruneImages(store.rootDigests(), { dryRun });
+  } catch (error) {
+    return { error: reasonOf(error) };
+  } finally {
+    await provider.close();
+  }
 }

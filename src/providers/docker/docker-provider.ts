@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { DEFAULTS } from '../../config/normalise.js';
@@ -11,7 +11,7 @@ import { resolveUser } from '../process/users.js';
 import { containerCreateOptions, DockerLabel, NETWORK, volumeName } from './container-config.js';
 import { driftOf, type EngineEvent } from './drift.js';
 import { engineError, statusOf } from './engine-error.js';
-import { ImageLoader } from './image-loader.js';
+import { ImageLoader, imageRef } from './image-loader.js';
 import { LogFollower } from './log-follower.js';
 import { dockerScope } from './scope.js';
 import { VolumeManager } from './volumes.js';
@@ -65,7 +65,7 @@ export class DockerProvider implements Provider {
   ) {
     this.docker = options.docker ?? new Docker();
     this.home = options.home ?? store.home;
-    this.images = new ImageLoader(this.docker, store);
+    this.images = new ImageLoader(this.docker, store, (digest) => this.recordLoaded(digest));
   }
 
   /** Loads the image into the engine from the store (once per digest). */
@@ -238,6 +238,38 @@ export class DockerProvider implements Provider {
       }
     }
     return removed;
+  }
+
+  /**
+   * Removes from the engine the images this home loaded that `keep` does not name (gc passes
+   * every digest a tag or release refers to), unless a container uses them; returns what it
+   * removed (or, with `dryRun`, would remove). Images other homes loaded are not touched.
+   */
+  async pruneImages(keep: ReadonlySet<Digest>, options: { dryRun?: boolean } = {}): Promise<{ removed: Digest[]; kept: Digest[] }> {
+    const recorded = await this.loadedRecord();
+    const removed: Digest[] = [];
+    const kept: Digest[] = [];
+    for (const digest of recorded) {
+      if (keep.has(digest)) {
+        kept.push(digest);
+        continue;
+      }
+      if (options.dryRun) {
+        removed.push(digest);
+        continue;
+      }
+      try {
+        await this.docker.getImage(imageRef(digest)).remove();
+        removed.push(digest);
+      } catch (error) {
+        if (statusOf(error) === 404) removed.push(digest); // already gone from the engine
+        else if (statusOf(error) === 409) kept.push(digest); // a container uses it
+        else throw engineError(`failed to remove image ${digest} from the engine`, error);
+      }
+      this.images.forget(digest);
+    }
+    if (!options.dryRun) await this.writeLoadedRecord(kept);
+    return { removed, kept };
   }
 
   /** Stops following logs (a later provider object goes on from where this one stopped). */
@@ -414,6 +446,30 @@ export class DockerProvider implements Provider {
       out.set(name, text.split('\n').filter(Boolean));
     }
     return out;
+  }
+
+  private get loadedFile(): string {
+    return join(this.home, 'docker', 'images');
+  }
+
+  /** Adds a digest to the home's record of images it put on the engine. */
+  private async recordLoaded(digest: Digest): Promise<void> {
+    const recorded = await this.loadedRecord();
+    if (recorded.includes(digest)) return;
+    await mkdir(join(this.home, 'docker'), { recursive: true });
+    await appendFile(this.loadedFile, `${digest}\n`);
+  }
+
+  private async loadedRecord(): Promise<Digest[]> {
+    const text = await readFile(this.loadedFile, 'utf8').catch(() => '');
+    return [...new Set(text.split('\n').filter((line): line is Digest => isDigest(line)))];
+  }
+
+  private async writeLoadedRecord(digests: Digest[]): Promise<void> {
+    await mkdir(join(this.home, 'docker'), { recursive: true });
+    const tmp = `${this.loadedFile}.tmp`;
+    await writeFile(tmp, digests.map((d) => `${d}\n`).join(''));
+    await rename(tmp, this.loadedFile);
   }
 
   /** Drops what the provider kept about a removed instance (its log file stays). */

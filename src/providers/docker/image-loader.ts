@@ -33,6 +33,8 @@ export class ImageLoader {
   constructor(
     private readonly docker: Docker,
     private readonly store: ImageStore,
+    /** Called with each digest this loader loaded or found on the engine (the home keeps a record, for gc). */
+    private readonly onLoaded: (digest: Digest) => Promise<void> = async () => undefined,
   ) {
     const modem = docker.modem as { socketPath?: string; host?: string; port?: number };
     this.engine = modem.socketPath ?? `${modem.host}:${modem.port}`;
@@ -46,7 +48,8 @@ export class ImageLoader {
     let pending = inflight.get(key);
     if (!pending) {
       pending = this.load(digest)
-        .then((id) => {
+        .then(async (id) => {
+          await this.onLoaded(digest);
           loaded.set(key, id);
           return id;
         })
