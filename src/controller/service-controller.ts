@@ -279,14 +279,20 @@ export class ServiceController {
   private async startInstance(release: Release): Promise<string> {
     const port = await freeLoopbackPort(this.ports);
     this.ports.add(port);
-    const image = await this.ctx.store.config(release.digest as Digest);
-    const imagePort = Object.keys(image.config?.ExposedPorts ?? {}).map((key) => /^(\d+)\/tcp$/.exec(key)?.[1]).find(Boolean);
-    const spec = instanceSpecFor(
-      this.service,
-      { id: release.id, version: release.version, digest: release.digest as Digest },
-      { port, env: this.ctx.env, random: randomBytes(3).toString('hex'), imagePort: imagePort ? Number(imagePort) : undefined },
-    );
-    const instance = await this.ctx.provider.create(spec);
+    let instance: ProviderInstance;
+    try {
+      const image = await this.ctx.store.config(release.digest as Digest);
+      const imagePort = Object.keys(image.config?.ExposedPorts ?? {}).map((key) => /^(\d+)\/tcp$/.exec(key)?.[1]).find(Boolean);
+      const spec = instanceSpecFor(
+        this.service,
+        { id: release.id, version: release.version, digest: release.digest as Digest },
+        { port, env: this.ctx.env, random: randomBytes(3).toString('hex'), imagePort: imagePort ? Number(imagePort) : undefined },
+      );
+      instance = await this.ctx.provider.create(spec);
+    } catch (error) {
+      this.ports.delete(port); // nothing listens there: the port is free again
+      throw error;
+    }
     recordInstance(this.ctx.store.db, { id: instance.id, service: this.service.name, releaseId: release.id, provider: this.ctx.provider.name, port, actor: this.actor });
     await this.watch(instance);
     return instance.id;

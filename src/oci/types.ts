@@ -44,6 +44,8 @@ export interface Index {
 export interface ImageRuntimeConfig {
   User?: string;
   ExposedPorts?: Record<string, Record<string, never>>;
+  /** Paths the image asks an engine to mount a volume at (imago's own images never set it). */
+  Volumes?: Record<string, Record<string, never>>;
   Env?: string[];
   Entrypoint?: string[];
   Cmd?: string[];

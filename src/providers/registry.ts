@@ -8,7 +8,8 @@ import type { Provider } from './provider.js';
  * processes never talks to a Docker Engine). `Providers.of(...)` takes ready-made ones (tests).
  */
 export class Providers {
-  private readonly made = new Map<ProviderName, Provider>();
+  /** Promises, so two callers at once get the same provider (a second one would never be closed). */
+  private readonly made = new Map<ProviderName, Promise<Provider>>();
 
   private constructor(private readonly make: (name: ProviderName) => Promise<Provider>) {}
 
@@ -29,24 +30,25 @@ export class Providers {
     const set = new Providers(async (name) => {
       throw new ConfigError(`provider '${name}' is not available here (have: ${providers.map((p) => p.name).join(', ')})`);
     });
-    for (const provider of providers) set.made.set(provider.name as ProviderName, provider);
+    for (const provider of providers) set.made.set(provider.name as ProviderName, Promise.resolve(provider));
     return set;
   }
 
   /** The provider called `name` (the default for releases recorded before there was a choice: process). */
-  async get(name: ProviderName | undefined): Promise<Provider> {
+  get(name: ProviderName | undefined): Promise<Provider> {
     const key = name ?? 'process';
     let provider = this.made.get(key);
     if (!provider) {
-      provider = await this.make(key);
+      provider = this.make(key);
       this.made.set(key, provider);
+      provider.catch(() => this.made.delete(key));
     }
     return provider;
   }
 
   /** Closes every provider made so far (instances keep running). */
   async close(): Promise<void> {
-    for (const provider of this.made.values()) await provider.close();
+    for (const provider of this.made.values()) await (await provider.catch(() => undefined))?.close();
     this.made.clear();
   }
 }

@@ -1,6 +1,6 @@
 import type { ServiceSpec } from '../config/types.js';
 import { ServiceController, type DeployResult } from '../controller/service-controller.js';
-import { HttpError, ImageError } from '../errors.js';
+import { HttpError, ImageError, reasonOf } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import { Label } from '../providers/provider.js';
 import type { Providers } from '../providers/registry.js';
@@ -18,6 +18,8 @@ import type { ImageStore } from '../store/image-store.js';
  */
 export class ControlPlane {
   private readonly controllers = new Map<string, ServiceController>();
+  /** Services that could not be adopted at start (their provider unreachable, say), with the reason. */
+  readonly unavailable = new Map<string, string>();
 
   constructor(
     private readonly store: ImageStore,
@@ -41,18 +43,28 @@ export class ControlPlane {
       const release = getRelease(db, deploy.releaseId);
       if (release && (release.status === 'deploying' || release.status === 'pending')) setReleaseStatus(db, release.id, 'failed', reason, { actor: 'imago' });
       if (!liveRelease(db, deploy.service)) {
-        const provider = await this.providers.get((release?.config as Partial<ServiceSpec> | undefined)?.provider);
-        for (const instance of await provider.list({ [Label.service]: deploy.service })) {
-          await provider.destroy(instance.id, { graceMs: 2_000 });
-          const row = getInstance(db, instance.id);
-          if (row && row.state !== 'stopped' && row.state !== 'failed') setInstanceState(db, instance.id, 'stopped', { reason, actor: 'imago' });
+        try {
+          const provider = await this.providers.get((release?.config as Partial<ServiceSpec> | undefined)?.provider);
+          for (const instance of await provider.list({ [Label.service]: deploy.service })) {
+            await provider.destroy(instance.id, { graceMs: 2_000 });
+            const row = getInstance(db, instance.id);
+            if (row && row.state !== 'stopped' && row.state !== 'failed') setInstanceState(db, instance.id, 'stopped', { reason, actor: 'imago' });
+          }
+        } catch (error) {
+          this.unavailable.set(deploy.service, `its aborted deploy's instances could not be stopped: ${reasonOf(error)}`);
         }
       }
     }
     const services = this.store.db.prepare(`SELECT DISTINCT service FROM releases WHERE status = 'live'`).all() as { service: string }[];
     for (const { service } of services) {
       const live = liveRelease(this.store.db, service);
-      if (live) await this.controllerFor(live.config as unknown as ServiceSpec, 'imago');
+      if (!live) continue;
+      // One service whose provider cannot be reached (dockerd down) must not keep the others down.
+      try {
+        await this.controllerFor(live.config as unknown as ServiceSpec, 'imago');
+      } catch (error) {
+        this.unavailable.set(service, reasonOf(error));
+      }
     }
   }
 
@@ -96,6 +108,7 @@ export class ControlPlane {
   /** Every service: its router address, live release and instances. */
   async status(): Promise<Array<Record<string, unknown>>> {
     const out: Array<Record<string, unknown>> = [];
+    for (const [service, error] of this.unavailable) if (!this.controllers.has(service)) out.push({ service, error, instances: [] });
     for (const [name, controller] of this.controllers) {
       const live = liveRelease(this.store.db, name);
       out.push({
@@ -143,7 +156,13 @@ export class ControlPlane {
     const existing = this.controllers.get(service.name);
     if (existing) return existing;
     const controller = new ServiceController({ store: this.store, provider: await this.providers.get(service.provider), actor, env: this.env }, service);
-    await controller.start();
+    try {
+      await controller.start();
+    } catch (error) {
+      await controller.close(); // its router must not hold the service's address
+      throw error;
+    }
+    this.unavailable.delete(service.name);
     this.controllers.set(service.name, controller);
     return controller;
   }

@@ -123,6 +123,16 @@ describe('docker provider on a real engine', () => {
     assert.equal(log.match(/SIGTERM: goodbye/g)?.length, 1, log);
   });
 
+  it('refuses a network of its name that imago did not make (one that lets containers talk to each other)', async () => {
+    const name = `imago-test-${process.pid}`;
+    await docker('network', 'create', name);
+    try {
+      await assert.rejects(provider({ network: name }).list(), (error: Error) => error instanceof ProviderError && new RegExp(`network '${name}' was not made by imago`).test(error.message));
+    } finally {
+      await docker('network', 'rm', name);
+    }
+  });
+
   it('says where it looked when the engine cannot be reached', async () => {
     const unreachable = provider({ docker: new Docker({ socketPath: join(home, 'no-docker.sock') }) });
     await assert.rejects(unreachable.list(), (error: Error) => error instanceof ProviderError && /cannot reach the Docker Engine at .*; start dockerd, or set DOCKER_HOST/.test(error.message));

@@ -15,7 +15,7 @@ const spec = (over: Partial<InstanceSpec> = {}): InstanceSpec => ({
   volumes: [],
   ...over,
 });
-const ctx = { image: 'imago.local/sha256:abab', scope: '0123456789ab', volumeNames: { data: 'imago-0123456789ab-web-data' }, defaultResources: { memory: 1024 ** 3, pids: 1024 } };
+const ctx = { image: 'imago.local/sha256:abab', scope: '0123456789ab', network: 'imago', volumeNames: { data: 'imago-0123456789ab-web-data' }, defaultResources: { memory: 1024 ** 3, pids: 1024 } };
 
 describe('docker container config', () => {
   it('seals the container as the CIS Docker Benchmark asks', () => {

@@ -9,6 +9,7 @@ import { bake } from '../../src/bake/baker.js';
 import { normaliseConfig } from '../../src/config/normalise.js';
 import type { InstanceSnapshot } from '../../src/controller/service-controller.js';
 import { DockerProvider } from '../../src/providers/docker/docker-provider.js';
+import { ProcessProvider } from '../../src/providers/process/process-provider.js';
 import { Providers } from '../../src/providers/registry.js';
 import { ControlPlane } from '../../src/server/control-plane.js';
 import { ImageStore } from '../../src/store/image-store.js';
@@ -66,5 +67,14 @@ describe('imago status on the docker provider notices changes made from outside'
     assert.equal(seen.get(stopped!)!.health, 'crashed');
     assert.match(seen.get(stopped!)!.drift.join('\n'), /signalled \(docker stop\/kill\): signal 15/);
     assert.match(seen.get(removed!)!.drift.join('\n'), /removed outside imago/);
+
+    // A control plane that cannot reach the service's provider still starts, and says which service is down.
+    const degraded = new ControlPlane(store, Providers.of(new ProcessProvider(store)));
+    await degraded.start();
+    assert.match(degraded.unavailable.get('web') ?? '', /provider 'docker' is not available here/);
+    const [entry] = await degraded.status();
+    assert.deepEqual([entry!.service, entry!.instances], ['web', []]);
+    assert.match(String(entry!.error), /not available here/);
+    await degraded.close();
   });
 });

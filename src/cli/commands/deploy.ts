@@ -65,9 +65,13 @@ export function registerDeploy(program: Command): void {
     .option('--json', 'print as JSON')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       type Instance = { id: string; release: number; state: string; health: string; routed: boolean; address: string; startedAt: number; drift?: string[] };
-      const services = await (await client(cmd)).call<Array<{ service: string; url: string; provider?: string; live: { version: number; digest: string } | null; instances: Instance[] }>>('GET', '/v1/status');
+      const services = await (await client(cmd)).call<Array<{ service: string; url: string; provider?: string; error?: string; live: { version: number; digest: string } | null; instances: Instance[] }>>('GET', '/v1/status');
       if (opts.json) return printJson(services);
       for (const s of services) {
+        if (s.error) {
+          process.stdout.write(`${s.service}  UNAVAILABLE: ${s.error}\n`);
+          continue;
+        }
         process.stdout.write(`${s.service}  ${s.url}  ${s.provider ?? 'process'}  live: ${s.live ? `release ${s.live.version} ${s.live.digest.slice(7, 19)}` : 'none'}\n`);
         const rows = s.instances.map((i) => [i.id, String(i.release), i.health, i.routed ? 'yes' : 'no', i.drift?.length ? 'DRIFTED' : '-', formatAgo(new Date(i.startedAt).toISOString()), i.address]);
         process.stdout.write(`${table(['INSTANCE', 'RELEASE', 'HEALTH', 'ROUTED', 'DRIFT', 'STARTED', 'ADDRESS'], rows)}\n`);

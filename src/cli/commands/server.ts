@@ -27,6 +27,7 @@ export function registerServer(program: Command): void {
       const store = await ImageStore.open(home);
       const plane = new ControlPlane(store, Providers.forStore(store), opts.env);
       await plane.start();
+      for (const [service, reason] of plane.unavailable) process.stderr.write(`warning: service '${service}' was not adopted: ${reason}\n`);
       const token = await ensureToken(home);
       const server = createApi(plane, token);
       const address = await listen(server, match[1]!.replace(/^\[|\]$/g, ''), Number(match[2]));

@@ -9,7 +9,7 @@ export const DockerLabel = {
   port: 'imago.port',
 } as const;
 
-/** The network every imago container joins: a bridge without inter-container traffic. */
+/** The network imago containers join by default: a bridge without inter-container traffic. */
 export const NETWORK = 'imago';
 
 /** What a new container is made from, besides its spec. */
@@ -17,6 +17,8 @@ export interface ContainerContext {
   /** The engine's id of the image (immutable, unlike its name). */
   image: string;
   scope: string;
+  /** The bridge network the container joins (made by the provider). */
+  network: string;
   /** Docker volume names, by the spec's volume names. */
   volumeNames: Record<string, string>;
   /** Defaults for limits the spec does not set. */
@@ -64,7 +66,7 @@ export function containerCreateOptions(spec: InstanceSpec, ctx: ContainerContext
       PidsLimit: resources.pids,
       IpcMode: 'private',
       RestartPolicy: { Name: 'no' },
-      NetworkMode: NETWORK,
+      NetworkMode: ctx.network,
       PortBindings: { [port]: [{ HostIp: '127.0.0.1', HostPort: String(spec.port) }] },
       Mounts: spec.volumes.map((volume) => ({
         Type: 'volume' as const,

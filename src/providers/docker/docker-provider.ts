@@ -12,7 +12,7 @@ import { containerCreateOptions, DockerLabel, NETWORK, volumeName } from './cont
 import { driftOf, type EngineEvent } from './drift.js';
 import { engineError, statusOf } from './engine-error.js';
 import { ImageLoader, imageRef } from './image-loader.js';
-import { LogFollower } from './log-follower.js';
+import { LogFollower, timestampNanos } from './log-follower.js';
 import { dockerScope } from './scope.js';
 import { VolumeManager } from './volumes.js';
 
@@ -22,12 +22,18 @@ export interface DockerProviderOptions {
   docker?: Docker;
   /** Where logs and the provider's own records go; default: the store's home. */
   home?: string;
+  /** The bridge network instances join, made by the provider when missing; default `imago`. */
+  network?: string;
 }
 
 /** Log followers by container id, shared by every provider object of this process (one copy per line). */
 const followers = new Map<string, LogFollower>();
 /** Instances this process is destroying: its own signals are not drift. */
 const destroying = new Set<string>();
+/** Containers this process signalled, and when: their kill events are imago's own, not drift. */
+const signalled = new Map<string, number>();
+/** Log catch-ups in progress, by container id. */
+const settling = new Map<string, Promise<void>>();
 /** Events are read again at most this often (list runs on every tick of a deploy). */
 const EVENTS_EVERY_MS = 200;
 /** How long an exited instance's log may take to reach its file. */
@@ -48,6 +54,7 @@ export class DockerProvider implements Provider {
   readonly name = 'docker';
   readonly docker: Docker;
   private readonly home: string;
+  private readonly network: string;
   private readonly images: ImageLoader;
   private readonly owned = new Set<string>();
   private readonly caughtUp = new Set<string>();
@@ -57,6 +64,8 @@ export class DockerProvider implements Provider {
   private drift: Map<string, string[]> | undefined;
   private eventsReadAt = 0;
   private eventsSince: number | undefined;
+  /** The engine's clock minus this machine's, in ms. */
+  private clockOffset = 0;
   private closed = false;
 
   constructor(
@@ -65,6 +74,7 @@ export class DockerProvider implements Provider {
   ) {
     this.docker = options.docker ?? new Docker();
     this.home = options.home ?? store.home;
+    this.network = options.network ?? NETWORK;
     this.images = new ImageLoader(this.docker, store, (digest) => this.recordLoaded(digest));
   }
 
@@ -83,6 +93,14 @@ export class DockerProvider implements Provider {
     if ((runtime.Entrypoint ?? []).length + (runtime.Cmd ?? []).length === 0) {
       throw new ProviderError(`failed to start instance '${spec.id}': image ${spec.digest} has no entrypoint or cmd`);
     }
+    // An image's VOLUME would get a writable anonymous volume from the engine, past the
+    // read-only root: only a declared service volume may sit there.
+    const undeclared = Object.keys(runtime.Volumes ?? {}).filter((path) => !spec.volumes.some((v) => v.path === path.replace(/\/+$/, '')));
+    if (undeclared.length > 0) {
+      throw new ProviderError(
+        `failed to start instance '${spec.id}': image ${spec.digest} declares VOLUME ${undeclared.join(', ')}, which would be writable outside the sealed root; declare ${undeclared.length > 1 ? 'them' : 'it'} in the service's volumes instead`,
+      );
+    }
     const service = spec.labels[Label.service] ?? 'default';
     const volumeNames: Record<string, string> = {};
     if (spec.volumes.length > 0) {
@@ -93,15 +111,20 @@ export class DockerProvider implements Provider {
       }
     }
     await mkdir(this.logsDir, { recursive: true });
-    const options = (image: string) => containerCreateOptions(spec, { image, scope, volumeNames, defaultResources: DEFAULTS.service.resources });
+    const options = (image: string) => containerCreateOptions(spec, { image, scope, network: this.network, volumeNames, defaultResources: DEFAULTS.service.resources });
     let container: Docker.Container;
     try {
       container = await this.docker.createContainer(options(image));
     } catch (error) {
       if (statusOf(error) !== 404) throw engineError(`failed to create instance '${spec.id}'`, error);
-      // The image was removed from the engine (docker rmi) since it was loaded: load it again.
-      this.images.forget(spec.digest);
-      image = await this.images.ensure(spec.digest);
+      if (/network/i.test(engineError('', error).message)) {
+        // The imago network was removed from outside since this provider made it: make it again.
+        await this.ensureNetwork();
+      } else {
+        // The image was removed from the engine (docker rmi) since it was loaded: load it again.
+        this.images.forget(spec.digest);
+        image = await this.images.ensure(spec.digest);
+      }
       container = await this.docker.createContainer(options(image)).catch((again: unknown) => {
         throw engineError(`failed to create instance '${spec.id}'`, again);
       });
@@ -151,22 +174,21 @@ export class DockerProvider implements Provider {
   /** Every container of this imago home (running or not), optionally only those with `labels`. */
   async list(labels: Record<string, string> = {}): Promise<ProviderInstance[]> {
     const { scope } = await this.ready();
-    const filters = { label: [`${DockerLabel.scope}=${scope}`, ...Object.entries(labels).map(([key, value]) => `${key}=${value}`)] };
-    let summaries: Docker.ContainerInfo[];
+    let all: Docker.ContainerInfo[];
     try {
-      summaries = await this.docker.listContainers({ all: true, filters });
+      all = await this.docker.listContainers({ all: true, filters: { label: [`${DockerLabel.scope}=${scope}`] } });
     } catch (error) {
       throw engineError('failed to list instances', error);
     }
-    await this.readEvents(Math.min(...summaries.map((s) => s.Created)));
+    // Events are read for every container of the scope (the whole view), then the labels filter.
+    await this.readEvents(all);
+    const summaries = all.filter((s) => Object.entries(labels).every(([key, value]) => s.Labels[key] === value));
     // A container is inspected again only when its state changed since the last look: list
     // runs on every tick of a deploy, and everything else about a container is fixed.
     const out: ProviderInstance[] = [];
-    const live = new Set<string>();
     for (const summary of summaries.sort((a, b) => (a.Labels[DockerLabel.instance] ?? '').localeCompare(b.Labels[DockerLabel.instance] ?? ''))) {
       const id = summary.Labels[DockerLabel.instance];
       if (!id) continue;
-      live.add(summary.Id);
       const cached = this.seen.get(summary.Id);
       const instance = cached && cached.state === summary.State ? cached.instance : await this.inspect(id);
       if (!instance) continue;
@@ -175,7 +197,8 @@ export class DockerProvider implements Provider {
       this.seen.set(summary.Id, { state: summary.State, instance });
       out.push({ ...instance, drift: this.driftOf(id, summary.Created * 1000, summary.State === 'paused') });
     }
-    for (const containerId of this.seen.keys()) if (!live.has(containerId)) this.seen.delete(containerId);
+    const present = new Set(all.map((s) => s.Id));
+    for (const containerId of this.seen.keys()) if (!present.has(containerId)) this.seen.delete(containerId);
     return out;
   }
 
@@ -243,7 +266,8 @@ export class DockerProvider implements Provider {
   /**
    * Removes from the engine the images this home loaded that `keep` does not name (gc passes
    * every digest a tag or release refers to), unless a container uses them; returns what it
-   * removed (or, with `dryRun`, would remove). Images other homes loaded are not touched.
+   * removed (or, with `dryRun`, would remove). Images only other homes loaded are not touched
+   * (one that another home loaded too is loaded again when that home next needs it).
    */
   async pruneImages(keep: ReadonlySet<Digest>, options: { dryRun?: boolean } = {}): Promise<{ removed: Digest[]; kept: Digest[] }> {
     const recorded = await this.loadedRecord();
@@ -301,6 +325,11 @@ export class DockerProvider implements Provider {
     this.setup ??= (async () => {
       const scope = await dockerScope(this.home);
       await this.ensureNetwork();
+      // Event times are the engine's: read them against its clock, not this machine's.
+      const asked = Date.now();
+      const systemTime = (await this.docker.info().catch(() => ({}))) as { SystemTime?: string };
+      const engineNanos = systemTime.SystemTime ? timestampNanos(systemTime.SystemTime) : undefined;
+      this.clockOffset = engineNanos === undefined ? 0 : Number(engineNanos / 1_000_000n) - Math.round((asked + Date.now()) / 2);
       return { scope, volumes: new VolumeManager(this.docker, scope) };
     })();
     this.setup.catch(() => (this.setup = undefined)); // try again next time (dockerd may come up)
@@ -310,21 +339,26 @@ export class DockerProvider implements Provider {
   /** The `imago` bridge network: containers reach the host's published ports, not each other. */
   private async ensureNetwork(): Promise<void> {
     try {
-      await this.docker.getNetwork(NETWORK).inspect();
+      const info = (await this.docker.getNetwork(this.network).inspect()) as { Driver?: string; Options?: Record<string, string>; Labels?: Record<string, string> };
+      if (info.Driver !== 'bridge' || info.Options?.['com.docker.network.bridge.enable_icc'] !== 'false' || info.Labels?.['imago.managed'] !== 'true') {
+        throw new ProviderError(
+          `the engine's network '${this.network}' was not made by imago (expected a bridge labelled imago.managed=true with inter-container traffic off; it is a ${info.Driver ?? '?'} network): remove or rename it (docker network rm ${this.network})`,
+        );
+      }
       return;
     } catch (error) {
-      if (statusOf(error) !== 404) throw engineError(`failed to inspect network '${NETWORK}'`, error);
+      if (statusOf(error) !== 404) throw engineError(`failed to inspect network '${this.network}'`, error);
     }
     try {
       await this.docker.createNetwork({
-        Name: NETWORK,
+        Name: this.network,
         Driver: 'bridge',
         CheckDuplicate: true,
         Labels: { 'imago.managed': 'true' },
         Options: { 'com.docker.network.bridge.enable_icc': 'false' },
       });
     } catch (error) {
-      if (statusOf(error) !== 409) throw engineError(`failed to create network '${NETWORK}'`, error);
+      if (statusOf(error) !== 409) throw engineError(`failed to create network '${this.network}'`, error);
     }
   }
 
@@ -348,10 +382,12 @@ export class DockerProvider implements Provider {
     const follower = new LogFollower(this.docker, containerId, this.logFile(id));
     followers.set(containerId, follower);
     this.owned.add(containerId);
+    this.caughtUp.delete(containerId);
     void follower.done.then(() => {
       if (followers.get(containerId) === follower) followers.delete(containerId);
       this.owned.delete(containerId);
-      this.caughtUp.add(containerId);
+      // Only a follower that saw the container stop has every line; a closed or broken one has not.
+      if (follower.complete) this.caughtUp.add(containerId);
     });
   }
 
@@ -363,13 +399,24 @@ export class DockerProvider implements Provider {
       await Promise.race([follower.done, new Promise((resolve) => setTimeout(resolve, LOG_SETTLE_MS).unref())]);
       return;
     }
-    // Stopped before anyone here followed it (adopted after a restart): copy what is left.
-    await mkdir(this.logsDir, { recursive: true });
-    await new LogFollower(this.docker, containerId, this.logFile(id)).done;
-    this.caughtUp.add(containerId);
+    // Stopped before anyone here followed it (adopted after a restart): copy what is left,
+    // once for every caller of this process (two copies would write the lines twice).
+    let pending = settling.get(containerId);
+    if (!pending) {
+      pending = (async () => {
+        await mkdir(this.logsDir, { recursive: true });
+        const catchUp = new LogFollower(this.docker, containerId, this.logFile(id));
+        await catchUp.done;
+        if (catchUp.complete) this.caughtUp.add(containerId);
+      })().finally(() => settling.delete(containerId));
+      settling.set(containerId, pending);
+    }
+    await pending;
   }
 
   private async signal(container: Docker.Container, signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
+    signalled.set(container.id, Date.now());
+    for (const [id, at] of signalled) if (Date.now() - at > 10 * 60_000) signalled.delete(id);
     try {
       await container.kill({ signal });
     } catch (error) {
@@ -409,16 +456,20 @@ export class DockerProvider implements Provider {
    * records drift, kept in `<home>/docker/drift/<id>` so it outlives the engine's short event
    * memory and a restart of imago.
    */
-  private async readEvents(oldestCreated: number): Promise<void> {
+  private async readEvents(containers: Docker.ContainerInfo[]): Promise<void> {
     if (Date.now() - this.eventsReadAt < EVENTS_EVERY_MS) return;
     const { scope } = await this.ready();
-    if (!this.drift) this.drift = await this.loadDrift();
+    if (!this.drift) this.drift = await this.loadDrift(new Set(containers.map((c) => c.Labels[DockerLabel.instance] ?? '')));
     const now = Date.now();
-    const since = this.eventsSince ?? (Number.isFinite(oldestCreated) ? oldestCreated - 1 : Math.floor(now / 1000) - 1);
+    const engineNow = now + this.clockOffset;
+    const until = Number((engineNow / 1000).toFixed(3));
+    const oldest = Math.min(...containers.map((c) => c.Created));
+    const since = Math.min(this.eventsSince ?? (Number.isFinite(oldest) ? oldest - 1 : Math.floor(engineNow / 1000) - 1), Math.floor(until) - 1);
+    const current = new Set(containers.map((c) => c.Id));
     let events: EngineEvent[];
-    // `until` is a moment already past (to the millisecond): the engine answers at once.
+    // `until` is a moment already past on the engine's clock (to the millisecond): it answers at once.
     try {
-      const stream = (await this.docker.getEvents({ since, until: Number((now / 1000).toFixed(3)), filters: { type: ['container'], label: [`${DockerLabel.scope}=${scope}`] } })) as unknown as NodeJS.ReadableStream;
+      const stream = (await this.docker.getEvents({ since, until, filters: { type: ['container'], label: [`${DockerLabel.scope}=${scope}`] } })) as unknown as NodeJS.ReadableStream;
       let text = '';
       for await (const chunk of stream as AsyncIterable<Buffer>) text += chunk.toString('utf8');
       events = text.split('\n').filter((line) => line.trim()).map((line) => JSON.parse(line) as EngineEvent);
@@ -426,10 +477,14 @@ export class DockerProvider implements Provider {
       throw engineError('failed to read the engine events', error);
     }
     this.eventsReadAt = now;
-    this.eventsSince = Math.floor(now / 1000) - 1; // overlapping by a second: lines already seen are skipped
+    this.eventsSince = Math.floor(until) - 1; // overlapping by a second: lines already seen are skipped
     for (const event of events) {
       const found = driftOf(event);
       if (!found || destroying.has(found.instance)) continue;
+      // Only containers that still exist: a removed one has no drift left to report.
+      if (!current.has(event.Actor?.ID ?? '')) continue;
+      const ownSignal = signalled.get(event.Actor?.ID ?? '');
+      if (event.Action === 'kill' && ownSignal !== undefined && found.at >= ownSignal + this.clockOffset - 2_000) continue;
       const lines = this.drift.get(found.instance) ?? [];
       if (lines.includes(found.line)) continue;
       lines.push(found.line);
@@ -439,9 +494,14 @@ export class DockerProvider implements Provider {
     }
   }
 
-  private async loadDrift(): Promise<Map<string, string[]>> {
+  /** The recorded drift of the instances in `existing`; records of instances gone are deleted. */
+  private async loadDrift(existing: Set<string>): Promise<Map<string, string[]>> {
     const out = new Map<string, string[]>();
     for (const name of await readdir(this.driftDir).catch(() => [] as string[])) {
+      if (!existing.has(name)) {
+        await rm(join(this.driftDir, name), { force: true });
+        continue;
+      }
       const text = await readFile(join(this.driftDir, name), 'utf8').catch(() => '');
       out.set(name, text.split('\n').filter(Boolean));
     }

@@ -11,11 +11,13 @@ const SAVE_POSITION_MS = 500;
  * follows until the container stops, then ends by itself. The engine's timestamp of the last
  * line copied is saved beside the file, so a follower started again (after a restart of the
  * control plane) goes on from there: nothing is lost, and after a clean stop nothing is
- * copied twice (after a crash, at most the last half second of lines may be).
+ * copied twice (after a crash, at most the lines of the last half second may be).
  */
 export class LogFollower {
   /** Resolves once the container stopped and every line is in the file (or the follower was closed). */
   readonly done: Promise<void>;
+  /** True once the engine ended the stream itself (the container stopped): every line is in the file. */
+  complete = false;
   private stream: NodeJS.ReadableStream | undefined;
   private closed = false;
 
@@ -41,14 +43,21 @@ export class LogFollower {
   private async run(): Promise<void> {
     let position = await readPosition(this.positionFile);
     const out: WriteStream = createWriteStream(this.logFile, { flags: 'a', mode: 0o640 });
+    // The position saved is that of the last line the file has (its write finished), never ahead.
+    let written = position;
     let saved = position;
-    let lastSave = Date.now();
-    const save = async () => {
-      if (position === saved) return;
-      saved = position;
-      lastSave = Date.now();
-      await writePosition(this.positionFile, position);
+    let saving: Promise<void> = Promise.resolve();
+    const save = () => {
+      saving = saving.then(async () => {
+        const at = written;
+        if (at === saved) return;
+        saved = at;
+        await writePosition(this.positionFile, at).catch(() => undefined);
+      });
+      return saving;
     };
+    const timer = setInterval(() => void save(), SAVE_POSITION_MS);
+    timer.unref();
     try {
       if (this.closed) return;
       const stream = (await this.docker.getContainer(this.container).logs({
@@ -72,14 +81,17 @@ export class LogFollower {
           const space = frame.indexOf(' ');
           const at = space > 0 ? timestampNanos(frame.slice(0, space)) : undefined;
           if (at !== undefined && at <= position) continue; // copied before a restart
-          if (!out.write(at === undefined ? frame : frame.slice(space + 1))) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+          const line = at === undefined ? frame : frame.slice(space + 1);
+          const onWritten = at === undefined ? undefined : () => void (written = at > written ? at : written);
+          if (!out.write(line, onWritten)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
           if (at !== undefined) position = at;
         }
-        if (Date.now() - lastSave >= SAVE_POSITION_MS) await save();
       }
+      this.complete = !this.closed;
     } finally {
+      clearInterval(timer);
       await new Promise<void>((resolve) => out.end(resolve));
-      await save().catch(() => undefined);
+      await save();
     }
   }
 }

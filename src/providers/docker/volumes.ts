@@ -44,9 +44,15 @@ export class VolumeManager {
     }
     try {
       await this.docker.createVolume({ Name: name, Labels: { [DockerLabel.scope]: this.scope, [Label.service]: service } });
-      if (owner.uid !== 0 || owner.gid !== 0) await this.chown(name, owner);
     } catch (error) {
       throw engineError(`failed to create volume '${name}'`, error);
+    }
+    try {
+      if (owner.uid !== 0 || owner.gid !== 0) await this.chown(name, owner);
+    } catch (error) {
+      // A volume left owned by root would stay unwritable for the app: remove it, try again next time.
+      await this.docker.getVolume(name).remove().catch(() => undefined);
+      throw engineError(`failed to give volume '${name}' to ${owner.uid}:${owner.gid}`, error);
     }
   }
 

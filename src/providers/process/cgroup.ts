@@ -29,19 +29,23 @@ export async function instanceCgroup(id: string, limits: { memory: number; pids:
       }
       const dir = join(parent, id);
       await mkdir(dir);
-      await writeFile(join(dir, 'memory.max'), String(limits.memory));
-      await writeFile(join(dir, 'memory.swap.max'), '0').catch(() => undefined); // absent without swap accounting
-      await writeFile(join(dir, 'pids.max'), String(limits.pids));
+      await limited([dir], async () => {
+        await writeFile(join(dir, 'memory.max'), String(limits.memory));
+        await writeFile(join(dir, 'memory.swap.max'), '0').catch(() => undefined); // absent without swap accounting
+        await writeFile(join(dir, 'pids.max'), String(limits.pids));
+      });
       return { procs: [join(dir, 'cgroup.procs')], dirs: [dir] };
     }
     if ((await exists(join(ROOT, 'memory', 'memory.limit_in_bytes'))) && (await exists(join(ROOT, 'pids')))) {
       const memory = join(ROOT, 'memory', 'imago', id);
       const pids = join(ROOT, 'pids', 'imago', id);
-      await mkdir(memory, { recursive: true });
-      await mkdir(pids, { recursive: true });
-      await writeFile(join(memory, 'memory.limit_in_bytes'), String(limits.memory));
-      await writeFile(join(memory, 'memory.memsw.limit_in_bytes'), String(limits.memory)).catch(() => undefined); // absent without swap accounting
-      await writeFile(join(pids, 'pids.max'), String(limits.pids));
+      await limited([memory, pids], async () => {
+        await mkdir(memory, { recursive: true });
+        await mkdir(pids, { recursive: true });
+        await writeFile(join(memory, 'memory.limit_in_bytes'), String(limits.memory));
+        await writeFile(join(memory, 'memory.memsw.limit_in_bytes'), String(limits.memory)).catch(() => undefined); // absent without swap accounting
+        await writeFile(join(pids, 'pids.max'), String(limits.pids));
+      });
       return { procs: [join(memory, 'cgroup.procs'), join(pids, 'cgroup.procs')], dirs: [memory, pids] };
     }
     return { unavailable: `no cgroup v2 or v1 memory and pids controllers under ${ROOT}` };
@@ -73,6 +77,16 @@ export async function removeCgroup(dirs: string[]): Promise<void> {
  * every process of the instance starts inside its limits, with no window before.
  */
 export const JOIN_CGROUPS_SCRIPT = 'for f in $IMAGO_CGROUP_PROCS; do echo $$ > "$f" || exit 125; done; exec "$@"';
+
+/** Runs `work`; if it fails, removes the cgroups it was setting up before passing the error on. */
+async function limited(dirs: string[], work: () => Promise<void>): Promise<void> {
+  try {
+    await work();
+  } catch (error) {
+    await removeCgroup(dirs);
+    throw error;
+  }
+}
 
 async function exists(path: string): Promise<boolean> {
   return access(path).then(

@@ -94,27 +94,14 @@ export class ProcessProvider implements Provider {
     const statusFile = join(this.instancesDir, `${spec.id}.status`);
     const cgroup = await instanceCgroup(spec.id, spec.resources ?? DEFAULTS.service.resources);
     if ('unavailable' in cgroup) await appendFile(logFile, `imago: memory and pids limits are not enforced: ${cgroup.unavailable}\n`, { mode: 0o640 });
-    const log = openSync(logFile, 'a', 0o640);
-    const status = openSync(statusFile, 'w', 0o600);
+    const cgroups = 'unavailable' in cgroup ? [] : cgroup.dirs;
     let pid: number | undefined;
     try {
-      // With cgroups, a shell joins them first and then becomes bubblewrap (same pid).
-      const child =
-        'unavailable' in cgroup
-          ? spawn(bwrap, args, { detached: true, stdio: ['ignore', log, log, status] })
-          : spawn('/bin/sh', ['-c', JOIN_CGROUPS_SCRIPT, 'imago-instance', bwrap, ...args], {
-              detached: true,
-              stdio: ['ignore', log, log, status],
-              env: { ...process.env, IMAGO_CGROUP_PROCS: cgroup.procs.join(' ') },
-            });
-      child.on('error', () => undefined); // reported below, from the status file and the log
-      child.unref();
-      pid = child.pid;
-    } finally {
-      closeSync(log);
-      closeSync(status);
+      pid = this.spawnSandbox(bwrap, args, cgroup, logFile, statusFile);
+    } catch (error) {
+      await removeCgroup(cgroups);
+      throw error;
     }
-    const cgroups = 'unavailable' in cgroup ? [] : cgroup.dirs;
     const startTime = pid === undefined ? undefined : processStartTime(pid);
     if (pid === undefined || startTime === undefined) {
       await removeCgroup(cgroups);
@@ -129,6 +116,29 @@ export class ProcessProvider implements Provider {
     await writeFile(tmp, JSON.stringify(record));
     await rename(tmp, join(this.instancesDir, `${spec.id}.json`));
     return this.toInstance(record);
+  }
+
+  /** Starts the sandbox, detached: inside its cgroups when it has them (a shell joins them, then becomes bubblewrap: same pid). */
+  private spawnSandbox(bwrap: string, args: string[], cgroup: Awaited<ReturnType<typeof instanceCgroup>>, logFile: string, statusFile: string): number | undefined {
+    const log = openSync(logFile, 'a', 0o640);
+    let status: number | undefined;
+    try {
+      status = openSync(statusFile, 'w', 0o600);
+      const child =
+        'unavailable' in cgroup
+          ? spawn(bwrap, args, { detached: true, stdio: ['ignore', log, log, status] })
+          : spawn('/bin/sh', ['-c', JOIN_CGROUPS_SCRIPT, 'imago-instance', bwrap, ...args], {
+              detached: true,
+              stdio: ['ignore', log, log, status],
+              env: { ...process.env, IMAGO_CGROUP_PROCS: cgroup.procs.join(' ') },
+            });
+      child.on('error', () => undefined); // reported by the caller, from the status file and the log
+      child.unref();
+      return child.pid;
+    } finally {
+      closeSync(log);
+      if (status !== undefined) closeSync(status);
+    }
   }
 
   /** SIGTERM to the app, SIGKILL to its whole process group after the grace period, then forget it. */
