@@ -29,6 +29,16 @@ describe('imago gc and the Docker Engine', () => {
     const store = await ImageStore.open(home);
     const provider = new DockerProvider(store);
     const digests: Record<'tagged' | 'dropped' | 'running', Digest> = {} as never;
+    // Clean up even when an assertion fails: the container, and the images this test loaded.
+    after(async () => {
+      const reopened = await ImageStore.open(home);
+      const cleaner = new DockerProvider(reopened);
+      for (const instance of await cleaner.list()) await cleaner.destroy(instance.id, { graceMs: 0 });
+      await cleaner.close();
+      await provider.close();
+      reopened.close();
+      for (const digest of Object.values(digests)) await docker('rmi', imageRef(digest)).catch(() => undefined);
+    });
     try {
       for (const name of ['tagged', 'dropped', 'running'] as const) {
         const spec = imageSpec({ name: `gc-${name}`, context: join(REPO, 'test', 'fixtures'), from: { kind: 'host', executables: ['node'] }, steps: [copy('instance-app.mjs', '/app/app.mjs')], env: [['RUN', `${home}-${name}`]], entrypoint: ['/usr/bin/node', '/app/app.mjs'] });
@@ -56,14 +66,6 @@ describe('imago gc and the Docker Engine', () => {
     assert.equal(await onEngine(digests.running), true);
     const record = await readFile(join(home, 'docker', 'images'), 'utf8');
     assert.deepEqual(record.trim().split('\n').sort(), [digests.tagged, digests.running].sort());
-
-    const reopened = await ImageStore.open(home);
-    const cleaner = new DockerProvider(reopened);
-    for (const instance of await cleaner.list()) await cleaner.destroy(instance.id, { graceMs: 0 });
-    await cleaner.close();
-    await provider.close();
-    reopened.close();
-    for (const digest of Object.values(digests)) await docker('rmi', imageRef(digest)).catch(() => undefined);
   });
 
   it('does not talk to Docker for a home that never used it', async () => {
