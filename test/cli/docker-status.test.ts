@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { after, describe, it } from 'node:test';
 import { DockerProvider } from '../../src/providers/docker/docker-provider.js';
 import { ImageStore } from '../../src/store/image-store.js';
-import { imago, REPO } from '../support/cli.js';
+import { imago, REPO, startServer as startImagoServer, stopServer } from '../support/cli.js';
 import { freePort, getJson, waitFor } from '../support/net.js';
 
 const docker = (...args: string[]) => promisify(execFile)('docker', args);
@@ -29,20 +29,9 @@ describe('imago on the docker provider, from the command line', () => {
   });
 
   async function startServer(port: number): Promise<ChildProcess> {
-    const child = spawn(process.execPath, [join(REPO, 'bin', 'imago.js'), '--home', home, 'server', '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = await startImagoServer(home, port);
     servers.push(child);
-    let output = '';
-    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-    await waitFor(`the server to listen (output: ${output})`, async () => (await fetch(`http://127.0.0.1:${port}/v1/ping`).then((r) => r.ok).catch(() => false)) || child.exitCode !== null, 20_000);
-    assert.equal(child.exitCode, null, output);
     return child;
-  }
-
-  async function stopServer(child: ChildProcess): Promise<void> {
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    await exited;
   }
 
   it('deploys, shows a docker exec in `imago status`, and a restarted server adopts the containers as they are', async () => {

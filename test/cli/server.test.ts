@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ProcessProvider } from '../../src/providers/process/process-provider.js';
 import { ImageStore } from '../../src/store/image-store.js';
-import { imago, REPO } from '../support/cli.js';
+import { imago, REPO, startServer as startImagoServer, stopServer } from '../support/cli.js';
 import { freePort, getJson, waitFor } from '../support/net.js';
 
 describe('imago server, deploy, status, history, rollback (the CLI as users run it)', () => {
@@ -24,15 +24,10 @@ describe('imago server, deploy, status, history, rollback (the CLI as users run 
     }
   });
 
-  /** Starts `imago server` in the background and waits until it answers. */
+  /** Starts `imago server` in the background; the after hook kills what is left. */
   async function startServer(port: number): Promise<ChildProcess> {
-    const child = spawn(process.execPath, [join(REPO, 'bin', 'imago.js'), '--home', home, 'server', '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = await startImagoServer(home, port);
     servers.push(child);
-    let output = '';
-    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-    await waitFor(`the server to listen (output: ${output})`, async () => (await fetch(`http://127.0.0.1:${port}/v1/ping`).then((r) => r.ok).catch(() => false)) || child.exitCode !== null, 20_000);
-    assert.equal(child.exitCode, null, output);
     return child;
   }
 
@@ -100,8 +95,7 @@ describe('imago server, deploy, status, history, rollback (the CLI as users run 
     assert.match(unknownService.stderr, /unknown service "api": expected one of web/);
 
     // The server stops; the instances keep serving; a new server adopts them.
-    server.kill('SIGTERM');
-    await new Promise((resolve) => server.once('exit', resolve));
+    await stopServer(server);
     const before = JSON.parse(await readFile(join(home, 'instances', `${status[0].instances[0].id}.json`), 'utf8')).pid;
     assert.ok(before > 0);
     await startServer(apiPort);

@@ -1,6 +1,8 @@
-import { spawn } from 'node:child_process';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { waitFor } from './net.js';
 
 /** The repository root. */
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -22,6 +24,27 @@ export function imago(args: string[], options: { cwd?: string; home: string; env
 /** Runs the built CLI through `prefix` (e.g. setpriv as another user), with exactly `env`. */
 export function imagoVia(prefix: string[], args: string[], options: { cwd: string; home: string; env: Record<string, string> }): Promise<CliResult> {
   return run(prefix[0]!, [...prefix.slice(1), process.execPath, BIN, '--home', options.home, ...args], { cwd: options.cwd, env: options.env });
+}
+
+/**
+ * Starts `imago server` for `home` on 127.0.0.1:`port` in the background and waits until it
+ * answers; fails with what it printed when it exits first. The caller stops it.
+ */
+export async function startServer(home: string, port: number): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [BIN, '--home', home, 'server', '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  await waitFor(`the server to listen (output: ${output})`, async () => (await fetch(`http://127.0.0.1:${port}/v1/ping`).then((r) => r.ok).catch(() => false)) || child.exitCode !== null, 20_000);
+  assert.equal(child.exitCode, null, output);
+  return child;
+}
+
+/** Stops a server with SIGTERM (as a user's Ctrl-C would) and waits until it has exited. */
+export async function stopServer(child: ChildProcess): Promise<void> {
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exited;
 }
 
 /** Runs a program to its end, collecting what it printed and its exit code. */
