@@ -1,20 +1,19 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { after, describe, it } from 'node:test';
 import { bake } from '../../src/bake/baker.js';
 import type { Digest } from '../../src/oci/digest.js';
 import { DockerProvider } from '../../src/providers/docker/docker-provider.js';
 import { imageRef } from '../../src/providers/docker/image-loader.js';
 import { ImageStore } from '../../src/store/image-store.js';
-import { imago, REPO } from '../support/cli.js';
+import { imago, REPO, sh } from '../support/cli.js';
 import { freePort } from '../support/net.js';
 import { copy, imageSpec } from '../support/spec.js';
 
-const docker = (...args: string[]) => promisify(execFile)('docker', args);
+/** Runs the docker CLI; resolves with what it printed. */
+const docker = (...args: string[]) => sh('docker', args);
 const onEngine = (digest: Digest) => docker('image', 'inspect', imageRef(digest)).then(() => true, () => false);
 
 describe('imago gc and the Docker Engine', () => {

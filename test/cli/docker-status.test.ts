@@ -1,16 +1,16 @@
 import assert from 'node:assert/strict';
-import { execFile, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { after, describe, it } from 'node:test';
 import { DockerProvider } from '../../src/providers/docker/docker-provider.js';
 import { ImageStore } from '../../src/store/image-store.js';
-import { imago, REPO, startServer as startImagoServer, stopServer } from '../support/cli.js';
+import { imago, REPO, sh, startServer as startImagoServer, stopServer } from '../support/cli.js';
 import { freePort, getJson, waitFor } from '../support/net.js';
 
-const docker = (...args: string[]) => promisify(execFile)('docker', args);
+/** Runs the docker CLI; resolves with what it printed. */
+const docker = (...args: string[]) => sh('docker', args);
 
 describe('imago on the docker provider, from the command line', () => {
   const servers: ChildProcess[] = [];
@@ -79,7 +79,7 @@ describe('imago on the docker provider, from the command line', () => {
     assert.equal(before!.provider, 'docker');
     assert.equal(before!.instances.length, 2);
     const target = before!.instances[0]!.id;
-    const { stdout: labels } = await docker('inspect', target, '--format', '{{index .Config.Labels "imago.service"}} {{.HostConfig.Memory}} {{.HostConfig.ReadonlyRootfs}} {{json .HostConfig.PortBindings}}');
+    const labels = await docker('inspect', target, '--format', '{{index .Config.Labels "imago.service"}} {{.HostConfig.Memory}} {{.HostConfig.ReadonlyRootfs}} {{json .HostConfig.PortBindings}}');
     const [service, memory, readOnly, bindings] = labels.trim().split(' ');
     assert.deepEqual([service, memory, readOnly], ['web', String(128 * 1024 ** 2), 'true']);
     const published = JSON.parse(bindings!) as Record<string, Array<{ HostIp: string; HostPort: string }>>;

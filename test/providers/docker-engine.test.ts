@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
 import { bake } from '../../src/bake/baker.js';
@@ -13,11 +11,12 @@ import { DockerProvider } from '../../src/providers/docker/docker-provider.js';
 import { imageRef } from '../../src/providers/docker/image-loader.js';
 import type { InstanceSpec } from '../../src/providers/provider.js';
 import { ImageStore } from '../../src/store/image-store.js';
-import { REPO } from '../support/cli.js';
+import { REPO, sh } from '../support/cli.js';
 import { freePort, getJson } from '../support/net.js';
 import { copy, imageSpec } from '../support/spec.js';
 
-const docker = (...args: string[]) => promisify(execFile)('docker', args);
+/** Runs the docker CLI; resolves with what it printed. */
+const docker = (...args: string[]) => sh('docker', args);
 
 /** What only the docker provider does: the engine's view of the seal, image loading, log hand-over, errors. */
 describe('docker provider on a real engine', () => {
@@ -90,7 +89,7 @@ describe('docker provider on a real engine', () => {
   it('seals the container: the engine shows the settings, and the app sees no capabilities and no new privileges', async () => {
     const instances = provider();
     const instance = await instances.create(await spec({ resources: { memory: 128 * 1024 ** 2, pids: 64 } }));
-    const { stdout } = await docker('inspect', instance.id);
+    const stdout = await docker('inspect', instance.id);
     const [info] = JSON.parse(stdout) as Array<{ Image: string; Config: { User: string; Image: string }; HostConfig: Record<string, unknown> }>;
     const manifest = JSON.parse((await store.blobs.read(digest)).toString()) as { config: { digest: string } };
     assert.ok([manifest.config.digest, digest].includes(info!.Image), 'made from the store\'s image');

@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { bake } from '../../src/bake/baker.js';
 import { normaliseConfig } from '../../src/config/normalise.js';
@@ -13,10 +11,11 @@ import { ProcessProvider } from '../../src/providers/process/process-provider.js
 import { Providers } from '../../src/providers/registry.js';
 import { ControlPlane } from '../../src/server/control-plane.js';
 import { ImageStore } from '../../src/store/image-store.js';
-import { REPO } from '../support/cli.js';
+import { REPO, sh } from '../support/cli.js';
 import { waitFor } from '../support/net.js';
 
-const docker = (...args: string[]) => promisify(execFile)('docker', args);
+/** Runs the docker CLI; resolves with what it printed. */
+const docker = (...args: string[]) => sh('docker', args);
 
 describe('imago status on the docker provider notices changes made from outside', () => {
   let home: string;
