@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
-import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ImageError, reasonOf } from '../../errors.js';
 import { shortDigest } from '../../oci/digest.js';
 import type { ImageStore } from '../../store/image-store.js';
+import { exists } from '../../util/exists.js';
 import { printJson, withStore, type GlobalOptions } from '../context.js';
 import { formatAgo, formatBytes, table } from '../format.js';
 
@@ -182,7 +182,7 @@ export function registerImages(program: Command): void {
  * store's own gc is done either way.
  */
 async function pruneEngineImages(store: ImageStore, dryRun: boolean | undefined): Promise<{ removed: string[]; kept: string[] } | { error: string } | undefined> {
-  if (!(await access(join(store.home, 'docker', 'scope')).then(() => true, () => false))) return undefined;
+  if (!(await exists(join(store.home, 'docker', 'scope')))) return undefined;
   const { DockerProvider } = await import('../../providers/docker/docker-provider.js');
   const provider = new DockerProvider(store);
   try {

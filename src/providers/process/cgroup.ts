@@ -1,5 +1,6 @@
-import { access, mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { exists } from '../../util/exists.js';
 
 const ROOT = '/sys/fs/cgroup';
 
@@ -86,11 +87,4 @@ async function limited(dirs: string[], work: () => Promise<void>): Promise<void>
     await removeCgroup(dirs);
     throw error;
   }
-}
-
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
 }

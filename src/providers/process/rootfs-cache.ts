@@ -1,10 +1,11 @@
-import { access, chmod, mkdir, rename } from 'node:fs/promises';
+import { chmod, mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { unpackImage } from '../../image/unpack-image.js';
 import { digestHex, type Digest } from '../../oci/digest.js';
 import { existingDirInRoot, resolveInRoot } from '../../oci/safe-path.js';
 import type { ImageStore } from '../../store/image-store.js';
 import { removeTree } from '../../store/remove-tree.js';
+import { exists } from '../../util/exists.js';
 
 /** Folders the sandbox mounts over. */
 const MOUNT_POINTS = ['proc', 'dev', 'tmp'];
@@ -49,14 +50,5 @@ export class RootfsCache {
   /** Where `digest` is (or would be) unpacked. */
   path(digest: Digest): string {
     return join(this.dir, digestHex(digest));
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
   }
 }
