@@ -64,13 +64,12 @@ export class ImageLoader {
     loaded.delete(`${this.engine} ${digest}`);
   }
 
-  /** The engine's id of `digest` when the engine holds it under its imago name, else undefined. */
-  async present(digest: Digest): Promise<string | undefined> {
-    const manifest = parseJsonAs(await this.store.blobs.read(digest), ManifestSchema, `manifest ${digest}`);
+  /** The engine's id of `digest` (whose config is `config`) when the engine holds it under its imago name, else undefined. */
+  private async present(digest: Digest, config: Digest): Promise<string | undefined> {
     try {
       const info = await this.docker.getImage(imageRef(digest)).inspect();
-      if (info.Id === manifest.config.digest || info.Id === digest) return info.Id;
-      throw new ProviderError(`the engine's image '${imageRef(digest)}' is ${info.Id}, not imago's ${digest} (config ${manifest.config.digest}): remove it (docker rmi) and deploy again`);
+      if (info.Id === config || info.Id === digest) return info.Id;
+      throw new ProviderError(`the engine's image '${imageRef(digest)}' is ${info.Id}, not imago's ${digest} (config ${config}): remove it (docker rmi) and deploy again`);
     } catch (error) {
       if ((error as { statusCode?: number }).statusCode === 404) return undefined;
       throw engineError(`failed to inspect image ${digest} on the engine`, error);
@@ -78,17 +77,17 @@ export class ImageLoader {
   }
 
   private async load(digest: Digest): Promise<string> {
-    const found = await this.present(digest);
-    if (found) return found;
     const bytes = await this.store.blobs.read(digest);
     const manifest = parseJsonAs(bytes, ManifestSchema, `manifest ${digest}`);
+    const found = await this.present(digest, manifest.config.digest);
+    if (found) return found;
     const files = layoutFiles({ digest, manifest, manifestSize: bytes.length, tags: [imageRef(digest)], annotations: {}, docker: true });
     try {
       await loadArchive(this.docker, layoutTarStream(files, this.store.blobs));
     } catch (error) {
       throw engineError(`failed to load image ${digest} into the engine`, error);
     }
-    const id = await this.present(digest);
+    const id = await this.present(digest, manifest.config.digest);
     if (!id) throw new ProviderError(`failed to load image ${digest} into the engine: it accepted the archive but has no '${imageRef(digest)}'`);
     return id;
   }
