@@ -8,6 +8,7 @@ import type { RolloutLimits } from '../core/rollout.js';
 import { DeployError, reasonOf } from '../errors.js';
 import { HealthWatcher } from '../health/health-gate.js';
 import type { Digest } from '../oci/digest.js';
+import type { ImageConfig } from '../oci/types.js';
 import { Label, type Provider, type ProviderInstance } from '../providers/provider.js';
 import { ServiceRouter } from '../router/service-router.js';
 import { createDeploy, finishDeploy } from '../state/deploys.js';
@@ -280,8 +281,9 @@ export class ServiceController {
     const port = await freeLoopbackPort(this.ports);
     this.ports.add(port);
     let instance: ProviderInstance;
+    let image: ImageConfig;
     try {
-      const image = await this.ctx.store.config(release.digest as Digest);
+      image = await this.ctx.store.config(release.digest as Digest);
       const imagePort = Object.keys(image.config?.ExposedPorts ?? {}).map((key) => /^(\d+)\/tcp$/.exec(key)?.[1]).find(Boolean);
       const spec = instanceSpecFor(
         this.service,
@@ -294,12 +296,13 @@ export class ServiceController {
       throw error;
     }
     recordInstance(this.ctx.store.db, { id: instance.id, service: this.service.name, releaseId: release.id, provider: this.ctx.provider.name, port, actor: this.actor });
-    await this.watch(instance);
+    await this.watch(instance, image);
     return instance.id;
   }
 
-  private async watch(instance: ProviderInstance): Promise<void> {
-    const image = await this.ctx.store.config(instance.digest);
+  /** Starts probing an instance; `image` is its image config when the caller has read it already. */
+  private async watch(instance: ProviderInstance, image?: ImageConfig): Promise<void> {
+    image ??= await this.ctx.store.config(instance.digest);
     const health: ServiceHealth = healthFor(this.service, image);
     const watcher = new HealthWatcher({ health, address: instance.address, startedAt: instance.startedAt });
     watcher.onChange(() => this.wake?.());
