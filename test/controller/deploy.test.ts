@@ -5,28 +5,20 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { bake } from '../../src/bake/baker.js';
 import { normaliseConfig } from '../../src/config/normalise.js';
-import type { ImageSpec, ProviderName, ServiceSpec } from '../../src/config/types.js';
+import type { ImageSpec, ServiceSpec } from '../../src/config/types.js';
 import { ServiceController } from '../../src/controller/service-controller.js';
 import type { Digest } from '../../src/oci/digest.js';
-import { DockerProvider } from '../../src/providers/docker/docker-provider.js';
-import { ProcessProvider } from '../../src/providers/process/process-provider.js';
-import type { Provider } from '../../src/providers/provider.js';
 import { verifyLedger } from '../../src/state/ledger.js';
 import { getDeploy, listDeploys } from '../../src/state/deploys.js';
 import { listReleases } from '../../src/state/releases.js';
 import { ImageStore } from '../../src/store/image-store.js';
 import { REPO } from '../support/cli.js';
+import { PROVIDERS } from '../support/providers.js';
 
 /** examples/hello's image with another APP_VERSION (and, for a broken one, a health path that fails). */
 function helloSpec(base: ImageSpec, version: string): ImageSpec {
   return { ...base, env: base.env.map(([k, v]) => [k, k === 'APP_VERSION' ? version : v] as [string, string]) };
 }
-
-/** Each provider runs the same scenario, from this one test code. */
-const PROVIDERS: Array<{ name: ProviderName; make: (store: ImageStore) => Provider }> = [
-  { name: 'process', make: (store) => new ProcessProvider(store) },
-  { name: 'docker', make: (store) => new DockerProvider(store) },
-];
 
 for (const { name: providerName, make } of PROVIDERS) describe(`deploy, roll back and reject a broken release on the ${providerName} provider`, () => {
   let home: string;

@@ -5,20 +5,14 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { bake } from '../../src/bake/baker.js';
 import { normaliseConfig } from '../../src/config/normalise.js';
-import type { ProviderName } from '../../src/config/types.js';
 import { ServiceController } from '../../src/controller/service-controller.js';
 import type { Digest } from '../../src/oci/digest.js';
 import { DockerProvider } from '../../src/providers/docker/docker-provider.js';
-import { ProcessProvider } from '../../src/providers/process/process-provider.js';
 import type { Provider } from '../../src/providers/provider.js';
 import { ImageStore } from '../../src/store/image-store.js';
 import { REPO } from '../support/cli.js';
+import { PROVIDERS } from '../support/providers.js';
 import { getJson } from '../support/net.js';
-
-const PROVIDERS: Array<{ name: ProviderName; make: (store: ImageStore) => Provider }> = [
-  { name: 'process', make: (store) => new ProcessProvider(store) },
-  { name: 'docker', make: (store) => new DockerProvider(store) },
-];
 
 for (const { name: providerName, make } of PROVIDERS) {
   describe(`a stateful service on the ${providerName} provider`, () => {
