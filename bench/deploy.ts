@@ -16,11 +16,12 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bake } from '../src/bake/baker.js';
 import type { ServiceSpec } from '../src/config/types.js';
-import { ServiceController } from '../src/controller/service-controller.js';
 import type { Digest } from '../src/oci/digest.js';
 import { ProcessProvider } from '../src/providers/process/process-provider.js';
-import { listReleases } from '../src/state/releases.js';
+import { Providers } from '../src/providers/registry.js';
+import { ControlPlane } from '../src/server/control-plane.js';
 import { ImageStore } from '../src/store/image-store.js';
+import { instancesOf, urlOf } from './lib/plane.js';
 import { failures, helloConfig, LOAD_MARGIN_MS, underLoad, withVersion } from './lib/hello-deploy.js';
 import { formatMs, markdownTable } from './lib/stats.js';
 import { runWrk } from './lib/wrk.js';
@@ -38,7 +39,7 @@ async function main(): Promise<void> {
   const loadAtStart = loadavg()[0]!;
   const started = Date.now();
   let store: ImageStore | undefined;
-  let controller: ServiceController | undefined;
+  let plane: ControlPlane | undefined;
 
   try {
     store = await ImageStore.open(home);
@@ -63,31 +64,29 @@ async function main(): Promise<void> {
       log(`baked v${v} ${digests[v]} in ${formatMs(performance.now() - t)}`);
     }
 
-    const provider = new ProcessProvider(store);
-    controller = new ServiceController({ store, provider, actor: 'bench', env: 'bench' }, blueGreen);
-    await controller.start();
-    const url = controller.url;
-    log(`router at ${url}`);
+    plane = new ControlPlane(store, Providers.of(new ProcessProvider(store)), 'bench');
+    await plane.start();
     const expectLive = (what: string, r: { outcome: string; reason?: string }) => {
       if (r.outcome !== 'live') throw new Error(`${what}: deploy ${r.outcome}: ${r.reason}`);
     };
-    const routedCount = async () => (await controller!.snapshot()).filter((i) => i.routed).length;
+    const routedCount = async () => (await instancesOf(plane!, 'hello')).filter((i) => i.routed).length;
 
     // 1. First deploy: 10 replicas of v1, blue-green (all started at once).
     let t = performance.now();
-    const first = await controller.deploy(digests['1']!);
+    const first = await plane.deploy(blueGreen, digests['1']!, 'bench');
     const firstMs = performance.now() - t;
     expectLive('first deploy', first);
+    const url = await urlOf(plane, 'hello');
+    log(`router at ${url}`);
     log(`1. first deploy (blue-green, ${REPLICAS} × v1): ${formatMs(firstMs)}, ${first.started.length} started, ${await routedCount()} routed`);
 
     // 2. Rolling update to v2 under load.
-    const roll = await underLoad(url, () => controller!.deploy(digests['2']!, { service: rolling }));
+    const roll = await underLoad(url, () => plane!.deploy(rolling, digests['2']!, 'bench'));
     expectLive('rolling to v2', roll.value);
     log(`2. rolling v1 → v2 (maxSurge 2, maxUnavailable 0): ${formatMs(roll.ms)}; wrk ${roll.wrk.rps} req/s, ${failures(roll.wrk)}`);
 
-    // 3. Rollback to v1 under load (the same rolling strategy: the service spec the controller now runs).
-    const v1 = listReleases(store.db, 'hello').find((r) => r.digest === digests['1'])!;
-    const back = await underLoad(url, () => controller!.deploy(digests['1']!, { rollbackOf: v1.id }));
+    // 3. Rollback to v1 under load (release 1's own config: blue-green).
+    const back = await underLoad(url, () => plane!.rollback('hello', 1, 'bench'));
     expectLive('rollback to v1', back.value);
     log(`3. rollback to v1: ${formatMs(back.ms)}; wrk ${back.wrk.rps} req/s, ${failures(back.wrk)}`);
     const answer = (await (await fetch(url)).json()) as { version: string };
@@ -95,7 +94,7 @@ async function main(): Promise<void> {
 
     // 5. Router overhead, 10 routed instances: through the router vs one instance directly.
     const pickRouted = async () => {
-      const routed = (await controller!.snapshot()).filter((i) => i.routed);
+      const routed = (await instancesOf(plane!, 'hello')).filter((i) => i.routed);
       if (!routed[0]) throw new Error('no routed instance');
       return { n: routed.length, address: routed[0].address };
     };
@@ -107,9 +106,8 @@ async function main(): Promise<void> {
 
     // ... and with 1 routed instance (a blue-green deploy of v1 with replicas 1).
     t = performance.now();
-    const one = await controller.deploy(digests['1']!, { service: { ...blueGreen, replicas: 1 } });
-    expectLive('scale to 1', one);
-    log(`   scaled to 1 replica (blue-green deploy) in ${formatMs(performance.now() - t)}`);
+    const one = await plane.scale('hello', 1, 'bench');
+    log(`   scaled ${one.from} → ${one.to} in ${formatMs(performance.now() - t)}`);
     const single = await pickRouted();
     if (single.n !== 1) throw new Error(`expected 1 routed instance, got ${single.n}`);
     const router1 = await runWrk(`${url}/`, OVERHEAD_SECONDS);
@@ -122,7 +120,7 @@ async function main(): Promise<void> {
       [
         [`1. first deploy: ${REPLICAS} × v1, blue-green`, formatMs(firstMs), 'no load', '–'],
         [`2. rolling ${REPLICAS} × v1 → v2, maxSurge 2, maxUnavailable 0`, formatMs(roll.ms), `${rps(roll.wrk.rps)}, ${roll.wrk.requests} in ${roll.wrk.seconds.toFixed(1)} s`, failures(roll.wrk)],
-        [`3. rollback → v1 (rollbackOf, rolling)`, formatMs(back.ms), `${rps(back.wrk.rps)}, ${back.wrk.requests} in ${back.wrk.seconds.toFixed(1)} s`, failures(back.wrk)],
+        [`3. rollback → v1 (release 1's config: blue-green)`, formatMs(back.ms), `${rps(back.wrk.rps)}, ${back.wrk.requests} in ${back.wrk.seconds.toFixed(1)} s`, failures(back.wrk)],
       ],
     );
     const overhead = markdownTable(
@@ -146,13 +144,13 @@ async function main(): Promise<void> {
       '',
       `- wrk -t2 -c16 during 2 and 3: started ${LOAD_MARGIN_MS} ms before the deploy call and stopped (SIGINT) ${LOAD_MARGIN_MS} ms after it returned, so its window covers the whole deploy.`,
       `- Errors during the overhead runs (router 10, direct 10, router 1, direct 1): ${overheadErrors.join(' | ')}.`,
-      '- Health: http /healthz, interval 100 ms, startPeriod 10 s; the time of a deploy is `controller.deploy()` from call to return (new instances started, healthy, routed; old ones drained and stopped).',
+      '- Health: http /healthz, interval 100 ms, startPeriod 10 s; the time of a deploy is `ControlPlane.deploy()` (or `rollback()`) from call to return (new instances started, healthy, routed; old ones drained and stopped).',
       '',
     ].join('\n');
     process.stdout.write(`${report}\n`);
   } finally {
-    log('cleaning up: instances, controller, temp home');
-    await controller?.close().catch((error: Error) => log(`  controller close: ${error.message}`));
+    log('cleaning up: instances, control plane, temp home');
+    await plane?.close().catch((error: Error) => log(`  control plane close: ${error.message}`));
     if (store) {
       const provider = new ProcessProvider(store);
       for (const instance of await provider.list()) await provider.destroy(instance.id, { graceMs: 0 }).catch((error: Error) => log(`  destroy ${instance.id}: ${error.message}`));

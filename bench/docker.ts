@@ -1,6 +1,6 @@
 /**
  * A rolling update of 10 replicas of examples/hello from v1 to v2 on the Docker Engine, in one
- * run on this machine: through imago's docker provider (a ServiceController driving a
+ * run on this machine: through imago's docker provider (a ControlPlane driving a
  * DockerProvider, in-process, as bench/deploy.ts does on the process provider), and through a
  * one-node Docker Swarm (`docker service update --image`, start-first). Both update as many
  * instances at a time (imago's maxSurge = Swarm's --update-parallelism, maxUnavailable 0 /
@@ -30,7 +30,9 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { bake } from '../src/bake/baker.js';
 import type { ServiceSpec } from '../src/config/types.js';
-import { ServiceController } from '../src/controller/service-controller.js';
+import { Providers } from '../src/providers/registry.js';
+import { ControlPlane } from '../src/server/control-plane.js';
+import { instancesOf, urlOf } from './lib/plane.js';
 import type { Digest } from '../src/oci/digest.js';
 import { DockerProvider } from '../src/providers/docker/docker-provider.js';
 import { imageRef } from '../src/providers/docker/image-loader.js';
@@ -126,17 +128,14 @@ async function main(): Promise<void> {
   const notes: string[] = [];
   let store: ImageStore | undefined;
   let provider: DockerProvider | undefined;
-  let controller: ServiceController | undefined;
+  let plane: ControlPlane | undefined;
   const swarm = new SwarmBench();
   const imagoServices = new Set<string>();
   const imagesToRemove: string[] = [];
 
-  /** Destroys a service's instances through the provider (its router and watchers closed first). */
+  /** Scales a service to 0 through the control plane (its loop would replace anything destroyed behind its back). */
   const teardownImago = async (name: string) => {
-    await controller?.close();
-    controller = undefined;
-    const mine = await provider!.list({ [Label.service]: name });
-    await Promise.all(mine.map((instance) => provider!.destroy(instance.id, { graceMs: 0 })));
+    if (plane) await plane.scale(name, 0, 'bench');
     const left = await provider!.list({ [Label.service]: name });
     if (left.length > 0) throw new Error(`expected no instance of '${name}' after destroying them, got ${left.length}`);
     imagoServices.delete(name);
@@ -150,6 +149,7 @@ async function main(): Promise<void> {
     const done: string[] = [];
     if (provider) {
       for (const name of [...imagoServices]) await teardownImago(name).catch((error: Error) => log(`  imago service ${name}: ${error.message}`));
+      await plane?.close().catch((error: Error) => log(`  control plane close: ${error.message}`));
       // Anything else of this home's scope (there should be nothing).
       for (const instance of await provider.list().catch(() => [])) await provider.destroy(instance.id, { graceMs: 0 }).catch((error: Error) => log(`  destroy ${instance.id}: ${error.message}`));
       await provider.close();
@@ -221,24 +221,27 @@ async function main(): Promise<void> {
     const imagoCase = async (name: string, withLoad: boolean): Promise<ImagoSample> => {
       const load = loadavg()[0]!;
       imagoServices.add(name);
-      controller = new ServiceController({ store: store!, provider: provider!, actor: 'bench', env: 'bench' }, { ...blueGreen, name });
-      await controller.start();
-      const url = controller.url;
+      plane ??= await (async () => {
+        const made = new ControlPlane(store!, Providers.of(provider!), 'bench');
+        await made.start();
+        return made;
+      })();
       let t = performance.now();
-      const first = await controller.deploy(digests['1']!);
+      const first = await plane.deploy({ ...blueGreen, name }, digests['1']!, 'bench');
       const firstMs = performance.now() - t;
       expectLive(`${name}: first deploy`, first);
+      const url = await urlOf(plane, name);
       const spec = { ...rolling, name };
       let ms: number;
       let wrk: WrkResult | undefined;
       if (withLoad) {
-        const roll = await underLoad(url, () => controller!.deploy(digests['2']!, { service: spec }));
+        const roll = await underLoad(url, () => plane!.deploy(spec, digests['2']!, 'bench'));
         expectLive(`${name}: rolling to v2`, roll.value);
         ms = roll.ms;
         wrk = roll.wrk;
       } else {
         t = performance.now();
-        const roll = await controller.deploy(digests['2']!, { service: spec });
+        const roll = await plane.deploy(spec, digests['2']!, 'bench');
         ms = performance.now() - t;
         expectLive(`${name}: rolling to v2`, roll);
       }
@@ -246,7 +249,7 @@ async function main(): Promise<void> {
       const instances = await provider!.list({ [Label.service]: name });
       const v2 = instances.filter((i) => i.digest === digests['2'] && i.state === 'running').length;
       if (instances.length !== options.replicas || v2 !== options.replicas) throw new Error(`${name}: expected ${options.replicas} running v2 containers and nothing else, got ${v2} of ${instances.length}`);
-      const routed = (await controller.snapshot()).filter((i) => i.routed).length;
+      const routed = (await instancesOf(plane, name)).filter((i) => i.routed).length;
       if (routed !== options.replicas) throw new Error(`${name}: expected ${options.replicas} routed instances, got ${routed}`);
       const answer = (await (await fetch(url)).json()) as { version: string };
       if (answer.version !== '2') throw new Error(`${name}: expected the router to answer version 2, got ${answer.version}`);
@@ -385,7 +388,7 @@ function renderReport(r: {
     firsts,
     '',
     `- Images: examples/hello baked twice (APP_VERSION 1 and 2; the example's run step left out), v1 ${r.digests['1']} (engine id ${r.imageIds['1']}), v2 ${r.digests['2']} (engine id ${r.imageIds['2']}); both loaded into the engine before anything was timed. Swarm runs them by image id (\`--no-resolve-image\`), so it never looks for a registry.`,
-    `- imago: ServiceController + DockerProvider in the bench's process, service provider \`docker\`, ${n} replicas, health http /healthz every ${options.intervalMs} ms (timeout ${HEALTH_TIMEOUT_MS} ms, unhealthy after ${HEALTH_RETRIES}, startPeriod ${START_PERIOD_MS / 1000} s; the first probe at start), drainTimeout ${DRAIN_TIMEOUT_MS / 1000} s, stopGrace ${STOP_GRACE_MS / 1000} s. Time: \`controller.deploy(v2)\` from call to return, live (new containers healthy and routed, old ones drained, stopped and removed); checked after: ${n} containers, all v2, all routed, the router answers version 2.`,
+    `- imago: ControlPlane + DockerProvider in the bench's process, service provider \`docker\`, ${n} replicas, health http /healthz every ${options.intervalMs} ms (timeout ${HEALTH_TIMEOUT_MS} ms, unhealthy after ${HEALTH_RETRIES}, startPeriod ${START_PERIOD_MS / 1000} s; the first probe at start), drainTimeout ${DRAIN_TIMEOUT_MS / 1000} s, stopGrace ${STOP_GRACE_MS / 1000} s. Time: \`ControlPlane.deploy(v2)\` from call to return, live (new containers healthy and routed, old ones drained, stopped and removed); checked after: ${n} containers, all v2, all routed, the router answers version 2.`,
     `- A's load: \`wrk -t2 -c16\` at the router (127.0.0.1), started ${LOAD_MARGIN_MS} ms before the deploy call and stopped (SIGINT) ${LOAD_MARGIN_MS} ms after it returned; failed = non-2xx + socket errors (connect, read, write, timeout). wrk, the router, the health probes and the containers share the machine's cores.`,
     `- Swarm: one node, \`docker service create --replicas ${n} --env PORT=8080 --env HOST=0.0.0.0 --health-cmd "busybox wget -q -O- http://127.0.0.1:8080/healthz || exit 1" --health-interval ${options.intervalMs / 1000}s --health-timeout ${HEALTH_TIMEOUT_MS / 1000}s --health-retries ${HEALTH_RETRIES} --health-start-period ${START_PERIOD_MS / 1000}s --update-order start-first --update-parallelism ${s} --update-delay 0s --update-monitor ${options.intervalMs / 1000}s --stop-grace-period ${STOP_GRACE_MS / 1000}s\` (no published port), then \`docker service update --detach --no-resolve-image --image <v2>\`. Time: from starting that CLI until a poll (every 100 ms, engine API) saw UpdateStatus \`completed\`, ${n} tasks of v2 running and no other task alive. Swarm reports a task running only once its health check passed; the update monitor (${options.intervalMs / 1000} s) is part of Swarm's time, imago has no such wait.`,
     '- Not compared: requests during the Swarm update. This kernel has no IPVS, so the routing mesh does not answer; no port was published through it and no request was counted for Swarm.',

@@ -35,6 +35,14 @@ export function findConfigFile(dir: string): string | undefined {
  * @example const config = await loadConfig({ cwd: 'examples/hello' });
  */
 export async function loadConfig(options: { file?: string; cwd?: string } = {}): Promise<ImagoConfig> {
+  return (await loadConfigSource(options)).config;
+}
+
+/**
+ * Loads the config as loadConfig does, and also returns it as written (the raw value, YAML
+ * merge keys resolved): what a client sends the server, which normalises it itself.
+ */
+export async function loadConfigSource(options: { file?: string; cwd?: string } = {}): Promise<{ config: ImagoConfig; raw: Record<string, unknown> }> {
   const cwd = resolve(options.cwd ?? process.cwd());
   let file = options.file ? resolve(cwd, options.file) : findConfigFile(cwd);
   // --config may name the project's folder: look for the config file in it.
@@ -46,7 +54,9 @@ export async function loadConfig(options: { file?: string; cwd?: string } = {}):
   if (!file) {
     throw new ConfigError(`no config file found in '${cwd}' (looked for ${CONFIG_FILE_NAMES.join(', ')})`);
   }
-  return normaliseConfig(await readRawConfig(file), file);
+  const raw = await readRawConfig(file);
+  const config = normaliseConfig(raw, file);
+  return { config, raw: (raw ?? {}) as Record<string, unknown> };
 }
 
 /** Reads a config file to its raw value: YAML by extension, anything else as a module. */

@@ -11,13 +11,16 @@ export const DEFAULTS = {
   health: { interval: 10_000, timeout: 3_000, retries: 3, startPeriod: 0 },
   service: {
     replicas: 1,
-    health: { interval: 1_000, timeout: 1_000, startPeriod: 0, healthyThreshold: 1, unhealthyThreshold: 3 },
+    health: { interval: 1_000, timeout: 1_000, startPeriod: 0, startInterval: 100, healthyThreshold: 1, unhealthyThreshold: 3 },
     strategy: { kind: 'rolling', maxSurge: { kind: 'count', value: 1 }, maxUnavailable: { kind: 'count', value: 0 } },
     stopGrace: 10_000,
     drainTimeout: 30_000,
     deployTimeout: 120_000,
     resources: { memory: 1024 ** 3, pids: 1024 },
     provider: 'process',
+    maxAgeJitter: 0.1,
+    drift: 'replace',
+    backoff: { initial: 1_000, max: 300_000, reset: 600_000 },
   },
   owner: { uid: 0, gid: 0 },
   shell: ['/bin/sh', '-c'],
@@ -95,6 +98,7 @@ function buildService(name: string, service: ParsedService): ServiceSpec {
       interval: health.interval ?? d.health.interval,
       timeout: health.timeout ?? d.health.timeout,
       startPeriod: health.startPeriod ?? d.health.startPeriod,
+      startInterval: health.startInterval ?? d.health.startInterval,
       healthyThreshold: health.healthyThreshold ?? d.health.healthyThreshold,
       unhealthyThreshold: health.unhealthyThreshold ?? d.health.unhealthyThreshold,
     },
@@ -113,7 +117,23 @@ function buildService(name: string, service: ParsedService): ServiceSpec {
     deployTimeout: service.deployTimeout ?? d.deployTimeout,
     resources: { memory: service.resources?.memory ?? d.resources.memory, pids: service.resources?.pids ?? d.resources.pids },
     provider: service.provider ?? d.provider,
+    maxAge: service.maxAge,
+    maxAgeJitter: service.maxAgeJitter ?? d.maxAgeJitter,
+    drift: service.drift ?? d.drift,
+    backoff: { initial: service.backoff?.initial ?? d.backoff.initial, max: service.backoff?.max ?? d.backoff.max, reset: service.backoff?.reset ?? d.backoff.reset },
   };
+}
+
+/**
+ * Validates and normalises one service as a client sent it (the `services.<name>` object of
+ * a config file, as written): the same schema and defaults as the config file, so the server
+ * normalises once, at its edge. Throws one ConfigError listing every problem, each with its
+ * key path (`services.web.replicas: …`).
+ */
+export function normaliseService(name: string, raw: unknown): ServiceSpec {
+  const result = configSchema.safeParse({ services: { [name]: raw } }, { reportInput: true });
+  if (!result.success) throw new ConfigError(describeProblems(formatIssues(result.error.issues, { services: { [name]: raw } })));
+  return buildService(name, result.data.services![name]!);
 }
 
 /** Builds one image spec: copy/run shorthands become steps (copies first, then runs). */

@@ -23,6 +23,15 @@ export const imageName = checkedString(
 /** A duration such as "5s", parsed to milliseconds. */
 export const duration = parsedScalar('a duration from 1ms to 24h like "5s", "1m30s" or "250ms"', (value) => parseDuration(value));
 
+/** The longest a long-lived duration (an instance's max age) may be: a year. */
+export const LONG_DURATION_MAX_MS = 365 * 86_400_000;
+
+/** A long duration (an instance's max age), from 1s to 365d, parsed to milliseconds. */
+export const longDuration = parsedScalar('a duration from 1s to 365d like "24h", "7d" or "90m"', (value) => {
+  const parsed = parseDuration(value, { max: LONG_DURATION_MAX_MS });
+  return typeof parsed === 'number' && parsed < 1000 ? { error: `expected a duration from 1s to 365d like "24h", "7d" or "90m", got ${JSON.stringify(value)}` } : parsed;
+});
+
 /** A duration that may be zero (a start period of none), parsed to milliseconds. */
 export const durationOrZero = parsedScalar('a duration from 0s to 24h like "0s", "5s" or "1m30s"', (value) => parseDuration(value, { zero: true }));
 

@@ -50,6 +50,7 @@ export const serviceHealth = strictObject(
     interval: field.duration.optional(),
     timeout: field.duration.optional(),
     startPeriod: field.durationOrZero.optional(),
+    startInterval: field.duration.optional(),
     healthyThreshold: z.number({ error: THRESHOLD }).int({ error: THRESHOLD }).min(1, { error: THRESHOLD }).optional(),
     unhealthyThreshold: z.number({ error: THRESHOLD }).int({ error: THRESHOLD }).min(1, { error: THRESHOLD }).optional(),
   },
@@ -85,6 +86,20 @@ const resources = strictObject(
   'an object like { memory: 256Mi, pids: 256 }',
 );
 
+/** How far one instance's max age may stray from `maxAge`: a percentage from 0% to 50%. */
+const jitter = parsedScalar('a percentage from 0% to 50% like "10%"', (value): number | { error: string } => {
+  const match = /^(\d+(?:\.\d+)?)%$/.exec(String(value).trim());
+  const percent = Number(match?.[1]);
+  if (!match || typeof value !== 'string' || percent > 50) return { error: `expected a percentage from 0% to 50% like "10%", got ${JSON.stringify(value)}` };
+  return percent / 100;
+});
+
+/** How a crash-looping release backs off before its next start. */
+const backoff = strictObject(
+  { initial: field.duration.optional(), max: field.duration.optional(), reset: field.duration.optional() },
+  'an object like { initial: 1s, max: 5m, reset: 10m }',
+);
+
 /** An image reference for a service: a stored image or one this config bakes. */
 const image = checkedString('an image reference like "web", "web:1.4" or "sha256:…"', (value) => !('error' in parseImageRef(value)));
 
@@ -104,6 +119,10 @@ export const serviceSchema = strictObject(
     deployTimeout: field.duration.optional(),
     resources: resources.optional(),
     provider: z.enum(PROVIDERS, { error: `expected one of ${PROVIDERS.map((p) => `"${p}"`).join(', ')}` }).optional(),
+    maxAge: field.longDuration.optional(),
+    maxAgeJitter: jitter.optional(),
+    drift: z.enum(['replace', 'report'], { error: 'expected "replace" or "report"' }).optional(),
+    backoff: backoff.optional(),
   },
   'an object describing a service',
 );

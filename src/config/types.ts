@@ -78,6 +78,8 @@ export interface ServiceHealth {
   interval: Millis;
   timeout: Millis;
   startPeriod: Millis;
+  /** The time between probes during the start period, until the first pass (Docker's --health-start-interval). */
+  startInterval: Millis;
   /** Passes in a row that make an instance healthy. */
   healthyThreshold: number;
   /** Failures in a row that make it unhealthy. */
@@ -112,6 +114,14 @@ export interface ServiceSpec {
   /** Limits of one instance (the provider enforces them). */
   resources: { memory: number; pids: number };
   provider: ProviderName;
+  /** Instances older than this are replaced (phoenix); undefined: never. */
+  maxAge: Millis | undefined;
+  /** How far each instance's max age strays from `maxAge`, as a fraction (0.1: ±10%). */
+  maxAgeJitter: number;
+  /** What the guard does with an instance that drifted from its release. */
+  drift: 'replace' | 'report';
+  /** How a release whose instances keep failing backs off before each next start. */
+  backoff: { initial: Millis; max: Millis; reset: Millis };
 }
 
 /** Where a service's instances run. */

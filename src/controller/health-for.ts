@@ -15,7 +15,7 @@ export function healthFor(service: ServiceSpec, image: ImageConfig): ServiceHeal
     try {
       const h = JSON.parse(label) as { kind: string; path?: string; command?: string | string[]; interval: number; timeout: number; retries: number; startPeriod: number };
       const check = h.kind === 'http' && h.path ? { kind: 'http' as const, path: h.path } : h.command ? { kind: 'command' as const, command: h.command } : { kind: 'tcp' as const };
-      return { check, interval: h.interval, timeout: h.timeout, startPeriod: h.startPeriod, healthyThreshold: 1, unhealthyThreshold: Math.max(1, h.retries) };
+      return { check, interval: h.interval, timeout: h.timeout, startPeriod: h.startPeriod, startInterval: DEFAULTS.service.health.startInterval, healthyThreshold: 1, unhealthyThreshold: Math.max(1, h.retries) };
     } catch {
       // a label that does not parse is no health check: fall through to TCP
     }

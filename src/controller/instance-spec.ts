@@ -1,16 +1,16 @@
 import { DEFAULTS } from '../config/normalise.js';
 import type { ServiceSpec } from '../config/types.js';
 import type { Digest } from '../oci/digest.js';
-import { Label, newInstanceId, type InstanceSpec } from '../providers/provider.js';
+import { Label, type InstanceSpec } from '../providers/provider.js';
 
-/** Builds what a provider needs to start one instance of a release. Pure (the random part comes in). */
+/** Builds what a provider needs to start one instance of a release. Pure. */
 export function instanceSpecFor(
   service: ServiceSpec,
-  release: { id: number; version: number; digest: Digest },
-  options: { port: number; env: string; random: string; imagePort?: number | undefined },
+  release: { id: number; digest: Digest },
+  options: { id: string; port: number; env: string; imagePort?: number | undefined },
 ): InstanceSpec {
   return {
-    id: newInstanceId(service.name, release.version, options.random),
+    id: options.id,
     digest: release.digest,
     labels: {
       [Label.service]: service.name,

@@ -1,6 +1,10 @@
 import type { ServiceHealth } from '../config/types.js';
+import { systemClock, type Clock } from '../util/clock.js';
 import { loopbackAddress } from './loopback.js';
-import { probeOnce, type HealthCheck, type ProbeAddress, type ProbeResult, type RunCommand } from './probe.js';
+import { probeOnce, type HealthCheck, type ProbeAddress, type ProbeOptions, type ProbeResult, type RunCommand } from './probe.js';
+
+/** Probes an instance once (probeOnce, or a fake provider's stand-in in scenario tests). */
+export type Prober = (check: HealthCheck, address: ProbeAddress, timeoutMs: number, options: ProbeOptions) => Promise<ProbeResult>;
 
 /** Where an instance stands: not decided yet, or the verdict of its last run of results. */
 export type HealthStatus = 'starting' | 'healthy' | 'unhealthy';
@@ -59,6 +63,10 @@ export interface HealthWatcherOptions {
   startedAt?: number;
   /** The provider's exec, for `command` checks. */
   runCommand?: RunCommand;
+  /** Time and timers (default: the system's). */
+  clock?: Clock;
+  /** How one probe is made (default: probeOnce). */
+  probe?: Prober;
 }
 
 /** Called when the status changes, with the result that changed it. */
@@ -69,7 +77,9 @@ export type ProbeListener = (result: ProbeResult, state: HealthState) => void;
 /**
  * Probes one instance every `health.interval` and runs the results through `nextHealth`.
  * The first probe starts at once; each next one `interval` after the previous one ended
- * (a setTimeout chain: probes never overlap). Its timers are unref'd, so a watcher never
+ * (a timer chain: probes never overlap) — or `startInterval` after it while the instance is
+ * in its start period and has not passed yet, so it is found healthy within about that long
+ * of answering (Docker's --health-start-interval). Its timers are unref'd, so a watcher never
  * keeps a process alive. Throws an ImagoError at once for a non-loopback address.
  *
  * @example
@@ -84,16 +94,29 @@ export class HealthWatcher {
   private readonly probeListeners = new Set<ProbeListener>();
   private readonly stopListeners = new Set<() => void>();
   private readonly inFlight = new AbortController();
-  private timer: NodeJS.Timeout | undefined;
+  private cancel: (() => void) | undefined;
   private stopped = false;
   private readonly check: HealthCheck;
   private readonly startedAt: number;
+  private readonly clock: Clock;
+  private readonly probeWith: Prober;
+  private firstHealthyAt: number | undefined;
+  /** When this watcher began (the gate's own clock: an adopted instance starts its gate here). */
+  readonly since: number;
 
   constructor(private readonly options: HealthWatcherOptions) {
     loopbackAddress(options.address.host);
     this.check = options.health.check;
-    this.startedAt = options.startedAt ?? Date.now();
+    this.clock = options.clock ?? systemClock;
+    this.probeWith = options.probe ?? probeOnce;
+    this.since = this.clock.now();
+    this.startedAt = options.startedAt ?? this.since;
     this.schedule(0);
+  }
+
+  /** When the instance first passed its gate under this watcher (ms since the epoch). */
+  get healthyAt(): number | undefined {
+    return this.firstHealthyAt;
   }
 
   /** The current status. */
@@ -142,7 +165,7 @@ export class HealthWatcher {
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
-    clearTimeout(this.timer);
+    this.cancel?.();
     this.inFlight.abort();
     for (const listener of [...this.stopListeners]) listener();
     this.stopListeners.clear();
@@ -150,22 +173,29 @@ export class HealthWatcher {
 
   /** Arms the next probe `delay` ms from now. */
   private schedule(delay: number): void {
-    this.timer = setTimeout(() => void this.probe(), delay);
-    this.timer.unref();
+    this.cancel = this.clock.setTimer(() => void this.probe(), delay);
+  }
+
+  /** The time until the next probe: quick while in the start period and not passed yet. */
+  private nextDelay(): number {
+    const { health } = this.options;
+    const booting = this.state.status === 'starting' && this.clock.now() < this.startedAt + health.startPeriod;
+    return booting ? Math.min(health.startInterval ?? health.interval, health.interval) : health.interval;
   }
 
   /** Probes once, records the result, tells the listeners, arms the next probe. */
   private async probe(): Promise<void> {
     const { health, address, runCommand } = this.options;
-    const result = await probeOnce(this.check, address, health.timeout, { runCommand, signal: this.inFlight.signal }).catch(
-      (error: unknown): ProbeResult => ({ ok: false, at: Date.now(), ms: 0, detail: error instanceof Error ? error.message : String(error) }),
+    const result = await this.probeWith(this.check, address, health.timeout, { runCommand, signal: this.inFlight.signal }).catch(
+      (error: unknown): ProbeResult => ({ ok: false, at: this.clock.now(), ms: 0, detail: error instanceof Error ? error.message : String(error) }),
     );
     if (this.stopped) return;
     const before = this.state.status;
     this.state = nextHealth(this.state, result, health, this.startedAt);
+    if (this.state.status === 'healthy' && this.firstHealthyAt === undefined) this.firstHealthyAt = result.at + result.ms;
     this.results.push(result);
     if (this.results.length > TRANSCRIPT_SIZE) this.results.shift();
-    this.schedule(health.interval); // before the listeners, so one of them may stop() it
+    this.schedule(this.nextDelay()); // before the listeners, so one of them may stop() it
     for (const listener of [...this.probeListeners]) listener(result, this.state);
     if (this.state.status !== before) for (const listener of [...this.changeListeners]) listener(this.state.status, result);
   }

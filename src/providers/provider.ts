@@ -51,6 +51,18 @@ export interface ProviderInstance {
    * instance that drifted is no longer what its image says: the guard replaces it.
    */
   drift: string[];
+  /**
+   * It carries imago's labels but this home did not make it (a container started by hand
+   * with imago's labels): reported as unmanaged, never routed, stopped or adopted.
+   */
+  foreign?: boolean;
+}
+
+/** Something a provider saw happen to an instance, soon after it happened. */
+export interface ProviderEvent {
+  id: string;
+  /** `exited`: it stopped running; `changed`: something was done to it (drift), or it appeared. */
+  kind: 'exited' | 'changed';
 }
 
 /**
@@ -70,6 +82,13 @@ export interface Provider {
   list(labels?: Record<string, string>): Promise<ProviderInstance[]>;
   /** One instance, or undefined. */
   inspect(id: string): Promise<ProviderInstance | undefined>;
+  /** Kills an instance at once, as a crash or a power cut would (SIGKILL, no grace); it stays listed, exited, until destroyed. */
+  kill(id: string): Promise<void>;
+  /**
+   * Calls `listener` soon after an instance exits or is changed from outside (optional: the
+   * control loop's timer finds the same a little later). Returns the function that stops it.
+   */
+  watch?(listener: (event: ProviderEvent) => void): () => void;
   /** Lets go of what this object holds (log streams, connections); instances keep running. */
   close(): Promise<void>;
 }

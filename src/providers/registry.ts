@@ -34,6 +34,15 @@ export class Providers {
     return set;
   }
 
+  /** Ready-made providers standing in for names (scenario tests: the fake provider as `process`). */
+  static standIn(map: Partial<Record<ProviderName, Provider>>): Providers {
+    const set = new Providers(async (name) => {
+      throw new ConfigError(`provider '${name}' is not available here (have: ${Object.keys(map).join(', ')})`);
+    });
+    for (const [name, provider] of Object.entries(map)) set.made.set(name as ProviderName, Promise.resolve(provider!));
+    return set;
+  }
+
   /** The provider called `name` (the default for releases recorded before there was a choice: process). */
   get(name: ProviderName | undefined): Promise<Provider> {
     const key = name ?? 'process';

@@ -3,21 +3,9 @@ import type { AddressInfo } from 'node:net';
 import { pipeline } from 'node:stream/promises';
 import { Pool } from 'undici';
 import { ProviderError } from '../errors.js';
+import type { RouterControl, RouterStats, RouterTarget } from './router-control.js';
 
-/** An instance the router can send requests to. */
-export interface RouterTarget {
-  id: string;
-  host: string;
-  port: number;
-}
-
-/** What the router has seen, overall and per instance. */
-export interface RouterStats {
-  requests: number;
-  /** Requests answered 502/503 by the router itself (no instance could answer). */
-  failed: number;
-  targets: Array<{ id: string; routed: boolean; inflight: number; requests: number }>;
-}
+export type { RouterStats, RouterTarget } from './router-control.js';
 
 interface Upstream {
   target: RouterTarget;
@@ -25,26 +13,40 @@ interface Upstream {
   routed: boolean;
   inflight: number;
   requests: number;
-  /** Called when inflight drops to zero (drain waiters). */
-  idle: Array<() => void>;
+  /** A connection to it failed: it gets no new request before this time, unless no other instance is left. */
+  downUntil: number;
 }
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** Methods RFC 9110 calls idempotent: sending one twice does what sending it once does. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 const MAX_ATTEMPTS = 3;
+/** Request bodies up to this size are read whole before they are sent, so they can be sent again. */
+const REPLAYABLE_BODY = 1024 * 1024;
+/** How long an instance whose connection failed gets no new requests (the control loop decides for good). */
+const DOWN_MS = 1_000;
 
 /**
- * One service's reverse proxy on a stable address. It sends each request to the routed
- * instance with the fewest requests in flight, streaming bodies both ways over kept-alive
+ * One service's reverse proxy on a stable address, in the control plane's process. It sends
+ * each request to the routed instance with the fewest requests in flight, over kept-alive
  * connections, passing the Host header on and appending X-Forwarded-For. Unrouting an
- * instance stops new requests at once while its in-flight ones finish (`drain`). An
- * idempotent request whose instance refuses the connection is retried on another one.
+ * instance stops new requests at once while its in-flight ones finish.
+ *
+ * When an instance fails a request before answering it, the request goes to another one if
+ * that cannot do it twice: when the connection was never made (refused: it never arrived),
+ * or when it was cut before any answer and the request is idempotent (GET, PUT, DELETE …) or
+ * carries an `Idempotency-Key`. A POST cut mid-flight is answered 502: it may have been done.
+ * Bodies up to 1 MiB are read first so they can be sent again; larger ones are streamed and
+ * never resent. An instance whose connection failed gets no new request for a second.
  */
-export class ServiceRouter {
+export class ServiceRouter implements RouterControl {
+  readonly kind = 'in-process (node)';
   private readonly upstreams = new Map<string, Upstream>();
+  private readonly idleListeners = new Set<(id: string) => void>();
   private server: Server | undefined;
   private requests = 0;
   private failed = 0;
+  private retried = 0;
 
   constructor(
     readonly service: string,
@@ -74,36 +76,23 @@ export class ServiceRouter {
       return;
     }
     const pool = new Pool(`http://${target.host}:${target.port}`, { connections: 64, keepAliveTimeout: 4_000, pipelining: 1 });
-    this.upstreams.set(target.id, { target, pool, routed: true, inflight: 0, requests: 0, idle: [] });
+    this.upstreams.set(target.id, { target, pool, routed: true, inflight: 0, requests: 0, downUntil: 0 });
   }
 
   /** Sends no new request to `id`; the ones in flight go on. */
   unroute(id: string): void {
     const upstream = this.upstreams.get(id);
-    if (upstream) upstream.routed = false;
+    if (!upstream) return;
+    upstream.routed = false;
+    if (upstream.inflight === 0) this.tellIdle(id);
   }
 
-  /**
-   * Waits until `id` has nothing in flight (after `unroute`), or `timeoutMs` passes. Resolves
-   * true when it drained, false on timeout. Then forgets it.
-   */
-  async drain(id: string, timeoutMs: number): Promise<boolean> {
+  /** Forgets `id`: its connections close once the requests still in flight on them finish. */
+  forget(id: string): void {
     const upstream = this.upstreams.get(id);
-    if (!upstream) return true;
-    upstream.routed = false;
-    const drained =
-      upstream.inflight === 0 ||
-      (await new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), timeoutMs);
-        upstream.idle.push(() => {
-          clearTimeout(timer);
-          resolve(true);
-        });
-      }));
+    if (!upstream) return;
     this.upstreams.delete(id);
-    // Not awaited: after a timed-out drain the last requests may still finish during the stop's grace period.
     upstream.pool.close().catch(() => undefined);
-    return drained;
   }
 
   /** Requests in flight to `id`. */
@@ -116,11 +105,18 @@ export class ServiceRouter {
     return [...this.upstreams.values()].filter((u) => u.routed).map((u) => u.target.id);
   }
 
+  /** Calls `listener` when an unrouted instance's last in-flight request ends. */
+  onIdle(listener: (id: string) => void): () => void {
+    this.idleListeners.add(listener);
+    return () => this.idleListeners.delete(listener);
+  }
+
   /** Counts so far. */
   stats(): RouterStats {
     return {
       requests: this.requests,
       failed: this.failed,
+      retried: this.retried,
       targets: [...this.upstreams.values()].map((u) => ({ id: u.target.id, routed: u.routed, inflight: u.inflight, requests: u.requests })),
     };
   }
@@ -139,11 +135,27 @@ export class ServiceRouter {
     this.upstreams.clear();
   }
 
+  private tellIdle(id: string): void {
+    for (const listener of [...this.idleListeners]) listener(id);
+  }
+
+  /** The routed instance with the fewest requests in flight, preferring ones not marked down. */
   private pick(exclude: Set<string>): Upstream | undefined {
+    const now = Date.now();
     let best: Upstream | undefined;
     for (const upstream of this.upstreams.values()) {
       if (!upstream.routed || exclude.has(upstream.target.id)) continue;
-      if (!best || upstream.inflight < best.inflight || (upstream.inflight === best.inflight && upstream.requests < best.requests)) best = upstream;
+      if (!best) {
+        best = upstream;
+        continue;
+      }
+      const down = upstream.downUntil > now;
+      const bestDown = best.downUntil > now;
+      if (down !== bestDown) {
+        if (bestDown) best = upstream;
+        continue;
+      }
+      if (upstream.inflight < best.inflight || (upstream.inflight === best.inflight && upstream.requests < best.requests)) best = upstream;
     }
     return best;
   }
@@ -152,6 +164,22 @@ export class ServiceRouter {
     this.requests++;
     const method = req.method ?? 'GET';
     const headers = forwardHeaders(req);
+    let body: Buffer | IncomingMessage | null = null;
+    let replayable = true;
+    if (method !== 'GET' && method !== 'HEAD') {
+      const length = Number(req.headers['content-length']);
+      if (req.headers['content-length'] !== undefined && Number.isFinite(length) && length <= REPLAYABLE_BODY) {
+        try {
+          body = await readBody(req);
+        } catch {
+          return; // the client went away before sending its body
+        }
+      } else {
+        body = req;
+        replayable = false;
+      }
+    }
+    const resendable = IDEMPOTENT.has(method) || req.headers['idempotency-key'] !== undefined;
     const tried = new Set<string>();
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
       const upstream = this.pick(tried);
@@ -161,29 +189,28 @@ export class ServiceRouter {
       upstream.requests++;
       let responded = false;
       try {
-        const answer = await upstream.pool.request({
-          path: req.url ?? '/',
-          method: method as 'GET',
-          headers,
-          body: method === 'GET' || method === 'HEAD' ? null : req,
-        });
+        const answer = await upstream.pool.request({ path: req.url ?? '/', method: method as 'GET', headers, body });
         responded = true;
         res.writeHead(answer.statusCode, responseHeaders(answer.headers, upstream.target.id));
         await pipeline(answer.body, res);
         return;
       } catch (error) {
         if (responded || res.headersSent) {
+          this.failed++;
           res.destroy(error as Error);
           return;
         }
-        // Nothing reached the client yet: an idempotent request may go to another instance.
-        if (!IDEMPOTENT.has(method) || !isConnectError(error)) {
+        const refused = isRefused(error);
+        if (refused || isCut(error)) upstream.downUntil = Date.now() + DOWN_MS;
+        // Sent again only when the instance cannot have done it, or doing it twice is harmless.
+        if (!replayable || !(refused || (isCut(error) && resendable))) {
           this.fail(res, 502, `instance ${upstream.target.id} of service '${this.service}' failed: ${(error as Error).message}`);
           return;
         }
+        this.retried++;
       } finally {
         upstream.inflight--;
-        if (upstream.inflight === 0) for (const wake of upstream.idle.splice(0)) wake();
+        if (upstream.inflight === 0 && !upstream.routed) this.tellIdle(upstream.target.id);
       }
     }
     this.fail(res, 503, tried.size === 0 ? `service '${this.service}' has no healthy instance` : `no instance of service '${this.service}' accepted the request`);
@@ -198,6 +225,13 @@ export class ServiceRouter {
     res.writeHead(status, { 'content-type': 'application/json', 'x-imago-router': this.service });
     res.end(`${JSON.stringify({ error: message })}\n`);
   }
+}
+
+/** Reads a request's whole body. */
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
 }
 
 /** The request's headers minus hop-by-hop ones, with X-Forwarded-* added; Host is kept. */
@@ -223,8 +257,18 @@ function responseHeaders(headers: Record<string, string | string[] | undefined>,
   return out;
 }
 
-/** True for errors where the instance never took the request (so retrying cannot repeat it). */
-function isConnectError(error: unknown): boolean {
-  const code = (error as { code?: string }).code ?? (error as { cause?: { code?: string } }).cause?.code;
-  return code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE' || code === 'UND_ERR_CLOSED';
+function codeOf(error: unknown): string | undefined {
+  return (error as { code?: string }).code ?? (error as { cause?: { code?: string } }).cause?.code;
+}
+
+/** The connection was never made: the request never reached the instance. */
+function isRefused(error: unknown): boolean {
+  const code = codeOf(error);
+  return code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'UND_ERR_CONNECT_TIMEOUT';
+}
+
+/** The connection broke before any answer came (the instance died, or its port proxy hung up). */
+function isCut(error: unknown): boolean {
+  const code = codeOf(error);
+  return code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE' || code === 'UND_ERR_CLOSED';
 }

@@ -1,9 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { normaliseService } from '../config/normalise.js';
 import { MAX_REPLICAS } from '../config/service-schema.js';
 import type { ServiceSpec } from '../config/types.js';
-import { STRATEGIES } from '../core/strategies/index.js';
-import { ConfigError, HttpError, ImageError, ImagoError, ProviderError } from '../errors.js';
+import { ConfigError, DeployError, HttpError, ImageError, ImagoError, ProviderError } from '../errors.js';
 import { LockError } from '../state/errors.js';
 import { IMAGO_VERSION } from '../version.js';
 import type { ControlPlane } from './control-plane.js';
@@ -22,8 +22,11 @@ export function createApi(plane: ControlPlane, token: string): Server {
     ['GET', /^\/v1\/status$/, async () => plane.status()],
     ['GET', /^\/v1\/services\/([a-z0-9._/-]+)\/history$/, async ([name]) => plane.history(name!)],
     ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/plan$/, async ([name], body) => plane.plan(serviceOf(name!, body), imageOf(body))],
-    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/deploy$/, async ([name], body, req) => plane.deploy(serviceOf(name!, body), imageOf(body), actorOf(req))],
+    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/deploy$/, async ([name], body, req) => plane.deploy(serviceOf(name!, body), imageOf(body), actorOf(req), { force: flagOf(body, 'force') })],
     ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/rollback$/, async ([name], body, req) => plane.rollback(name!, toOf(body), actorOf(req))],
+    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/scale$/, async ([name], body, req) => plane.scale(name!, replicasOf(name!, body), actorOf(req))],
+    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/drill$/, async ([name], body, req) => plane.drill(name!, killOf(body), actorOf(req))],
+    ['GET', /^\/v1\/drift$/, async (_params, _body, req) => plane.drift(new URL(req.url ?? '/', 'http://imago').searchParams.get('service') ?? undefined)],
   ];
   return createServer((req, res) => {
     void (async () => {
@@ -63,6 +66,7 @@ function describe(error: unknown): [number, string] {
   if (error instanceof ImageError) return [error.notFound ? 404 : error.exitCode === 2 ? 400 : 500, error.message];
   if (error instanceof LockError) return [409, error.message];
   if (error instanceof ProviderError && /the port is in use/.test(error.message)) return [409, error.message];
+  if (error instanceof DeployError && / did not happen within \d+s$/.test(error.message)) return [504, error.message];
   if (error instanceof ImagoError) return [500, error.message];
   return [500, `unexpected: ${(error as Error).message ?? String(error)}`];
 }
@@ -88,19 +92,36 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
-/** The normalised service spec a client sent (the CLI normalised it from the config file). */
+/**
+ * The service a client sent, as written in a config file (`services.<name>`), validated and
+ * normalised here with the config's own schema: normalised once, at the server's edge.
+ */
 function serviceOf(name: string, body: unknown): ServiceSpec {
-  const service = (body as { service?: ServiceSpec } | undefined)?.service;
-  if (!service || typeof service !== 'object' || service.name !== name) throw new HttpError(400, `expected the body's "service" to be service '${name}' from the config`);
-  // The CLI validated the config; the API checks again what would do harm if wrong.
-  const replicas = service.replicas as unknown;
+  const raw = (body as { service?: unknown } | undefined)?.service;
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new HttpError(400, `expected the body's "service" to be service '${name}' as written in the config (an object with "image", "replicas" …)`);
+  return normaliseService(name, raw);
+}
+
+function flagOf(body: unknown, key: string): boolean {
+  const value = (body as Record<string, unknown> | undefined)?.[key];
+  if (value === undefined || value === null) return false;
+  if (typeof value !== 'boolean') throw new HttpError(400, `expected "${key}": true or false, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+function replicasOf(name: string, body: unknown): number {
+  const replicas = (body as { replicas?: unknown } | undefined)?.replicas;
   if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 0 || replicas > MAX_REPLICAS) {
     throw new HttpError(400, `services.${name}.replicas: expected a whole number of instances from 0 to ${MAX_REPLICAS}, got ${JSON.stringify(replicas)}`);
   }
-  if (!service.strategy || !(service.strategy.kind in STRATEGIES)) {
-    throw new HttpError(400, `services.${name}.strategy: expected one of ${Object.keys(STRATEGIES).join(', ')}, got ${JSON.stringify(service.strategy)}`);
-  }
-  return service;
+  return replicas;
+}
+
+function killOf(body: unknown): number | 'all' {
+  const kill = (body as { kill?: unknown } | undefined)?.kill ?? 1;
+  if (kill === 'all') return 'all';
+  if (typeof kill !== 'number' || !Number.isInteger(kill) || kill < 1) throw new HttpError(400, `expected "kill": a number of instances of at least 1, or "all", got ${JSON.stringify(kill)}`);
+  return kill;
 }
 
 function imageOf(body: unknown): string {

@@ -1,40 +1,100 @@
-import type { ServiceSpec } from '../config/types.js';
-import { ServiceController, type DeployResult } from '../controller/service-controller.js';
-import { HttpError, ImageError, reasonOf } from '../errors.js';
+import { hostname } from 'node:os';
+import type { ProviderName, ServiceSpec } from '../config/types.js';
+import { limitsFor } from '../core/limits.js';
+import { planRollout } from '../core/plan.js';
+import type { RolloutPlan } from '../core/rollout.js';
+import { deployRelease, planFor, scaleTo, type DeployOutcome } from '../controller/deploy.js';
+import { SpecCache } from '../controller/desired-state.js';
+import { ImageConfigs } from '../controller/image-configs.js';
+import { LoopbackPorts, type PortAllocator } from '../controller/ports.js';
+import { ServiceLoop, type InstanceSnapshot } from '../controller/service-loop.js';
+import { HttpError, ImageError, ImagoError, reasonOf } from '../errors.js';
+import type { Prober } from '../health/health-gate.js';
 import type { Digest } from '../oci/digest.js';
-import { Label } from '../providers/provider.js';
 import type { Providers } from '../providers/registry.js';
+import type { RouterControl } from '../router/router-control.js';
+import { ServiceRouter } from '../router/service-router.js';
 import { finishDeploy, runningDeploys } from '../state/deploys.js';
-import { getInstance, setInstanceState } from '../state/instances.js';
-import { breakLock } from '../state/lock.js';
+import { listDrift } from '../state/drift.js';
+import { LockError } from '../state/errors.js';
+import { appendEvent } from '../state/ledger.js';
+import { acquireLock, breakLock, readLock, releaseLock, renewLock } from '../state/lock.js';
 import { getRelease, lastGoodRelease, listReleases, liveRelease, setReleaseStatus } from '../state/releases.js';
-import type { Release } from '../state/types.js';
+import { ensureService, getService, listServices, setDesired } from '../state/services.js';
+import type { DriftFinding, Release } from '../state/types.js';
 import type { ImageStore } from '../store/image-store.js';
+import { systemClock, type Clock } from '../util/clock.js';
+
+/** How a control plane is put together (tests swap the clock, the probes, the ports and the router). */
+export interface ControlPlaneOptions {
+  /** The environment name recorded on instances (default `default`). */
+  env?: string;
+  clock?: Clock;
+  probe?: Prober;
+  ports?: PortAllocator;
+  /** Makes a service's router (default: the in-process ServiceRouter). */
+  router?: (service: string, listen: { host: string; port: number }) => RouterControl;
+  /** The loops' timer between rounds (default 2 s). */
+  tickMs?: number;
+}
+
+/** What `imago drill` reports. */
+export interface DrillResult {
+  service: string;
+  killed: string[];
+  /** From the kills until the service was back at full healthy capacity (ms). */
+  recoveredMs: number;
+  /** Requests the router saw meanwhile, those that failed, and those it sent to another instance. */
+  requests: number;
+  failedRequests: number;
+  retriedRequests: number;
+}
+
+/** The one control plane of a state folder: its lock's name. */
+const PLANE_LOCK = 'control-plane';
+const PLANE_LOCK_TTL_MS = 30_000;
 
 /**
- * The control plane: the one writer of state. It owns a ServiceController per service,
- * adopts what runs at start (from each live release's recorded config), and serves deploys,
- * rollbacks, plans, status and history.
+ * The control plane: the one writer of state. It owns a ServiceLoop per service (each with
+ * its router), adopts what runs at start, and serves deploys, rollbacks, scaling, drills,
+ * plans, status, drift and history. Every change writes desired state and wakes the loop.
  */
 export class ControlPlane {
-  private readonly controllers = new Map<string, ServiceController>();
+  private readonly loops = new Map<string, ServiceLoop>();
   /** Services that could not be adopted at start (their provider unreachable, say), with the reason. */
   readonly unavailable = new Map<string, string>();
+  private readonly env: string;
+  private readonly clock: Clock;
+  private readonly ports: PortAllocator;
+  private readonly lockOwner = `imago-server:${hostname()}:${process.pid}`;
+  private lockRenewal: NodeJS.Timeout | undefined;
+  /** Image configs by digest, read once for every loop. */
+  readonly configs: ImageConfigs;
 
   constructor(
     private readonly store: ImageStore,
     private readonly providers: Providers,
-    private readonly env = 'default',
-  ) {}
+    private readonly options: ControlPlaneOptions | string = {},
+  ) {
+    const o = this.opts;
+    this.env = o.env ?? 'default';
+    this.clock = o.clock ?? systemClock;
+    this.ports = o.ports ?? new LoopbackPorts();
+    this.configs = new ImageConfigs(store);
+  }
+
+  private get opts(): ControlPlaneOptions {
+    return typeof this.options === 'string' ? { env: this.options } : this.options;
+  }
 
   /**
-   * Starts after a stop or a crash: a deploy that was running when the last control plane died
-   * is aborted (its release marked failed, with the reason), then every service with a live
-   * release is adopted — its router comes back, its instances are found, and the fleet
-   * converges to the live release (instances of the aborted one are retired). Instances of an
-   * aborted first deploy (no live release to go back to) are destroyed.
+   * Starts after a stop or a crash: takes the state folder's control-plane lock (one control
+   * plane per folder), aborts a deploy the last one left running (its release failed with the
+   * reason, the desired state back on the release before it), then runs a loop for every
+   * service, which adopts its running instances and converges them to the desired state.
    */
   async start(): Promise<void> {
+    this.takePlaneLock();
     const db = this.store.db;
     for (const deploy of runningDeploys(db)) {
       const reason = 'the control plane stopped during this deploy; it was aborted on restart';
@@ -42,42 +102,31 @@ export class ControlPlane {
       breakLock(db, `service:${deploy.service}`);
       const release = getRelease(db, deploy.releaseId);
       if (release && (release.status === 'deploying' || release.status === 'pending')) setReleaseStatus(db, release.id, 'failed', reason, { actor: 'imago' });
-      if (!liveRelease(db, deploy.service)) {
-        try {
-          const provider = await this.providers.get((release?.config as Partial<ServiceSpec> | undefined)?.provider);
-          for (const instance of await provider.list({ [Label.service]: deploy.service })) {
-            await provider.destroy(instance.id, { graceMs: 2_000 });
-            const row = getInstance(db, instance.id);
-            if (row && row.state !== 'stopped' && row.state !== 'failed') setInstanceState(db, instance.id, 'stopped', { reason, actor: 'imago' });
-          }
-        } catch (error) {
-          this.unavailable.set(deploy.service, `its aborted deploy's instances could not be stopped: ${reasonOf(error)}`);
-        }
+      const back = deploy.fromReleaseId !== undefined ? getRelease(db, deploy.fromReleaseId) : undefined;
+      if (getService(db, deploy.service)) {
+        const live = back?.status === 'live' ? back : undefined;
+        setDesired(db, deploy.service, { releaseId: live?.id, replicas: live ? (deploy.fromReplicas ?? 0) : 0, reason: 'deploy aborted', actor: 'imago' });
       }
     }
-    const services = this.store.db.prepare(`SELECT DISTINCT service FROM releases WHERE status = 'live'`).all() as { service: string }[];
-    for (const { service } of services) {
-      const live = liveRelease(this.store.db, service);
-      if (!live) continue;
+    for (const service of listServices(db)) {
       // One service whose provider cannot be reached (dockerd down) must not keep the others down.
       try {
-        await this.controllerFor(live.config as unknown as ServiceSpec, 'imago');
+        await this.startLoop(service.name, service.provider as ProviderName, service.listen);
       } catch (error) {
-        this.unavailable.set(service, reasonOf(error));
+        this.unavailable.set(service.name, reasonOf(error));
       }
     }
   }
 
   /** Deploys `image` (a reference, resolved to a digest once, here) as `service`. */
-  async deploy(service: ServiceSpec, image: string, actor: string): Promise<DeployResult> {
+  async deploy(service: ServiceSpec, image: string, actor: string, options: { force?: boolean } = {}): Promise<DeployOutcome> {
     const digest = this.resolve(image);
-    const controller = await this.controllerFor(service, actor);
-    this.checkProvider(controller, service);
-    return controller.deploy(digest, { service, actor });
+    const loop = await this.loopFor(service, actor);
+    return deployRelease(loop, { spec: service, digest, actor, ...(options.force ? { force: true } : {}) });
   }
 
   /** Rolls a service back: to release version `to`, or to the last good release before the live one. */
-  async rollback(service: string, to: number | undefined, actor: string): Promise<DeployResult> {
+  async rollback(service: string, to: number | undefined, actor: string): Promise<DeployOutcome> {
     const live = liveRelease(this.store.db, service);
     const releases = listReleases(this.store.db, service);
     if (releases.length === 0) throw new HttpError(404, `service '${service}' has no releases`);
@@ -90,36 +139,89 @@ export class ControlPlane {
       target = lastGoodRelease(this.store.db, service, live?.id);
       if (!target) throw new HttpError(409, `service '${service}' has no earlier good release to roll back to`);
     }
-    const spec = target.config as unknown as ServiceSpec;
-    const controller = await this.controllerFor(spec, actor);
-    this.checkProvider(controller, spec);
-    return controller.deploy(target.digest as Digest, { rollbackOf: target.id, service: spec, actor });
+    const spec = new SpecCache(this.store.db).of(target.id);
+    const loop = this.loops.get(service) ?? (await this.loopFor(spec, actor));
+    return deployRelease(loop, { spec, digest: target.digest as Digest, actor, rollbackOf: target.id });
+  }
+
+  /** Sets a service's replicas (no release, no rollout) and waits until that many are healthy. */
+  async scale(service: string, replicas: number, actor: string): Promise<{ service: string; from: number; to: number; ms: number }> {
+    const loop = this.loopOf(service);
+    const started = this.clock.now();
+    const { from, to } = await scaleTo(loop, replicas, actor);
+    return { service, from, to, ms: this.clock.now() - started };
+  }
+
+  /**
+   * A fire drill: kills `kill` instances of the service (all with 'all') as a crash or a host
+   * reboot would, then reports how long until it was back at full healthy capacity and what
+   * the router saw meanwhile. Recorded in the ledger.
+   */
+  async drill(service: string, kill: number | 'all', actor: string): Promise<DrillResult> {
+    const loop = this.loopOf(service);
+    const { db } = this.store;
+    const snapshot = loop.snapshot();
+    const desired = getService(db, service)?.releaseId;
+    const candidates = snapshot.instances.filter((i) => i.release === desired && i.state === 'running').map((i) => i.id);
+    const count = kill === 'all' ? candidates.length : kill;
+    if (candidates.length === 0) throw new HttpError(409, `service '${service}' has no running instance to kill`);
+    if (count > candidates.length) throw new HttpError(400, `--kill: expected at most ${candidates.length} (the instances running), got ${count}`);
+    const targets = shuffle(candidates).slice(0, count).sort();
+    appendEvent(db, { actor, kind: 'drill.started', service, data: { kill: targets } });
+    const before = loop.ctx.router.stats();
+    const started = this.clock.now();
+    await Promise.all(targets.map((id) => loop.ctx.provider.kill(id)));
+    loop.wake(actor);
+    const timeout = (desired ? loop.specs.of(desired).deployTimeout : 120_000) + 30_000;
+    const round = await loop.until(`service '${service}' back at full healthy capacity`, (r) => r.settled && !r.observation.observed.instances.some((i) => targets.includes(i.id)), timeout);
+    const after = loop.ctx.router.stats();
+    const result: DrillResult = {
+      service,
+      killed: targets,
+      recoveredMs: round.at - started,
+      requests: after.requests - before.requests,
+      failedRequests: after.failed - before.failed,
+      retriedRequests: after.retried - before.retried,
+    };
+    appendEvent(db, { actor, kind: 'drill.finished', service, data: { ...result } });
+    return result;
   }
 
   /** The plan a deploy of `service` would follow now. */
-  async plan(service: ServiceSpec, image: string): Promise<{ digest: Digest; plan: Awaited<ReturnType<ServiceController['plan']>> }> {
+  async plan(service: ServiceSpec, image: string): Promise<{ digest: Digest; plan: RolloutPlan }> {
     const digest = this.resolve(image);
-    const controller = this.controllers.get(service.name);
-    if (controller) return { digest, plan: await controller.plan(service) };
-    const fresh = new ServiceController({ store: this.store, provider: await this.providers.get(service.provider), actor: 'plan', env: this.env }, service);
-    return { digest, plan: await fresh.plan(service) };
+    const loop = this.loops.get(service.name);
+    return { digest, plan: loop ? planFor(loop, service) : planRollout(service.strategy.kind, 0, limitsFor(service.strategy, service.replicas)) };
   }
 
-  /** Every service: its router address, live release and instances. */
+  /** Every service: its router, desired and live release, health verdict and instances. */
   async status(): Promise<Array<Record<string, unknown>>> {
     const out: Array<Record<string, unknown>> = [];
-    for (const [service, error] of this.unavailable) if (!this.controllers.has(service)) out.push({ service, error, instances: [] });
-    for (const [name, controller] of this.controllers) {
+    for (const [service, error] of this.unavailable) if (!this.loops.has(service)) out.push({ service, error, instances: [] });
+    for (const [name, loop] of this.loops) {
       const live = liveRelease(this.store.db, name);
+      const row = getService(this.store.db, name)!;
+      const snapshot = loop.snapshot();
+      const desired = row.releaseId !== undefined ? getRelease(this.store.db, row.releaseId) : undefined;
       out.push({
         service: name,
-        url: controller.url,
+        url: loop.url,
+        provider: row.provider,
+        dataPlane: snapshot.dataPlane,
         live: live ? { version: live.version, digest: live.digest, since: live.finishedAt } : null,
-        provider: controller.spec.provider ?? 'process',
-        instances: await controller.snapshot(),
+        desired: { release: desired ? desired.version : null, replicas: row.replicas },
+        degraded: snapshot.degraded ?? null,
+        converged: snapshot.converged,
+        ...(snapshot.error ? { error: snapshot.error } : {}),
+        instances: snapshot.instances.map((i) => ({ ...i, release: i.release === undefined ? undefined : (getRelease(this.store.db, i.release)?.version ?? i.release) })) as InstanceSnapshot[],
       });
     }
     return out;
+  }
+
+  /** Drift findings, oldest first (one service's, or all), at most `limit`. */
+  drift(service?: string, limit = 500): DriftFinding[] {
+    return listDrift(this.store.db, { ...(service ? { service } : {}), limit });
   }
 
   /** A service's releases, newest first. */
@@ -127,20 +229,86 @@ export class ControlPlane {
     return listReleases(this.store.db, service);
   }
 
-  /** Stops every router and watcher, and lets go of the providers; instances keep running. */
+  /** Stops every loop and router, lets go of the providers and the lock; instances keep running. */
   async close(): Promise<void> {
-    for (const controller of this.controllers.values()) await controller.close();
-    this.controllers.clear();
+    for (const loop of this.loops.values()) await loop.close();
+    this.loops.clear();
     await this.providers.close();
+    clearInterval(this.lockRenewal);
+    try {
+      releaseLock(this.store.db, PLANE_LOCK, this.lockOwner);
+    } catch {
+      // another process took it after ours ran out: nothing of ours to release
+    }
   }
 
-  /** A service stays on the provider it runs on: moving it would leave its old fleet unseen. */
-  private checkProvider(controller: ServiceController, service: ServiceSpec): void {
-    const running = controller.spec.provider ?? 'process';
-    const wanted = service.provider ?? 'process';
-    if (running !== wanted) {
-      throw new HttpError(409, `service '${service.name}' runs on the ${running} provider, and a deploy cannot move it to ${wanted}: deploy it under a new name, then scale '${service.name}' to 0 replicas`);
+  /** Takes the state folder's control-plane lock, from a dead holder on this host too. */
+  private takePlaneLock(): void {
+    const db = this.store.db;
+    try {
+      acquireLock(db, PLANE_LOCK, this.lockOwner, PLANE_LOCK_TTL_MS);
+    } catch (error) {
+      if (!(error instanceof LockError)) throw error;
+      const held = readLock(db, PLANE_LOCK);
+      const [, host, pid] = /^imago-server:(.*):(\d+)$/.exec(held?.owner ?? '') ?? [];
+      if (held && host === hostname() && pid && !alive(Number(pid))) {
+        breakLock(db, PLANE_LOCK);
+        acquireLock(db, PLANE_LOCK, this.lockOwner, PLANE_LOCK_TTL_MS);
+      } else {
+        throw new ImagoError(`another imago control plane runs for the state folder '${this.store.home}' (${held?.owner ?? 'unknown'}): stop it first, or use another --home`, { cause: error });
+      }
     }
+    this.lockRenewal = setInterval(() => {
+      try {
+        renewLock(db, PLANE_LOCK, this.lockOwner, PLANE_LOCK_TTL_MS);
+      } catch {
+        // taken over: the next start of a loop or deploy goes on; a second plane refuses to start while ours renews
+      }
+    }, PLANE_LOCK_TTL_MS / 3);
+    this.lockRenewal.unref();
+  }
+
+  private loopOf(service: string): ServiceLoop {
+    const loop = this.loops.get(service);
+    if (loop) return loop;
+    if (this.unavailable.has(service)) throw new HttpError(503, `service '${service}' is unavailable: ${this.unavailable.get(service)}`);
+    throw new HttpError(404, `service '${service}' is not deployed here (deploy it first)`);
+  }
+
+  /** The loop of a service, started (and its desired state recorded) on its first deploy; its provider and router address are checked. */
+  private async loopFor(service: ServiceSpec, actor: string): Promise<ServiceLoop> {
+    const db = this.store.db;
+    const row = getService(db, service.name);
+    if (row && row.provider !== service.provider) {
+      throw new HttpError(409, `service '${service.name}' runs on the ${row.provider} provider, and a deploy cannot move it to ${service.provider}: deploy it under a new name, then scale '${service.name}' to 0 replicas`);
+    }
+    if (row?.listen && service.listen && (row.listen.host !== service.listen.host || row.listen.port !== service.listen.port)) {
+      throw new HttpError(409, `service '${service.name}' listens on ${row.listen.host}:${row.listen.port}, and a deploy cannot move its router to ${service.listen.host}:${service.listen.port} yet: keep its listen address, or deploy it under a new name`);
+    }
+    let loop = this.loops.get(service.name);
+    if (!loop) loop = await this.startLoop(service.name, service.provider, row?.listen ?? service.listen);
+    if (!row) {
+      const address = new URL(loop.url);
+      ensureService(db, { name: service.name, env: this.env, provider: service.provider, replicas: 0, listen: { host: address.hostname.replace(/^\[|\]$/g, ''), port: Number(address.port) }, actor });
+    }
+    return loop;
+  }
+
+  private async startLoop(name: string, providerName: ProviderName, listen: { host: string; port: number } | undefined): Promise<ServiceLoop> {
+    const provider = await this.providers.get(providerName);
+    const o = this.opts;
+    const address = listen ?? { host: '127.0.0.1', port: 0 };
+    const router = o.router ? o.router(name, address) : new ServiceRouter(name, address);
+    const loop = new ServiceLoop({ db: this.store.db, store: this.store, provider, router, ports: this.ports, env: this.env, clock: this.clock, configs: this.configs, ...(o.probe ? { probe: o.probe } : {}), ...(o.tickMs ? { tickMs: o.tickMs } : {}) }, name);
+    try {
+      await loop.start();
+    } catch (error) {
+      await loop.close().catch(() => undefined); // its router must not hold the service's address
+      throw error;
+    }
+    this.unavailable.delete(name);
+    this.loops.set(name, loop);
+    return loop;
   }
 
   private resolve(image: string): Digest {
@@ -151,19 +319,24 @@ export class ControlPlane {
       throw error;
     }
   }
+}
 
-  private async controllerFor(service: ServiceSpec, actor: string): Promise<ServiceController> {
-    const existing = this.controllers.get(service.name);
-    if (existing) return existing;
-    const controller = new ServiceController({ store: this.store, provider: await this.providers.get(service.provider), actor, env: this.env }, service);
-    try {
-      await controller.start();
-    } catch (error) {
-      await controller.close(); // its router must not hold the service's address
-      throw error;
-    }
-    this.unavailable.delete(service.name);
-    this.controllers.set(service.name, controller);
-    return controller;
+/** True when a process with this pid runs on this host. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** A shuffled copy. */
+function shuffle<T>(items: T[]): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
 }

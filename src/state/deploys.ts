@@ -19,6 +19,8 @@ export interface NewDeploy {
   /** The plan it will follow (JSON). */
   plan: unknown;
   actor?: string;
+  /** The replicas the service had before (what a failed deploy goes back to). */
+  fromReplicas?: number;
 }
 
 /** How a deploy ended. */
@@ -41,6 +43,7 @@ interface Row {
   finished_at: string | null;
   reason: string | null;
   transcript: string | null;
+  from_replicas: number | null;
 }
 
 /** Records a running deploy of a release with its plan and appends `deploy.started`; a LockError when the service already has one running. */
@@ -60,8 +63,8 @@ export function createDeploy(db: Db, input: NewDeploy, now: Date = new Date()): 
       const running = db.prepare(`SELECT id, started_at FROM deploys WHERE service = ? AND state = 'running'`).get(service) as { id: number; started_at: string } | undefined;
       if (running) throw new LockError(`service '${service}' already has a deploy running (#${running.id}, started ${running.started_at}): wait for it or abort it`, { lock: `deploy:${service}` });
       const { lastInsertRowid } = db
-        .prepare(`INSERT INTO deploys (service, release_id, from_release_id, plan, state, started_at) VALUES (?, ?, ?, ?, 'running', ?)`)
-        .run(service, releaseId, fromReleaseId, plan, now.toISOString());
+        .prepare(`INSERT INTO deploys (service, release_id, from_release_id, plan, state, started_at, from_replicas) VALUES (?, ?, ?, ?, 'running', ?, ?)`)
+        .run(service, releaseId, fromReleaseId, plan, now.toISOString(), input.fromReplicas ?? null);
       const id = Number(lastInsertRowid);
       const data: Record<string, unknown> = { deploy: id };
       if (fromReleaseId !== null) data.fromReleaseId = fromReleaseId;
@@ -101,6 +104,12 @@ export function listDeploys(db: Db, service: string): Deploy[] {
   return (db.prepare(`SELECT * FROM deploys WHERE service = ? ORDER BY id DESC`).all(service) as Row[]).map(toDeploy);
 }
 
+/** The service's running deploy, or undefined. */
+export function runningDeploy(db: Db, service: string): Deploy | undefined {
+  const row = db.prepare(`SELECT * FROM deploys WHERE service = ? AND state = 'running'`).get(service) as Row | undefined;
+  return row ? toDeploy(row) : undefined;
+}
+
 /** Every deploy still marked running, oldest first: what a restarted control plane resumes or aborts. */
 export function runningDeploys(db: Db): Deploy[] {
   return (db.prepare(`SELECT * FROM deploys WHERE state = 'running' ORDER BY id`).all() as Row[]).map(toDeploy);
@@ -118,5 +127,6 @@ function toDeploy(row: Row): Deploy {
     finishedAt: orUndefined(row.finished_at),
     reason: orUndefined(row.reason),
     transcript: row.transcript === null ? undefined : (JSON.parse(row.transcript) as unknown),
+    fromReplicas: orUndefined(row.from_replicas),
   };
 }

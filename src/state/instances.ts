@@ -5,8 +5,14 @@ import { appendEvent } from './ledger.js';
 import { getRelease } from './releases.js';
 import type { InstanceRow, InstanceState } from './types.js';
 
-/** An instance's states in the order it passes them; it moves only forward, or to `failed`, and `stopped`/`failed` are final. */
-export const INSTANCE_STATES: readonly InstanceState[] = ['starting', 'healthy', 'serving', 'draining', 'stopped', 'failed'];
+/** An instance's states in the order it passes them; it moves only forward, or to a final state (the last four). */
+export const INSTANCE_STATES: readonly InstanceState[] = ['starting', 'healthy', 'serving', 'draining', 'stopped', 'failed', 'crashed', 'lost'];
+
+/** The states an instance ends in. */
+export const FINAL_INSTANCE_STATES: readonly InstanceState[] = ['stopped', 'failed', 'crashed', 'lost'];
+
+/** The states in which imago counts on an instance running. */
+export const LIVE_INSTANCE_STATES: readonly InstanceState[] = ['starting', 'healthy', 'serving', 'draining'];
 
 /** An instance a provider just started. */
 export interface NewInstance {
@@ -17,6 +23,10 @@ export interface NewInstance {
   port?: number;
   state?: InstanceState;
   actor?: string;
+  /** Its lineage's failures in a row that led to its start (default 0). */
+  attempt?: number;
+  /** The failed instance whose place it takes (no longer awaiting, once this one is recorded). */
+  replaces?: string;
 }
 
 interface Row {
@@ -28,6 +38,13 @@ interface Row {
   state: InstanceState;
   created_at: string;
   updated_at: string;
+  attempt: number;
+  replaces: string | null;
+  healthy_at: string | null;
+  ended_at: string | null;
+  reason: string | null;
+  streak: number | null;
+  awaiting: number;
 }
 
 /** Records a new instance of a release (default state `starting`) and its `instance.created` event. */
@@ -44,17 +61,13 @@ export function recordInstance(db: Db, input: NewInstance, now: Date = new Date(
       if (!release || release.service !== service) throw new ConfigError(`releaseId: expected a release of service '${service}', got ${releaseId}`);
       if (getInstance(db, id)) throw new ConfigError(`instance '${id}' is already recorded`);
       const at = now.toISOString();
-      db.prepare(`INSERT INTO instances (id, service, release_id, provider, port, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(
-        id,
-        service,
-        releaseId,
-        provider,
-        input.port ?? null,
-        state,
-        at,
-        at,
-      );
-      appendEvent(db, { actor: input.actor ?? 'imago', kind: 'instance.created', service, releaseId, instance: id, data: { provider, port: input.port, state } }, now);
+      db.prepare(
+        `INSERT INTO instances (id, service, release_id, provider, port, state, created_at, updated_at, attempt, replaces) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(id, service, releaseId, provider, input.port ?? null, state, at, at, input.attempt ?? 0, input.replaces ?? null);
+      if (input.replaces) db.prepare(`UPDATE instances SET awaiting = 0 WHERE id = ? AND service = ?`).run(input.replaces, service);
+      const data: Record<string, unknown> = { provider, port: input.port, state };
+      if (input.replaces) Object.assign(data, { replaces: input.replaces, attempt: input.attempt ?? 0 });
+      appendEvent(db, { actor: input.actor ?? 'imago', kind: 'instance.created', service, releaseId, instance: id, data }, now);
       return getInstance(db, id)!;
     })
     .immediate();
@@ -79,6 +92,70 @@ export function setInstanceState(db: Db, id: string, state: InstanceState, optio
     .immediate();
 }
 
+/**
+ * Ends an instance in a final state with why; a failure of the desired release also records
+ * its run of failures and whether its place waits for a replacement. Appends `instance.<state>`.
+ * An instance already ended is left as it is (a no-op: the first ending is the true one).
+ */
+export function endInstance(
+  db: Db,
+  id: string,
+  end: { state: 'stopped' | 'failed' | 'crashed' | 'lost'; reason: string; streak?: number; awaiting?: boolean; actor?: string; now?: Date },
+): InstanceRow | undefined {
+  checkOneOf('state', end.state, FINAL_INSTANCE_STATES);
+  const now = end.now ?? new Date();
+  return db
+    .transaction((): InstanceRow | undefined => {
+      const instance = getInstance(db, id);
+      if (!instance || FINAL_INSTANCE_STATES.includes(instance.state)) return instance;
+      db.prepare(`UPDATE instances SET state = ?, reason = ?, streak = ?, awaiting = ?, ended_at = ?, updated_at = ? WHERE id = ?`).run(
+        end.state,
+        end.reason,
+        end.streak ?? null,
+        end.awaiting ? 1 : 0,
+        now.toISOString(),
+        now.toISOString(),
+        id,
+      );
+      const data: Record<string, unknown> = { from: instance.state, reason: end.reason };
+      if (end.streak !== undefined) data.streak = end.streak;
+      if (end.awaiting) data.awaitingReplacement = true;
+      appendEvent(db, { actor: end.actor ?? 'imago', kind: `instance.${end.state}`, service: instance.service, releaseId: instance.releaseId, instance: id, data }, now);
+      return getInstance(db, id)!;
+    })
+    .immediate();
+}
+
+/** Records that an instance passed its health gate (the first time only), moving it to `healthy` when it was starting. */
+export function markHealthy(db: Db, id: string, options: { actor?: string; now?: Date } = {}): void {
+  const now = options.now ?? new Date();
+  db.transaction(() => {
+    const instance = getInstance(db, id);
+    if (!instance || instance.healthyAt !== undefined) return;
+    db.prepare(`UPDATE instances SET healthy_at = ? WHERE id = ?`).run(now.toISOString(), id);
+    if (instance.state === 'starting') setInstanceState(db, id, 'healthy', { ...options, now });
+  }).immediate();
+}
+
+/** Failures whose places no longer wait for a replacement (a scale-down, another release). */
+export function dropAwaiting(db: Db, ids: readonly string[]): void {
+  const update = db.prepare(`UPDATE instances SET awaiting = 0 WHERE id = ?`);
+  db.transaction(() => ids.forEach((id) => update.run(id))).immediate();
+}
+
+/** A service's failed instances whose places wait for a replacement, oldest first. */
+export function awaitingReplacement(db: Db, service: string): InstanceRow[] {
+  return (db.prepare(`SELECT * FROM instances WHERE service = ? AND awaiting = 1 ORDER BY ended_at, id`).all(service) as Row[]).map(toInstance);
+}
+
+/** The newest failure (a failed, crashed or lost instance with a streak) of one release, or undefined. */
+export function lastFailure(db: Db, service: string, releaseId: number): InstanceRow | undefined {
+  const row = db
+    .prepare(`SELECT * FROM instances WHERE service = ? AND release_id = ? AND streak IS NOT NULL ORDER BY ended_at DESC, id DESC LIMIT 1`)
+    .get(service, releaseId) as Row | undefined;
+  return row ? toInstance(row) : undefined;
+}
+
 /** The instance with this id, or undefined. */
 export function getInstance(db: Db, id: string): InstanceRow | undefined {
   const row = db.prepare(`SELECT * FROM instances WHERE id = ?`).get(id) as Row | undefined;
@@ -92,8 +169,8 @@ export function listInstances(db: Db, service: string, filter: { releaseId?: num
 }
 
 function canMove(from: InstanceState, to: InstanceState): boolean {
-  if (from === 'stopped' || from === 'failed') return false;
-  return to === 'failed' || INSTANCE_STATES.indexOf(to) > INSTANCE_STATES.indexOf(from);
+  if (FINAL_INSTANCE_STATES.includes(from)) return false;
+  return FINAL_INSTANCE_STATES.includes(to) || INSTANCE_STATES.indexOf(to) > INSTANCE_STATES.indexOf(from);
 }
 
 function toInstance(row: Row): InstanceRow {
@@ -106,5 +183,12 @@ function toInstance(row: Row): InstanceRow {
     state: row.state,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+    attempt: row.attempt,
+    replaces: orUndefined(row.replaces),
+    healthyAt: orUndefined(row.healthy_at),
+    endedAt: orUndefined(row.ended_at),
+    reason: orUndefined(row.reason),
+    streak: orUndefined(row.streak),
+    awaiting: row.awaiting === 1,
   };
 }

@@ -25,8 +25,8 @@ export interface Release {
   finishedAt: string | undefined;
 }
 
-/** What imago last did to, or saw of, an instance. */
-export type InstanceState = 'starting' | 'healthy' | 'serving' | 'draining' | 'stopped' | 'failed';
+/** What imago last did to, or saw of, an instance: the last four are final. */
+export type InstanceState = 'starting' | 'healthy' | 'serving' | 'draining' | 'stopped' | 'failed' | 'crashed' | 'lost';
 
 /** One running copy of a release on a provider, as recorded. */
 export interface InstanceRow {
@@ -39,6 +39,46 @@ export interface InstanceRow {
   state: InstanceState;
   createdAt: string;
   updatedAt: string;
+  /** Its lineage's failures in a row that led to its start (0: started fresh). */
+  attempt: number;
+  /** The failed instance whose place it took. */
+  replaces: string | undefined;
+  /** When it first passed its health gate. */
+  healthyAt: string | undefined;
+  /** When it ended (a final state), and why. */
+  endedAt: string | undefined;
+  reason: string | undefined;
+  /** For a failure: the run of failures in a row it ended. */
+  streak: number | undefined;
+  /** A failure whose place waits for a replacement. */
+  awaiting: boolean;
+}
+
+/** A service's desired state: what the control loop makes true. */
+export interface ServiceRow {
+  name: string;
+  env: string;
+  provider: string;
+  /** The release that should serve; undefined: none. */
+  releaseId: number | undefined;
+  replicas: number;
+  /** The router's address, once chosen. */
+  listen: { host: string; port: number } | undefined;
+  createdAt: string;
+  updatedAt: string;
+  updatedBy: string;
+}
+
+/** Something done to an instance from outside imago, as the guard found it. */
+export interface DriftFinding {
+  id: number;
+  service: string;
+  instance: string;
+  releaseId: number | undefined;
+  finding: string;
+  /** What the policy did: replace the instance, or report only. */
+  action: 'replace' | 'report';
+  foundAt: string;
 }
 
 /** Where a deploy is: running until it succeeds, fails or is aborted. */
@@ -59,6 +99,8 @@ export interface Deploy {
   reason: string | undefined;
   /** Health probe transcript and last log lines (JSON), once finished. */
   transcript: unknown;
+  /** The replicas the service had when it began. */
+  fromReplicas: number | undefined;
 }
 
 /** One entry of the append-only, hash-chained ledger. */

@@ -125,6 +125,48 @@ const MIGRATIONS: string[] = [
   CREATE TRIGGER events_no_delete BEFORE DELETE ON events
   BEGIN SELECT RAISE(ABORT, 'the ledger is append-only: events cannot be deleted'); END;
   `,
+  // 3: the guard (src/state/services.ts, instances.ts, drift.ts): desired state as rows, failures awaiting replacement, drift findings.
+  `
+  CREATE TABLE services (
+    name        TEXT PRIMARY KEY,
+    env         TEXT NOT NULL,
+    provider    TEXT NOT NULL,
+    release_id  INTEGER REFERENCES releases(id),
+    replicas    INTEGER NOT NULL CHECK (replicas >= 0),
+    listen_host TEXT,
+    listen_port INTEGER,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    updated_by  TEXT NOT NULL
+  );
+  INSERT INTO services (name, env, provider, release_id, replicas, listen_host, listen_port, created_at, updated_at, updated_by)
+    SELECT r.service, 'default', COALESCE(json_extract(r.config, '$.provider'), 'process'), r.id, COALESCE(json_extract(r.config, '$.replicas'), 1),
+           json_extract(r.config, '$.listen.host'), json_extract(r.config, '$.listen.port'), r.created_at, r.created_at, 'imago'
+    FROM releases r
+    WHERE r.status = 'live' AND r.version = (SELECT MAX(version) FROM releases l WHERE l.service = r.service AND l.status = 'live');
+
+  ALTER TABLE instances ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE instances ADD COLUMN replaces TEXT;
+  ALTER TABLE instances ADD COLUMN healthy_at TEXT;
+  ALTER TABLE instances ADD COLUMN ended_at TEXT;
+  ALTER TABLE instances ADD COLUMN reason TEXT;
+  ALTER TABLE instances ADD COLUMN streak INTEGER;
+  ALTER TABLE instances ADD COLUMN awaiting INTEGER NOT NULL DEFAULT 0;
+  CREATE INDEX instances_awaiting ON instances(service) WHERE awaiting = 1;
+  ALTER TABLE deploys ADD COLUMN from_replicas INTEGER;
+
+  CREATE TABLE drift_findings (
+    id         INTEGER PRIMARY KEY,
+    service    TEXT NOT NULL,
+    instance   TEXT NOT NULL,
+    release_id INTEGER,
+    finding    TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    found_at   TEXT NOT NULL,
+    UNIQUE (instance, finding)
+  );
+  CREATE INDEX drift_by_service ON drift_findings(service, id);
+  `,
 ];
 
 /** Opens (creating if needed) the state database at `file` and brings its schema up to date. */
@@ -137,13 +179,13 @@ export function openDb(file: string): Db {
   return db;
 }
 
-/** Applies every migration the database has not seen, each in its own transaction. */
-export function migrate(db: Db): void {
+/** Applies every migration the database has not seen (or up to `to`, for tests of an older schema), each in its own transaction. */
+export function migrate(db: Db, options: { to?: number } = {}): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > MIGRATIONS.length) {
     throw new ImagoError(`state database schema version ${current} is newer than this imago understands (${MIGRATIONS.length}): upgrade imago`);
   }
-  for (let version = current; version < MIGRATIONS.length; version++) {
+  for (let version = current; version < Math.min(options.to ?? MIGRATIONS.length, MIGRATIONS.length); version++) {
     db.transaction(() => {
       db.exec(MIGRATIONS[version]!);
       db.pragma(`user_version = ${version + 1}`);

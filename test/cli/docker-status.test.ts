@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { DockerProvider } from '../../src/providers/docker/docker-provider.js';
 import { ImageStore } from '../../src/store/image-store.js';
-import { imago, REPO, sh, startServer as startImagoServer, stopServer } from '../support/cli.js';
+import { imago, sh, startServer as startImagoServer, stopServer } from '../support/cli.js';
+import { writeHelloProject } from '../support/project.js';
 import { freePort, getJson, waitFor } from '../support/net.js';
 
 /** Runs the docker CLI; resolves with what it printed. */
@@ -39,31 +40,19 @@ describe('imago on the docker provider, from the command line', () => {
     const project = await mkdtemp(join(tmpdir(), 'imago-cli-docker-project-'));
     after(() => rm(project, { recursive: true, force: true }));
     const listen = await freePort();
-    await writeFile(
-      join(project, 'imago.yaml'),
+    await writeHelloProject(
+      project,
       [
-        'images:',
-        '  hello:',
-        `    context: ${join(REPO, 'examples', 'hello')}`,
-        '    from: { host: [node, busybox] }',
-        '    copy: [{ src: app/, dest: /app }]',
-        '    workdir: /app',
-        '    entrypoint: [/usr/bin/node]',
-        '    cmd: [server.js]',
-        '    user: "1000:1000"',
-        '    port: 8080',
-        'services:',
-        '  web:',
-        '    image: hello',
         '    replicas: 2',
         '    provider: docker',
+        '    drift: report                # shown and kept, so a restart can be seen to keep it',
         `    listen: 127.0.0.1:${listen}`,
         '    health: { http: /healthz, interval: 100ms, startPeriod: 10s }',
         '    resources: { memory: 128Mi, pids: 64 }',
         '    drainTimeout: 1s',
         '    stopGrace: 2s',
-        '',
-      ].join('\n'),
+      ],
+      { hello: { host: ['node', 'busybox'], extra: ['    user: "1000:1000"', '    port: 8080'] } },
     );
     assert.equal((await imago(['bake'], { cwd: project, home })).code, 0);
     const apiPort = await freePort();
@@ -91,6 +80,11 @@ describe('imago on the docker provider, from the command line', () => {
     const table = await imago(['status'], { cwd: project, home });
     assert.match(table.stdout, /DRIFTED/);
     assert.match(table.stdout, new RegExp(`${target} drifted: \\S+ docker exec: /bin/sh -c echo tampered > /tmp/x`));
+    const drift = await imago(['drift', 'web'], { cwd: project, home });
+    assert.equal(drift.code, 0, drift.stderr);
+    assert.match(drift.stdout, new RegExp(`web\\s+${target}\\s+.*reported\\s+\\S+ docker exec: /bin/sh -c echo tampered`));
+    const findings = JSON.parse((await imago(['drift', '--json'], { cwd: project, home })).stdout) as Array<{ instance: string; action: string }>;
+    assert.deepEqual(findings.map((f) => [f.instance, f.action]), [[target, 'report']]);
 
     // A restart of the server: the same containers, not restarted, still drifted.
     await stopServer(server);

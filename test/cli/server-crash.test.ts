@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ProcessProvider } from '../../src/providers/process/process-provider.js';
 import { ImageStore } from '../../src/store/image-store.js';
 import { imago, REPO } from '../support/cli.js';
+import { writeHelloProject } from '../support/project.js';
 import { freePort, waitFor } from '../support/net.js';
 
 /** An app that answers its health check only 3 s after start: a deploy of it takes a while. */
@@ -37,31 +38,10 @@ describe('a control plane killed with SIGKILL in the middle of a deploy', () => 
     home = await mkdtemp(join(tmpdir(), 'imago-crash-'));
     const project = await mkdtemp(join(tmpdir(), 'imago-crash-project-'));
     after(() => rm(project, { recursive: true, force: true }));
-    const image = (name: string, cmd: string[]) => [
-      `  ${name}:`,
-      `    context: ${join(REPO, 'examples', 'hello')}`,
-      '    from: { host: [node] }',
-      '    copy: [{ src: app/, dest: /app }]',
-      '    workdir: /app',
-      '    entrypoint: [/usr/bin/node]',
-      `    cmd: ${JSON.stringify(cmd)}`,
-    ];
-    await writeFile(
-      join(project, 'imago.yaml'),
-      [
-        'images:',
-        ...image('hello', ['server.js']),
-        ...image('slow', ['-e', SLOW_APP]),
-        'services:',
-        '  web:',
-        '    image: hello',
-        '    replicas: 2',
-        '    health: { http: /healthz, interval: 100ms, startPeriod: 20s }',
-        '    drainTimeout: 2s',
-        '    stopGrace: 2s',
-        '',
-      ].join('\n'),
-    );
+    await writeHelloProject(project, ['    replicas: 2', '    health: { http: /healthz, interval: 100ms, startPeriod: 20s }', '    drainTimeout: 2s', '    stopGrace: 2s'], {
+      hello: {},
+      slow: { cmd: ['-e', SLOW_APP] },
+    });
     assert.equal((await imago(['bake'], { cwd: project, home })).code, 0);
     const api = await freePort();
     const startServer = async () => {

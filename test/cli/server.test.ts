@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ProcessProvider } from '../../src/providers/process/process-provider.js';
 import { ImageStore } from '../../src/store/image-store.js';
-import { imago, REPO, startServer as startImagoServer, stopServer } from '../support/cli.js';
+import { imago, startServer as startImagoServer, stopServer } from '../support/cli.js';
+import { writeHelloProject } from '../support/project.js';
 import { freePort, getJson, waitFor } from '../support/net.js';
 
 describe('imago server, deploy, status, history, rollback (the CLI as users run it)', () => {
@@ -35,28 +36,10 @@ describe('imago server, deploy, status, history, rollback (the CLI as users run 
     home = await mkdtemp(join(tmpdir(), 'imago-cli-server-'));
     const project = await mkdtemp(join(tmpdir(), 'imago-cli-project-'));
     const listen = await freePort();
-    await writeFile(
-      join(project, 'imago.yaml'),
-      [
-        'images:',
-        '  hello:',
-        `    context: ${join(REPO, 'examples', 'hello')}`,
-        '    from: { host: [node] }',
-        '    copy: [{ src: app/, dest: /app }]',
-        '    env: { APP_VERSION: "1" }',
-        '    workdir: /app',
-        '    entrypoint: [/usr/bin/node]',
-        '    cmd: [server.js]',
-        'services:',
-        '  web:',
-        '    image: hello',
-        '    replicas: 2',
-        `    listen: 127.0.0.1:${listen}`,
-        '    health: { http: /healthz, interval: 100ms, startPeriod: 10s }',
-        '    drainTimeout: 2s',
-        '    stopGrace: 2s',
-        '',
-      ].join('\n'),
+    await writeHelloProject(
+      project,
+      ['    replicas: 2', `    listen: 127.0.0.1:${listen}`, '    health: { http: /healthz, interval: 100ms, startPeriod: 10s }', '    drainTimeout: 2s', '    stopGrace: 2s'],
+      { hello: { extra: ['    env: { APP_VERSION: "1" }'] } },
     );
     after(() => rm(project, { recursive: true, force: true }));
     assert.equal((await imago(['bake'], { cwd: project, home })).code, 0);
@@ -71,7 +54,7 @@ describe('imago server, deploy, status, history, rollback (the CLI as users run 
     const plan = await imago(['plan', 'web'], { cwd: project, home });
     assert.equal(plan.code, 0, plan.stderr);
     assert.match(plan.stdout, /web: rolling to sha256:/);
-    assert.match(plan.stdout, /shift traffic: \+1 new, -0 old/);
+    assert.match(plan.stdout, /shift traffic: \+2 new, -0 old/);
 
     const deployed = await imago(['deploy', 'web'], { cwd: project, home });
     assert.equal(deployed.code, 0, deployed.stderr);

@@ -34,6 +34,10 @@ test('a minimal service gets every default', () => {
     deployTimeout: 120_000,
     resources: { memory: 1024 ** 3, pids: 1024 },
     provider: 'process',
+    maxAge: undefined,
+    maxAgeJitter: 0.1,
+    drift: 'replace',
+    backoff: { initial: 1000, max: 300_000, reset: 600_000 },
   });
 });
 
@@ -55,6 +59,10 @@ test('a full service normalises every value', () => {
           deployTimeout: '1m',
           resources: { memory: '256Mi', pids: 128 },
           provider: 'docker',
+          maxAge: '7d',
+          maxAgeJitter: '5%',
+          drift: 'report',
+          backoff: { initial: '500ms', max: '1m' },
         },
         api: { image: 'api', strategy: 'blue-green', listen: 9091, health: { command: 'true' } },
       },
@@ -63,7 +71,11 @@ test('a full service normalises every value', () => {
   );
   const web = config.services.web!;
   assert.deepEqual(web.listen, { host: '127.0.0.1', port: 9090 });
-  assert.deepEqual(web.health, { check: { kind: 'http', path: '/healthz' }, interval: 500, timeout: 1000, startPeriod: 0, healthyThreshold: 1, unhealthyThreshold: 2 });
+  assert.deepEqual(web.health, { check: { kind: 'http', path: '/healthz' }, interval: 500, timeout: 1000, startPeriod: 0, startInterval: 100, healthyThreshold: 1, unhealthyThreshold: 2 });
+  assert.equal(web.maxAge, 7 * 86_400_000);
+  assert.equal(web.maxAgeJitter, 0.05);
+  assert.equal(web.drift, 'report');
+  assert.deepEqual(web.backoff, { initial: 500, max: 60_000, reset: 600_000 });
   assert.deepEqual(web.strategy, { kind: 'rolling', maxSurge: { kind: 'percent', value: 50 }, maxUnavailable: { kind: 'count', value: 1 } });
   assert.deepEqual(web.env, [['MODE', 'prod'], ['N', '2']]);
   assert.deepEqual(web.volumes, { data: '/var/lib/hello' });
@@ -101,7 +113,19 @@ const cases: Array<[string, unknown, string[]]> = [
   ['an unknown resource', { services: { web: { image: 'w', resources: { cpu: 2 } } } },
     ['services.web.resources.cpu: unknown key (expected one of: memory, pids)']],
   ['an unknown service key', { services: { web: { image: 'w', replica: 3 } } },
-    ['services.web.replica: unknown key (expected one of: image, replicas, port, listen, health, strategy, env, volumes, stopGrace, drainTimeout, deployTimeout, resources, provider)']],
+    ['services.web.replica: unknown key (expected one of: image, replicas, port, listen, health, strategy, env, volumes, stopGrace, drainTimeout, deployTimeout, resources, provider, maxAge, maxAgeJitter, drift, backoff)']],
+  ['a max age under a second', { services: { web: { image: 'w', maxAge: '500ms' } } },
+    ['services.web.maxAge: expected a duration from 1s to 365d like "24h", "7d" or "90m", got "500ms"']],
+  ['a max age over a year', { services: { web: { image: 'w', maxAge: '400d' } } },
+    ['services.web.maxAge: expected a duration from 1ms to 365d like "5s", "1m30s" or "250ms", got "400d"']],
+  ['a jitter over 50%', { services: { web: { image: 'w', maxAgeJitter: '80%' } } },
+    ['services.web.maxAgeJitter: expected a percentage from 0% to 50% like "10%", got "80%"']],
+  ['a jitter as a bare number', { services: { web: { image: 'w', maxAgeJitter: 0.1 } } },
+    ['services.web.maxAgeJitter: expected a percentage from 0% to 50% like "10%", got 0.1']],
+  ['an unknown drift policy', { services: { web: { image: 'w', drift: 'ignore' } } },
+    ['services.web.drift: expected "replace" or "report", got "ignore"']],
+  ['an unknown back-off key', { services: { web: { image: 'w', backoff: { cap: '5m' } } } },
+    ['services.web.backoff.cap: unknown key (expected one of: initial, max, reset)']],
 ];
 
 for (const [name, raw, expected] of cases) {
@@ -134,4 +158,35 @@ test('memory sizes read binary units as Docker does, decimal ones as written', a
     if (expected === 'error') assert.ok(typeof parsed === 'object' && 'error' in parsed, `${input} is refused`);
     else assert.equal(parsed, expected, String(input));
   }
+});
+
+test('one service as a client sent it is normalised with the same schema, and its errors name the key path', async () => {
+  const { normaliseService } = await import('../../src/config/normalise.js');
+  const raw = { image: 'hello', replicas: 3, health: { http: '/healthz', interval: '1s' }, maxAge: '24h' };
+  assert.deepEqual(normaliseService('web', raw), normaliseConfig({ services: { web: raw } }, FILE).services.web);
+  assert.throws(() => normaliseService('web', { image: 'hello', replicas: -1, extra: 1 }), (error: unknown) => {
+    assert.ok(error instanceof ConfigError);
+    assert.equal(error.message, [
+      '2 problems:',
+      '  services.web.replicas: expected a whole number of instances from 0 to 1000, got -1',
+      '  services.web.extra: unknown key (expected one of: image, replicas, port, listen, health, strategy, env, volumes, stopGrace, drainTimeout, deployTimeout, resources, provider, maxAge, maxAgeJitter, drift, backoff)',
+    ].join('\n'));
+    return true;
+  });
+  assert.throws(() => normaliseService('Bad Name', { image: 'hello' }), /services\["Bad Name"\]: expected a service name/);
+});
+
+test('a stored spec reads back as it was normalised, with its schema version; a bad row is named', async () => {
+  const { readServiceSpec, storeServiceSpec, SERVICE_SPEC_VERSION } = await import('../../src/config/stored-spec.js');
+  const spec = normaliseConfig({ services: { web: { image: 'hello', replicas: 2, listen: 9000, health: { http: '/h' }, maxAge: '1h', strategy: { type: 'rolling', maxSurge: '25%' } } } }, FILE).services.web!;
+  const stored = storeServiceSpec(spec);
+  assert.equal(stored.schemaVersion, SERVICE_SPEC_VERSION);
+  assert.deepEqual(readServiceSpec(JSON.parse(JSON.stringify(stored)), 'release 1'), spec);
+  assert.throws(() => readServiceSpec({ ...stored, replicas: 'three' }, "release 4 of 'web'"), /^ConfigError: release 4 of 'web': its stored service spec is not one this imago understands: replicas: Invalid input: expected number, received string$/);
+  assert.throws(() => readServiceSpec({ ...stored, schemaVersion: 9 }, 'release 5'), /release 5: its service spec has schema version 9, and this imago reads 1 to 2: upgrade imago/);
+  // A row from before versions: the keys added since come with their defaults.
+  const { schemaVersion: _, maxAge: __, maxAgeJitter: ___, drift: ____, backoff: _____, ...legacy } = stored;
+  const { startInterval: ______, ...legacyHealth } = legacy.health as Record<string, unknown>;
+  const upgraded = readServiceSpec(JSON.parse(JSON.stringify({ ...legacy, health: legacyHealth })), 'release 1');
+  assert.deepEqual([upgraded.maxAge, upgraded.drift, upgraded.backoff.max, upgraded.health?.startInterval], [undefined, 'replace', 300_000, 100]);
 });

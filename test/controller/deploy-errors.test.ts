@@ -5,15 +5,17 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { bake } from '../../src/bake/baker.js';
 import { normaliseConfig } from '../../src/config/normalise.js';
-import { ServiceController } from '../../src/controller/service-controller.js';
 import { ProviderError } from '../../src/errors.js';
 import type { Digest } from '../../src/oci/digest.js';
 import { ProcessProvider } from '../../src/providers/process/process-provider.js';
 import type { InstanceSpec, Provider } from '../../src/providers/provider.js';
 import { listDeploys } from '../../src/state/deploys.js';
 import { listReleases } from '../../src/state/releases.js';
+import { Providers } from '../../src/providers/registry.js';
+import { ControlPlane } from '../../src/server/control-plane.js';
 import { ImageStore } from '../../src/store/image-store.js';
 import { REPO } from '../support/cli.js';
+import { serviceStatus } from '../support/plane.js';
 
 /** A process provider whose create fails, after `okStarts` good starts, for one digest (as a taken port or a dead engine would). */
 class FailingProvider extends ProcessProvider {
@@ -36,7 +38,7 @@ describe('a deploy whose provider fails', () => {
   let store: ImageStore;
   const digests: Digest[] = [];
   let bad: Digest | undefined;
-  const controllers: ServiceController[] = [];
+  let plane: ControlPlane;
   let provider: Provider;
 
   before(async () => {
@@ -50,10 +52,12 @@ describe('a deploy whose provider fails', () => {
       digests.push((await bake({ store, spec: config.images.hello! })).digest);
     }
     provider = new FailingProvider(store, () => bad, 1);
+    plane = new ControlPlane(store, Providers.of(provider));
+    await plane.start();
   });
 
   after(async () => {
-    for (const controller of controllers) await controller.close();
+    await plane.close();
     for (const instance of await provider.list()) await provider.destroy(instance.id, { graceMs: 0 });
     store.close();
     await rm(home, { recursive: true, force: true });
@@ -66,12 +70,9 @@ describe('a deploy whose provider fails', () => {
     ).services[name]!;
 
   it('fails with the provider\'s reason, keeps the live release serving, and leaves no new instance behind', async () => {
-    const controller = new ServiceController({ store, provider, actor: 'test', env: 'dev' }, service('web'));
-    controllers.push(controller);
-    await controller.start();
-    assert.equal((await controller.deploy(digests[0]!)).outcome, 'live');
+    assert.equal((await plane.deploy(service('web'), digests[0]!, 'test')).outcome, 'live');
     bad = digests[1];
-    const result = await controller.deploy(digests[1]!);
+    const result = await plane.deploy(service('web'), digests[1]!, 'test');
     assert.equal(result.outcome, 'failed');
     assert.match(result.reason ?? '', /^the deploy stopped: failed to start instance '.*': the engine answered 500: port is already allocated$/);
     const [failed] = listReleases(store.db, 'web');
@@ -80,16 +81,13 @@ describe('a deploy whose provider fails', () => {
     const running = await provider.list({ 'imago.service': 'web' });
     assert.equal(running.length, 3);
     assert.ok(running.every((i) => i.digest === digests[0]), 'only v1 instances run');
-    assert.equal(((await (await fetch(controller.url)).json()) as { version: string }).version, '1');
+    assert.equal(((await (await fetch((await serviceStatus(plane, 'web')).url)).json()) as { version: string }).version, '1');
   });
 
   it('on a first deploy, stops the instances it did start', async () => {
     bad = digests[1];
     (provider as FailingProvider).starts = 0; // one good start, then failures
-    const controller = new ServiceController({ store, provider, actor: 'test', env: 'dev' }, service('fresh'));
-    controllers.push(controller);
-    await controller.start();
-    const result = await controller.deploy(digests[1]!);
+    const result = await plane.deploy(service('fresh'), digests[1]!, 'test');
     assert.equal(result.outcome, 'failed');
     assert.equal((provider as FailingProvider).starts, 3, 'one instance started before the others failed');
     assert.deepEqual(await provider.list({ 'imago.service': 'fresh' }), []);

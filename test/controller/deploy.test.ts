@@ -6,13 +6,15 @@ import { after, before, describe, it } from 'node:test';
 import { bake } from '../../src/bake/baker.js';
 import { normaliseConfig } from '../../src/config/normalise.js';
 import type { ImageSpec, ServiceSpec } from '../../src/config/types.js';
-import { ServiceController } from '../../src/controller/service-controller.js';
 import type { Digest } from '../../src/oci/digest.js';
+import { Providers } from '../../src/providers/registry.js';
+import { ControlPlane } from '../../src/server/control-plane.js';
 import { verifyLedger } from '../../src/state/ledger.js';
 import { getDeploy, listDeploys } from '../../src/state/deploys.js';
 import { listReleases } from '../../src/state/releases.js';
 import { ImageStore } from '../../src/store/image-store.js';
 import { REPO } from '../support/cli.js';
+import { serviceStatus } from '../support/plane.js';
 import { PROVIDERS } from '../support/providers.js';
 
 /** examples/hello's image with another APP_VERSION (and, for a broken one, a health path that fails). */
@@ -23,7 +25,7 @@ function helloSpec(base: ImageSpec, version: string): ImageSpec {
 for (const { name: providerName, make } of PROVIDERS) describe(`deploy, roll back and reject a broken release on the ${providerName} provider`, () => {
   let home: string;
   let store: ImageStore;
-  let controller: ServiceController;
+  let plane: ControlPlane | undefined;
   const digests: Record<string, Digest> = {};
 
   before(async () => {
@@ -52,7 +54,7 @@ for (const { name: providerName, make } of PROVIDERS) describe(`deploy, roll bac
   });
 
   after(async () => {
-    await controller?.close();
+    await plane?.close();
     const provider = make(store);
     for (const instance of await provider.list()) await provider.destroy(instance.id, { graceMs: 0 });
     await provider.close();
@@ -67,7 +69,7 @@ for (const { name: providerName, make } of PROVIDERS) describe(`deploy, roll bac
     port: undefined,
     listen: undefined,
     // A start period: node takes a moment to listen, and refused probes then must not count.
-    health: { check: { kind: 'http', path: '/healthz' }, interval: 50, timeout: 1000, startPeriod: 10_000, healthyThreshold: 1, unhealthyThreshold: 2 },
+    health: { check: { kind: 'http', path: '/healthz' }, interval: 50, timeout: 1000, startPeriod: 10_000, startInterval: 50, healthyThreshold: 1, unhealthyThreshold: 2 },
     strategy,
     env: [],
     volumes: {},
@@ -76,17 +78,20 @@ for (const { name: providerName, make } of PROVIDERS) describe(`deploy, roll bac
     deployTimeout: 15_000,
     resources: { memory: 256 * 1024 ** 2, pids: 256 },
     provider: providerName,
+    maxAge: undefined,
+    maxAgeJitter: 0.1,
+    drift: 'replace',
+    backoff: { initial: 1000, max: 300_000, reset: 600_000 },
   });
 
   it('v1 → v2 (rolling) → v3 (blue-green) → v1 (rollback) with zero failed requests; a broken v4 is rejected', async () => {
-    const provider = make(store);
-    after(() => provider.close());
     const rolling = service({ kind: 'rolling', maxSurge: { kind: 'count', value: 1 }, maxUnavailable: { kind: 'count', value: 0 } });
-    controller = new ServiceController({ store, provider, actor: 'test', env: 'dev' }, rolling);
-    await controller.start();
-    const first = await controller.deploy(digests['1']!);
+    plane = new ControlPlane(store, Providers.of(make(store)), 'dev');
+    await plane.start();
+    const first = await plane.deploy(rolling, digests['1']!, 'test');
     assert.equal(first.outcome, 'live', first.reason);
     assert.equal(first.started.length, 3);
+    const url = (await serviceStatus(plane, 'hello')).url;
 
     // A client sends requests through the router without pause for the rest of the test.
     let stop = false;
@@ -96,7 +101,7 @@ for (const { name: providerName, make } of PROVIDERS) describe(`deploy, roll bac
     const client = async () => {
       while (!stop) {
         try {
-          const res = await fetch(controller.url);
+          const res = await fetch(url);
           if (res.status !== 200) {
             failed++;
             failures.push(`${res.status} ${await res.clone().text()}`);
@@ -113,22 +118,20 @@ for (const { name: providerName, make } of PROVIDERS) describe(`deploy, roll bac
     const clients = [client(), client(), client()];
     try {
 
-    const second = await controller.deploy(digests['2']!);
+    const second = await plane.deploy(rolling, digests['2']!, 'test');
     assert.equal(second.outcome, 'live', second.reason);
     assert.ok(second.started.every((id) => !first.started.includes(id)), 'every deploy yields new instance ids');
 
-    const third = await controller.deploy(digests['3']!, { service: service({ kind: 'blue-green' }) });
+    const third = await plane.deploy(service({ kind: 'blue-green' }), digests['3']!, 'test');
     assert.equal(third.outcome, 'live', third.reason);
 
-    const releases = listReleases(store.db, 'hello');
-    const v1 = releases.find((r) => r.digest === digests['1'])!;
-    const back = await controller.deploy(digests['1']!, { rollbackOf: v1.id });
+    const back = await plane.rollback('hello', 1, 'test');
     assert.equal(back.outcome, 'live', back.reason);
 
-    const broken = await controller.deploy(digests.broken!);
+    const broken = await plane.deploy(service({ kind: 'blue-green' }), digests.broken!, 'test');
     assert.equal(broken.outcome, 'failed');
     assert.match(broken.reason ?? '', /exited|failed the health check|not healthy/);
-    const answer = (await (await fetch(controller.url)).json()) as { version: string };
+    const answer = (await (await fetch(url)).json()) as { version: string };
     assert.equal(answer.version, '1', 'v1 keeps serving after the broken release is rejected');
 
     } finally {

@@ -5,11 +5,13 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { bake } from '../../src/bake/baker.js';
 import { normaliseConfig } from '../../src/config/normalise.js';
-import { ServiceController } from '../../src/controller/service-controller.js';
 import type { Digest } from '../../src/oci/digest.js';
 import { DockerProvider } from '../../src/providers/docker/docker-provider.js';
 import type { Provider } from '../../src/providers/provider.js';
+import { Providers } from '../../src/providers/registry.js';
+import { ControlPlane } from '../../src/server/control-plane.js';
 import { ImageStore } from '../../src/store/image-store.js';
+import { serviceStatus } from '../support/plane.js';
 import { REPO } from '../support/cli.js';
 import { PROVIDERS } from '../support/providers.js';
 import { getJson } from '../support/net.js';
@@ -19,7 +21,7 @@ for (const { name: providerName, make } of PROVIDERS) {
     let home: string;
     let store: ImageStore;
     let provider: Provider;
-    let controller: ServiceController | undefined;
+    let plane: ControlPlane | undefined;
     const digests: Digest[] = [];
 
     before(async () => {
@@ -41,7 +43,7 @@ for (const { name: providerName, make } of PROVIDERS) {
     });
 
     after(async () => {
-      await controller?.close();
+      await plane?.close();
       for (const instance of await provider.list()) await provider.destroy(instance.id, { graceMs: 0 });
       await provider.close();
       store.close();
@@ -53,16 +55,17 @@ for (const { name: providerName, make } of PROVIDERS) {
         { services: { notes: { image: 'notes', replicas: 2, volumes: { data: '/var/lib/notes' }, health: { http: '/', interval: '50ms', startPeriod: '10s' }, stopGrace: '2s', drainTimeout: '1s', provider: providerName } } },
         join(REPO, 'test', 'fixtures', 'imago.yaml'),
       );
-      controller = new ServiceController({ store, provider, actor: 'test', env: 'dev' }, config.services.notes!);
-      await controller.start();
-      const first = await controller.deploy(digests[0]!);
+      plane = new ControlPlane(store, Providers.of(provider));
+      await plane.start();
+      const spec = config.services.notes!;
+      const first = await plane.deploy(spec, digests[0]!, 'test');
       assert.equal(first.outcome, 'live', first.reason);
-      const written = await getJson(`${controller.url}/write?path=/var/lib/notes/note&data=kept`);
+      const written = await getJson(`${(await serviceStatus(plane, 'notes')).url}/write?path=/var/lib/notes/note&data=kept`);
       assert.equal(written.status, 200, JSON.stringify(written.body));
 
-      const second = await controller.deploy(digests[1]!);
+      const second = await plane.deploy(spec, digests[1]!, 'test');
       assert.equal(second.outcome, 'live', second.reason);
-      const third = await controller.deploy(digests[2]!);
+      const third = await plane.deploy(spec, digests[2]!, 'test');
       assert.equal(third.outcome, 'live', third.reason);
 
       // Every instance of the third release reads what the first one wrote.
@@ -77,7 +80,8 @@ for (const { name: providerName, make } of PROVIDERS) {
       if (provider instanceof DockerProvider) {
         // The volume is a Docker named volume; it goes only when asked for, and not while in use.
         assert.deepEqual(await provider.removeVolumes('notes'), [], 'in use: kept');
-        await controller.close();
+        await plane.close();
+        plane = undefined;
         for (const instance of running) await provider.destroy(instance.id, { graceMs: 0 });
         const [removed] = await provider.removeVolumes('notes');
         assert.match(removed ?? '', /^imago-[0-9a-f]{12}-notes-data$/);

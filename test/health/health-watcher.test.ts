@@ -4,6 +4,8 @@ import { describe, it } from 'node:test';
 import type { ServiceHealth } from '../../src/config/types.js';
 import { ImagoError } from '../../src/errors.js';
 import { HealthWatcher, TRANSCRIPT_SIZE, waitForVerdict, type HealthStatus } from '../../src/health/health-gate.js';
+import { FakeClock } from '../../src/providers/fake/fake-clock.js';
+import type { ProbeResult } from '../../src/health/probe.js';
 import { freePort } from '../support/net.js';
 import { httpApp, nextProbes, statusApp, tcpListener } from './apps.js';
 
@@ -12,6 +14,7 @@ const health = (over: Partial<ServiceHealth> = {}): ServiceHealth => ({
   interval: 10,
   timeout: 500,
   startPeriod: 0,
+  startInterval: 10,
   healthyThreshold: 2,
   unhealthyThreshold: 3,
   ...over,
@@ -215,5 +218,28 @@ describe('HealthWatcher timers', () => {
     });
     assert.equal(stdout.trim(), 'started');
     assert.equal(code, 0);
+  });
+
+  it('probes every startInterval during the start period, so an app is found healthy within that of answering, then every interval', async () => {
+    const clock = new FakeClock();
+    const start = clock.now();
+    const probes: number[] = [];
+    const answersAt = start + 1234;
+    const probe = async (): Promise<ProbeResult> => {
+      probes.push(clock.now() - start);
+      return { ok: clock.now() >= answersAt, at: clock.now(), ms: 0, detail: 'fake' };
+    };
+    const watcher = new HealthWatcher({ health: health({ interval: 1000, startInterval: 100, startPeriod: 5000, healthyThreshold: 1 }), address: { host: '127.0.0.1', port: 1 }, startedAt: start, clock, probe });
+    try {
+      const took = await clock.until('healthy', () => watcher.status === 'healthy', 10_000, 5);
+      assert.ok(took >= 1234 && took <= 1234 + 100, `healthy ${took} ms after start`);
+      assert.ok(watcher.healthyAt! - answersAt <= 100);
+      assert.deepEqual(probes.slice(0, 3), [0, 100, 200]);
+      const before = probes.length;
+      await clock.advance(3000);
+      assert.equal(probes.length - before, 3, 'once healthy: every interval');
+    } finally {
+      watcher.stop();
+    }
   });
 });

@@ -91,6 +91,7 @@ describe('docker drift from engine events', () => {
     ['an exec', event('exec_start: /bin/sh -c echo hi > /tmp/x'), '2026-11-25T14:00:00.000Z docker exec: /bin/sh -c echo hi > /tmp/x'],
     ['a copy in', event('extract-to-dir'), '2026-11-25T14:00:00.000Z files copied in (docker cp)'],
     ['a stop', event('kill', { signal: '15' }), '2026-11-25T14:00:00.000Z signalled (docker stop/kill): signal 15'],
+    ['a kill -9 (a crash: it shows as crashed, not drifted)', event('kill', { signal: '9' }), undefined],
     ['a pause', event('pause'), '2026-11-25T14:00:00.000Z paused (docker pause)'],
     ['an update', event('update'), '2026-11-25T14:00:00.000Z limits changed (docker update)'],
     ['a start', event('start'), undefined],

@@ -144,6 +144,22 @@ export function runProviderSuite(name: string, options: SuiteOptions): void {
       assert.match(await readFile(instance.logFile, 'utf8'), /crashing on purpose/);
     });
 
+    test('kills an instance at once, as a crash would: it stays listed, exited, until destroyed', async () => {
+      const instance = await start();
+      await getJson(`http://127.0.0.1:${instance.address.port}/`);
+      const events: string[] = [];
+      const unwatch = provider.watch?.((event) => event.id === instance.id && events.push(event.kind));
+      await provider.kill(instance.id);
+      await waitFor('the killed instance to be exited', async () => (await provider.inspect(instance.id))?.state === 'exited');
+      assert.deepEqual((await provider.list({ 'imago.service': 'suite' })).filter((i) => i.id === instance.id).map((i) => i.state), ['exited']);
+      if (unwatch) {
+        await waitFor('a watcher to hear of the exit', () => events.includes('exited'), 5000);
+        unwatch();
+      }
+      await provider.destroy(instance.id, { graceMs: 1000 });
+      assert.equal(await provider.inspect(instance.id), undefined);
+    });
+
     test('lists by label, and a new provider object (a restart) finds the running instances', async () => {
       const instance = await start({ labels: { 'imago.service': 'suite', 'imago.release': '7', 'imago.digest': digest } });
       const listed = await provider.list({ 'imago.release': '7' });

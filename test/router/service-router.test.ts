@@ -15,6 +15,12 @@ async function backend(name: string): Promise<{ server: Server; port: number; re
       waiting.push(() => res.end(`${name} slow done`));
       return;
     }
+    if (req.url === '/cut' && name === 'cutter') {
+      // Reads the request, then hangs up without an answer: an instance dying mid-request.
+      req.resume();
+      req.on('end', () => req.socket.destroy());
+      return;
+    }
     if (req.url === '/echo') {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
@@ -26,6 +32,18 @@ async function backend(name: string): Promise<{ server: Server; port: number; re
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   after(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
   return { server, port: (server.address() as AddressInfo).port, release: () => waiting.splice(0).forEach((w) => w()), seen };
+}
+
+/** Resolves once `id` has nothing in flight (at once when it has nothing now). */
+function whenIdle(r: ServiceRouter, id: string): Promise<void> {
+  return new Promise((resolve) => {
+    if (r.inflight(id) === 0) return resolve();
+    const off = r.onIdle((idle) => {
+      if (idle !== id) return;
+      off();
+      resolve();
+    });
+  });
 }
 
 async function router(): Promise<{ router: ServiceRouter; url: string }> {
@@ -66,7 +84,7 @@ describe('service router', () => {
     assert.match(echoed, /^[ab]:x{100000}$/);
   });
 
-  it('unrouting stops new requests at once while the in-flight ones finish; drain waits for them', async () => {
+  it('unrouting stops new requests at once while the in-flight ones finish, and says when the last one did', async () => {
     const a = await backend('a');
     const b = await backend('b');
     const { router: r, url } = await router();
@@ -76,26 +94,46 @@ describe('service router', () => {
     r.route({ id: 'b', host: '127.0.0.1', port: b.port });
     r.unroute('a');
     assert.equal(await fetch(url).then((res) => res.text()), 'b');
-    let drained: boolean | undefined;
-    const draining = r.drain('a', 10_000).then((d) => (drained = d));
+    let idle = false;
+    const drained = whenIdle(r, 'a').then(() => (idle = true));
     await new Promise((resolve) => setImmediate(resolve));
-    assert.equal(drained, undefined, 'still draining while a request is in flight');
+    assert.equal(idle, false, 'a request is still in flight');
     a.release();
     assert.equal(await slow, 'a slow done');
-    await draining;
-    assert.equal(drained, true);
+    await drained;
+    r.forget('a');
     assert.deepEqual(r.routed(), ['b']);
   });
 
-  it('a drain that outlasts its timeout says so', async () => {
-    const a = await backend('a');
+  it('sends a request that never reached its instance (refused) to another one, whatever its method', async () => {
+    const b = await backend('b');
     const { router: r, url } = await router();
-    r.route({ id: 'a', host: '127.0.0.1', port: a.port });
-    const slow = fetch(`${url}/slow`).catch(() => undefined);
-    while (r.inflight('a') === 0) await new Promise((resolve) => setImmediate(resolve));
-    assert.equal(await r.drain('a', 50), false);
-    a.release();
-    await slow;
+    r.route({ id: 'dead', host: '127.0.0.1', port: await freePort() });
+    r.route({ id: 'b', host: '127.0.0.1', port: b.port });
+    const posts = await Promise.all(Array.from({ length: 6 }, () => fetch(`${url}/echo`, { method: 'POST', body: 'hi' }).then((res) => res.text())));
+    assert.deepEqual(new Set(posts), new Set(['b:hi']));
+    assert.equal(r.stats().failed, 0);
+    assert.ok(r.stats().retried >= 1);
+  });
+
+  it('a POST cut mid-flight is a 502 (it may have been done); with an Idempotency-Key, or a PUT or a GET, it goes to another instance', async () => {
+    const cutter = await backend('cutter');
+    const b = await backend('b');
+    const cases: Array<[string, RequestInit, number]> = [
+      ['POST', { method: 'POST', body: 'x' }, 502],
+      ['POST with an Idempotency-Key', { method: 'POST', body: 'x', headers: { 'idempotency-key': 'k1' } }, 200],
+      ['PUT', { method: 'PUT', body: 'x' }, 200],
+      ['GET', { method: 'GET' }, 200],
+    ];
+    for (const [what, init, status] of cases) {
+      const { router: r, url } = await router();
+      r.route({ id: 'cutter', host: '127.0.0.1', port: cutter.port }); // first of two equals: picked first
+      r.route({ id: 'b', host: '127.0.0.1', port: b.port });
+      const res = await fetch(`${url}/cut`, init);
+      assert.equal(res.status, status, what);
+      if (status === 200) assert.equal(await res.text(), 'b', what);
+      assert.deepEqual([r.stats().retried, r.stats().failed], status === 200 ? [1, 0] : [0, 1], what);
+    }
   });
 
   it('retries an idempotent request on another instance when one refuses connections', async () => {
@@ -136,7 +174,8 @@ describe('service router', () => {
     for (let i = 0; i < 3; i++) {
       r.route({ id: `n${i + 1}`, host: '127.0.0.1', port: news[i]!.port });
       r.unroute(`o${i + 1}`);
-      await r.drain(`o${i + 1}`, 5_000);
+      await whenIdle(r, `o${i + 1}`);
+      r.forget(`o${i + 1}`);
       olds[i]!.server.closeAllConnections();
       olds[i]!.server.close();
     }

@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { bake } from '../../src/bake/baker.js';
 import { normaliseConfig } from '../../src/config/normalise.js';
-import type { ServiceSpec } from '../../src/config/types.js';
 import { ProcessProvider } from '../../src/providers/process/process-provider.js';
 import { Providers } from '../../src/providers/registry.js';
 import { createApi, listen } from '../../src/server/api.js';
@@ -23,7 +22,8 @@ describe('control plane API', () => {
   let base: string;
   let token: string;
   let server: ReturnType<typeof createApi>;
-  let web: ServiceSpec;
+  /** Service `web` as written in a config file: what the CLI sends. */
+  const web = { image: 'hello', replicas: 2, health: { http: '/healthz', interval: '50ms', startPeriod: '10s' }, drainTimeout: '2s', stopGrace: '2s' };
 
   before(async () => {
     home = await mkdtemp(join(tmpdir(), 'imago-api-'));
@@ -31,13 +31,11 @@ describe('control plane API', () => {
     const config = normaliseConfig(
       {
         images: { hello: { context: join(REPO, 'examples', 'hello'), from: { host: ['node'] }, copy: [{ src: 'app/', dest: '/app' }], env: { APP_VERSION: '1' }, workdir: '/app', entrypoint: ['/usr/bin/node'], cmd: ['server.js'] } },
-        services: { web: { image: 'hello', replicas: 2, health: { http: '/healthz', interval: '50ms', startPeriod: '10s' }, drainTimeout: '2s', stopGrace: '2s' } },
       },
       join(REPO, 'examples', 'hello', 'imago.yaml'),
     );
     await bake({ store, spec: config.images.hello! });
     await bake({ store, spec: { ...config.images.hello!, env: [['APP_VERSION', '2']] } });
-    web = config.services.web!;
     plane = new ControlPlane(store, Providers.of(new ProcessProvider(store)));
     token = await ensureToken(home);
     server = createApi(plane, token);
@@ -87,11 +85,19 @@ describe('control plane API', () => {
     const blocker = createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
     const taken = (blocker.address() as AddressInfo).port;
-    const inUse = await call('POST', '/v1/services/busy/deploy', { service: { ...web, name: 'busy', listen: { host: '127.0.0.1', port: taken } }, image: 'hello:1' });
+    const inUse = await call('POST', '/v1/services/busy/deploy', { service: { ...web, listen: `127.0.0.1:${taken}` }, image: 'hello:1' });
     blocker.close();
     assert.equal(inUse.status, 409);
     assert.equal(inUse.body.error, `failed to listen on 127.0.0.1:${taken} for service 'busy': the port is in use`);
     assert.deepEqual((await call('GET', '/v1/services/busy/history')).body, [], 'nothing recorded');
+    const normalised = await call('POST', '/v1/services/web/deploy', { service: { ...web, name: 'web', strategy: { kind: 'rolling' } }, image: 'hello:1' });
+    assert.equal(normalised.status, 400, 'a normalised spec is not what the API takes');
+    assert.equal(normalised.body.error, [
+      '3 problems:',
+      '  services.web.strategy.type: expected "rolling" or "blue-green", got nothing',
+      '  services.web.strategy.kind: unknown key (expected one of: type, maxSurge, maxUnavailable)',
+      '  services.web.name: unknown key (expected one of: image, replicas, port, listen, health, strategy, env, volumes, stopGrace, drainTimeout, deployTimeout, resources, provider, maxAge, maxAgeJitter, drift, backoff)',
+    ].join('\n'));
     const noRelease = await call('POST', '/v1/services/web/rollback', {});
     assert.equal(noRelease.status, 404);
     assert.deepEqual((await call('GET', '/v1/services/web/history')).body, []);
@@ -100,7 +106,7 @@ describe('control plane API', () => {
   it('plans, deploys, reports status and history, and rolls back', async () => {
     const plan = await call('POST', '/v1/services/web/plan', { service: web, image: 'hello:1' });
     assert.equal(plan.status, 200);
-    assert.equal((plan.body as unknown as { plan: { steps: unknown[] } }).plan.steps.length, 6);
+    assert.equal((plan.body as unknown as { plan: { steps: unknown[] } }).plan.steps.length, 3, 'a first deploy starts all at once');
     const one = await call('POST', '/v1/services/web/deploy', { service: web, image: 'hello:1' });
     assert.equal(one.status, 200, JSON.stringify(one.body));
     assert.equal(one.body.outcome, 'live');

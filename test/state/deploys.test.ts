@@ -22,7 +22,7 @@ describe('deploys', () => {
     const deploy = createDeploy(db, { service: 'web', releaseId: v2.id, fromReleaseId: v1.id, plan, actor: 'alice' }, t);
     assert.deepEqual(deploy, {
       id: deploy.id, service: 'web', releaseId: v2.id, fromReleaseId: v1.id, plan, state: 'running',
-      startedAt: t.toISOString(), finishedAt: undefined, reason: undefined, transcript: undefined,
+      startedAt: t.toISOString(), finishedAt: undefined, reason: undefined, transcript: undefined, fromReplicas: undefined,
     });
     assert.deepEqual(runningDeploys(db).map((d) => d.id), [deploy.id]);
     const transcript = { probes: [{ instance: 'web-a', status: 500, at: 1 }], logs: { 'web-a': ['listening', 'TypeError: boom'] } };

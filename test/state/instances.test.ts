@@ -21,7 +21,10 @@ describe('instances', () => {
     const a = recordInstance(db, { id: 'web-a', service: 'web', releaseId: v1.id, provider: 'process', port: 31001 }, t);
     recordInstance(db, { id: 'web-b', service: 'web', releaseId: v1.id, provider: 'process' }, new Date(t.getTime() + 1));
     recordInstance(db, { id: 'api-a', service: 'api', releaseId: api.id, provider: 'docker' }, t);
-    assert.deepEqual(a, { id: 'web-a', service: 'web', releaseId: v1.id, provider: 'process', port: 31001, state: 'starting', createdAt: t.toISOString(), updatedAt: t.toISOString() });
+    assert.deepEqual(a, {
+      id: 'web-a', service: 'web', releaseId: v1.id, provider: 'process', port: 31001, state: 'starting', createdAt: t.toISOString(), updatedAt: t.toISOString(),
+      attempt: 0, replaces: undefined, healthyAt: undefined, endedAt: undefined, reason: undefined, streak: undefined, awaiting: false,
+    });
     const later = new Date('2030-01-01T00:01:00Z');
     assert.equal(setInstanceState(db, 'web-a', 'healthy', { now: later }).updatedAt, later.toISOString());
     setInstanceState(db, 'web-a', 'serving');

@@ -1,23 +1,22 @@
 import type { RolloutLimits, RolloutState, RolloutStep } from '../rollout.js';
-import { finishStarted } from './common.js';
 
 /**
  * Blue-green: starts the whole new fleet beside the old one, waits until every new instance
  * is healthy, then moves all traffic at once and retires the old fleet. Capacity never dips;
- * for a moment twice the fleet runs. Returns the next steps, or [] when done.
+ * for a moment twice the fleet runs. Returns the round's steps, or [] when done.
  */
 export function blueGreen(state: RolloutState, limits: RolloutLimits): RolloutStep[] {
-  const pending = finishStarted(state, limits);
-  if (pending) return pending;
   const { replicas } = limits;
-  const { old, serving } = state;
-  const missing = Math.max(0, replicas - serving);
-  if (missing === 0) return old > 0 ? [{ kind: 'shift', route: 0, unroute: old }, { kind: 'drain', count: old }, { kind: 'stop', count: old }] : [];
-  const steps: RolloutStep[] = [
-    { kind: 'start', count: missing },
-    { kind: 'wait-healthy', count: missing },
-    { kind: 'shift', route: missing, unroute: old },
-  ];
-  if (old > 0) steps.push({ kind: 'drain', count: old }, { kind: 'stop', count: old });
+  const { old, starting, ready, serving } = state;
+  if (starting > 0) return [{ kind: 'wait-healthy', count: starting }];
+  const missing = Math.max(0, replicas - serving - ready);
+  const steps: RolloutStep[] = [];
+  if (missing > 0) steps.push({ kind: 'start', count: missing }, { kind: 'wait-healthy', count: missing });
+  if (missing + ready > 0 || old > 0) {
+    // With the whole new fleet healthy, every old instance leaves; before that, only a surplus.
+    const unroute = missing + ready + serving >= replicas ? old : 0;
+    if (missing + ready > 0 || unroute > 0) steps.push({ kind: 'shift', route: missing + ready, unroute });
+    if (unroute > 0) steps.push({ kind: 'drain', count: unroute }, { kind: 'stop', count: unroute });
+  }
   return steps;
 }

@@ -5,7 +5,7 @@ import { DEFAULTS } from '../../config/normalise.js';
 import { ProviderError } from '../../errors.js';
 import { isDigest, type Digest } from '../../oci/digest.js';
 import type { ImageStore } from '../../store/image-store.js';
-import { Label, type InstanceSpec, type Provider, type ProviderInstance } from '../provider.js';
+import { Label, type InstanceSpec, type Provider, type ProviderEvent, type ProviderInstance } from '../provider.js';
 import { RootfsCache } from '../process/rootfs-cache.js';
 import { resolveUser } from '../process/users.js';
 import { containerCreateOptions, DockerLabel, NETWORK, volumeName } from './container-config.js';
@@ -40,6 +40,18 @@ const EVENTS_EVERY_MS = 200;
 const LOG_SETTLE_MS = 5_000;
 /** How long a container has to die after SIGKILL. */
 const KILL_WAIT_MS = 10_000;
+/** How long a broken event stream waits before it is opened again. */
+const EVENTS_RETRY_MS = 1_000;
+/** Engine actions a watcher reports as `changed` (drift to read at the next list). */
+const CHANGE_ACTIONS = new Set(['exec_start', 'extract-to-dir', 'pause', 'unpause', 'update', 'rename', 'restart', 'kill', 'destroy']);
+
+/** What a container was when imago made it: later differences are drift. */
+interface CreatedRecord {
+  containerId: string;
+  image: string;
+  env: string[];
+  labels: Record<string, string>;
+}
 
 /**
  * Instances as sealed containers on a Docker Engine (see containerCreateOptions for the
@@ -67,6 +79,8 @@ export class DockerProvider implements Provider {
   /** The engine's clock minus this machine's, in ms. */
   private clockOffset = 0;
   private closed = false;
+  private readonly listeners = new Set<(event: ProviderEvent) => void>();
+  private events: { stop: () => void } | undefined;
 
   constructor(
     private readonly store: ImageStore,
@@ -136,6 +150,8 @@ export class DockerProvider implements Provider {
       throw engineError(`failed to start instance '${spec.id}'`, error);
     }
     this.follow(container.id, spec.id);
+    const created = await container.inspect().catch(() => undefined);
+    if (created) await this.writeCreated(spec.id, { containerId: created.Id, image: created.Image, env: [...(created.Config.Env ?? [])].sort(), labels: imagoLabels(created.Config.Labels ?? {}) });
     const instance = await this.inspect(spec.id);
     if (!instance) throw new ProviderError(`failed to start instance '${spec.id}': its container was removed at once (from outside imago?)`);
     return instance;
@@ -199,16 +215,126 @@ export class DockerProvider implements Provider {
     }
     const present = new Set(all.map((s) => s.Id));
     for (const containerId of this.seen.keys()) if (!present.has(containerId)) this.seen.delete(containerId);
+    if (labels[Label.service]) out.push(...(await this.foreign(labels)));
     return out;
+  }
+
+  /**
+   * Containers that carry imago's labels for a service but no scope: made by hand (or by a
+   * tool) to look like instances. Reported, never touched. (Another imago home's containers
+   * carry its own scope, and are not listed at all.)
+   */
+  private async foreign(labels: Record<string, string>): Promise<ProviderInstance[]> {
+    let found: Docker.ContainerInfo[];
+    try {
+      found = await this.docker.listContainers({ all: true, filters: { label: [`${Label.service}=${labels[Label.service]}`] } });
+    } catch (error) {
+      throw engineError('failed to list instances', error);
+    }
+    return found
+      .filter((c) => c.Labels[DockerLabel.scope] === undefined && Object.entries(labels).every(([key, value]) => c.Labels[key] === value))
+      .map((c) => ({
+        id: (c.Names[0] ?? c.Id).replace(/^\//, ''),
+        labels: imagoLabels(c.Labels),
+        digest: (c.Labels[Label.digest] ?? '') as Digest,
+        state: c.State === 'running' || c.State === 'paused' ? ('running' as const) : ('exited' as const),
+        address: { host: '127.0.0.1', port: c.Ports.find((p) => p.IP === '127.0.0.1')?.PublicPort ?? 0 },
+        startedAt: c.Created * 1000,
+        exitCode: undefined,
+        logFile: '',
+        drift: [],
+        foreign: true,
+      }));
+  }
+
+  /** SIGKILL, as a crash would; the container stays (exited) until destroyed. */
+  async kill(id: string): Promise<void> {
+    const info = await this.inspectRaw(id);
+    if (!info || !(info.State.Running || info.State.Paused || info.State.Restarting)) return;
+    const container = this.docker.getContainer(info.Id);
+    await this.signal(container, 'SIGKILL');
+    if (!(await this.stopped(container, KILL_WAIT_MS))) throw new ProviderError(`failed to kill instance '${id}': its container survived SIGKILL for ${KILL_WAIT_MS / 1000}s`);
+  }
+
+  /** Tells `listener` of exits and outside changes as the engine's event stream reports them. */
+  watch(listener: (event: ProviderEvent) => void): () => void {
+    this.listeners.add(listener);
+    if (!this.events) this.events = this.streamEvents();
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) {
+        this.events?.stop();
+        this.events = undefined;
+      }
+    };
+  }
+
+  /** Follows the engine's events for this scope, opening the stream again when it breaks. */
+  private streamEvents(): { stop: () => void } {
+    let stopped = false;
+    let current: NodeJS.ReadableStream | undefined;
+    let retry: NodeJS.Timeout | undefined;
+    const open = async () => {
+      if (stopped) return;
+      try {
+        const { scope } = await this.ready();
+        const stream = (await this.docker.getEvents({ filters: { type: ['container'], label: [`${DockerLabel.scope}=${scope}`] } })) as unknown as NodeJS.ReadableStream;
+        if (stopped) return (stream as unknown as { destroy?: () => void }).destroy?.();
+        current = stream;
+        let buffer = '';
+        stream.on('data', (chunk: Buffer) => {
+          buffer += chunk.toString('utf8');
+          const lines = buffer.split('\n');
+          buffer = lines.pop() ?? '';
+          for (const line of lines) if (line.trim()) this.onEngineEvent(JSON.parse(line) as EngineEvent);
+        });
+        stream.once('end', again);
+        stream.once('error', again);
+      } catch {
+        again();
+      }
+    };
+    const again = () => {
+      current = undefined;
+      if (!stopped) {
+        retry = setTimeout(() => void open(), EVENTS_RETRY_MS);
+        retry.unref();
+      }
+    };
+    void open();
+    return {
+      stop: () => {
+        stopped = true;
+        clearTimeout(retry);
+        (current as unknown as { destroy?: () => void } | undefined)?.destroy?.();
+      },
+    };
+  }
+
+  private onEngineEvent(event: EngineEvent): void {
+    const id = event.Actor?.Attributes?.[DockerLabel.instance];
+    const action = (event.Action ?? '').split(':')[0]!.trim();
+    if (!id) return;
+    if (action === 'die') this.emit({ id, kind: 'exited' });
+    else if (CHANGE_ACTIONS.has(action)) {
+      this.eventsReadAt = 0; // the next list reads the events again at once
+      this.emit({ id, kind: 'changed' });
+    }
+  }
+
+  private emit(event: ProviderEvent): void {
+    for (const listener of [...this.listeners]) listener(event);
   }
 
   /** One instance, or undefined (also for a container of another home or tool). */
   async inspect(id: string): Promise<ProviderInstance | undefined> {
     const info = await this.inspectRaw(id);
     if (!info) return undefined;
-    const running = info.State.Running || info.State.Paused || info.State.Restarting;
-    if (running) this.follow(info.Id, id);
-    else await this.settleLog(info.Id, id);
+    // `created`: made and not started yet (a create in progress): it counts as starting, and has no log to settle.
+    const created = info.State.Status === 'created';
+    const running = info.State.Running || info.State.Paused || info.State.Restarting || created;
+    if (running && !created) this.follow(info.Id, id);
+    else if (!running) await this.settleLog(info.Id, id);
     const labels: Record<string, string> = {};
     for (const [key, value] of Object.entries(info.Config.Labels ?? {})) {
       if (key.startsWith('imago.') && key !== DockerLabel.scope && key !== DockerLabel.instance && key !== DockerLabel.port) labels[key] = value;
@@ -223,9 +349,36 @@ export class DockerProvider implements Provider {
       startedAt: Date.parse(info.State.StartedAt) > 0 ? Date.parse(info.State.StartedAt) : Date.parse(info.Created),
       exitCode: running ? undefined : info.State.ExitCode,
       logFile: this.logFile(id),
-      drift: this.driftOf(id, Date.parse(info.Created), info.State.Paused),
+      drift: [...this.driftOf(id, Date.parse(info.Created), info.State.Paused), ...(await this.changedSinceCreated(id, info))],
     };
     return instance;
+  }
+
+  /** How a container differs from what imago made: another container of that name, another image, env or labels. */
+  private async changedSinceCreated(id: string, info: Docker.ContainerInspectInfo): Promise<string[]> {
+    const created = await this.readCreated(id);
+    if (!created) return [];
+    if (created.containerId !== info.Id) return [`replaced outside imago: container ${info.Id.slice(0, 12)} is not the ${created.containerId.slice(0, 12)} imago made`];
+    const lines: string[] = [];
+    if (info.Image !== created.image) lines.push(`runs image ${info.Image.slice(0, 19)}, imago made it from ${created.image.slice(0, 19)}`);
+    const env = [...(info.Config.Env ?? [])].sort();
+    if (env.join('\0') !== created.env.join('\0')) lines.push('its environment differs from what imago made it with');
+    if (JSON.stringify(imagoLabels(info.Config.Labels ?? {})) !== JSON.stringify(created.labels)) lines.push("its imago labels differ from what imago made it with");
+    return lines;
+  }
+
+  private createdFile(id: string): string {
+    return join(this.home, 'docker', 'instances', `${id}.json`);
+  }
+
+  private async writeCreated(id: string, record: CreatedRecord): Promise<void> {
+    await mkdir(join(this.home, 'docker', 'instances'), { recursive: true });
+    await writeFile(`${this.createdFile(id)}.tmp`, JSON.stringify(record));
+    await rename(`${this.createdFile(id)}.tmp`, this.createdFile(id));
+  }
+
+  private async readCreated(id: string): Promise<CreatedRecord | undefined> {
+    return readFile(this.createdFile(id), 'utf8').then((text) => JSON.parse(text) as CreatedRecord, () => undefined);
   }
 
   /**
@@ -299,6 +452,9 @@ export class DockerProvider implements Provider {
   /** Stops following logs (a later provider object goes on from where this one stopped). */
   async close(): Promise<void> {
     this.closed = true;
+    this.events?.stop();
+    this.events = undefined;
+    this.listeners.clear();
     const mine = [...this.owned].map((containerId) => {
       const follower = followers.get(containerId);
       followers.delete(containerId);
@@ -406,7 +562,8 @@ export class DockerProvider implements Provider {
       pending = (async () => {
         await mkdir(this.logsDir, { recursive: true });
         const catchUp = new LogFollower(this.docker, containerId, this.logFile(id));
-        await catchUp.done;
+        const settled = await Promise.race([catchUp.done.then(() => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), LOG_SETTLE_MS).unref())]);
+        if (!settled) await catchUp.close(); // a container that runs again (restarted from outside): its follower is the list's
         if (catchUp.complete) this.caughtUp.add(containerId);
       })().finally(() => settling.delete(containerId));
       settling.set(containerId, pending);
@@ -536,6 +693,14 @@ export class DockerProvider implements Provider {
   private async forget(id: string): Promise<void> {
     this.drift?.delete(id);
     await rm(join(this.driftDir, id), { force: true });
+    await rm(this.createdFile(id), { force: true });
     await rm(`${this.logFile(id)}.position`, { force: true });
   }
+}
+
+/** A container's imago labels, sorted, without the provider's own (scope, instance, port). */
+function imagoLabels(labels: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of Object.keys(labels).sort()) if (key.startsWith('imago.') && key !== DockerLabel.scope && key !== DockerLabel.instance && key !== DockerLabel.port) out[key] = labels[key]!;
+  return out;
 }

@@ -31,6 +31,8 @@ export function driftOf(event: EngineEvent): { instance: string; line: string; a
   const what = DRIFT_ACTIONS[verb];
   const instance = event.Actor?.Attributes?.['imago.instance'];
   if (!what || !instance) return undefined;
+  // SIGKILL cannot be survived: the container is dying, and shows as crashed, not as changed.
+  if (verb === 'kill' && (event.Actor?.Attributes?.signal === '9' || event.Actor?.Attributes?.signal === 'SIGKILL')) return undefined;
   const at = event.timeNano !== undefined ? Math.floor(event.timeNano / 1e6) : (event.time ?? 0) * 1000;
   const detail = action.includes(':') ? action.slice(action.indexOf(':') + 1).trim() : verb === 'kill' ? `signal ${event.Actor?.Attributes?.signal ?? '?'}` : '';
   return { instance, line: `${new Date(at).toISOString()} ${what}${detail ? `: ${detail}` : ''}`, at };

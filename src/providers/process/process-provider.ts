@@ -11,8 +11,9 @@ import { isDigest, type Digest } from '../../oci/digest.js';
 import { existingDirInRoot, resolveInRoot } from '../../oci/safe-path.js';
 import type { ImageConfig } from '../../oci/types.js';
 import type { ImageStore } from '../../store/image-store.js';
-import type { InstanceSpec, Provider, ProviderInstance } from '../provider.js';
+import type { InstanceSpec, Provider, ProviderEvent, ProviderInstance } from '../provider.js';
 import { instanceCgroup, JOIN_CGROUPS_SCRIPT, removeCgroup } from './cgroup.js';
+import { DEFAULT_DRIFT_SCHEDULE, DriftScanner, type DriftSchedule } from './drift-scanner.js';
 import { isRunning, processGroupOf, processStartTime, signal } from './proc.js';
 import { RootfsCache } from './rootfs-cache.js';
 import { resolveUser } from './users.js';
@@ -33,11 +34,25 @@ interface InstanceRecord {
   statusFile: string;
   /** The instance's cgroup folders (none when limits could not be enforced). */
   cgroups?: string[];
+  /** The environment the app was started with (drift compares /proc against it; absent in older records). */
+  env?: Array<[string, string]>;
+}
+
+/** Options of the process provider. */
+export interface ProcessProviderOptions {
+  /** Where instances, logs, volumes and root filesystems live; default: the store's home. */
+  home?: string;
+  /** How often drift evidence is gathered (see DriftScanner). */
+  drift?: Partial<DriftSchedule>;
 }
 
 /** How long a new sandbox may take to report that its app started. */
 const START_TIMEOUT_MS = 10_000;
 const POLL_MS = 20;
+/** How often a watcher checks that the instances it knows still run (one /proc read each). */
+const WATCH_MS = 100;
+/** How often a watcher reads the instances folder again (instances another provider object made). */
+const WATCH_LIST_MS = 1_000;
 
 /**
  * The embedded default provider: each instance is a process started from the image's root
@@ -53,15 +68,20 @@ export class ProcessProvider implements Provider {
   private readonly instancesDir: string;
   private readonly logsDir: string;
   private readonly volumesDir: string;
+  private readonly scanner: DriftScanner;
+  private readonly listeners = new Set<(event: ProviderEvent) => void>();
+  private watching: { timer: NodeJS.Timeout; running: Map<string, boolean>; listedAt: number } | undefined;
 
   constructor(
     private readonly store: ImageStore,
-    home: string = store.home,
+    options: ProcessProviderOptions | string = {},
   ) {
+    const { home = store.home, drift = {} } = typeof options === 'string' ? { home: options } : options;
     this.rootfs = new RootfsCache(store, join(home, 'rootfs'));
     this.instancesDir = join(home, 'instances');
     this.logsDir = join(home, 'logs');
     this.volumesDir = join(home, 'volumes');
+    this.scanner = new DriftScanner(store, { instances: this.instancesDir, rootfs: join(home, 'rootfs') }, (id) => this.emit({ id, kind: 'changed' }), { ...DEFAULT_DRIFT_SCHEDULE, ...drift });
   }
 
   /** Unpacks the image's root filesystem (once per digest). */
@@ -87,7 +107,8 @@ export class ProcessProvider implements Provider {
     args.push('--as-pid-1', '--hostname', spec.id.slice(0, 63));
     for (const volume of spec.volumes) args.push('--bind', await this.volumeDir(spec, volume.name, root, volume.path), volume.path);
     args.push('--clearenv');
-    for (const [key, value] of this.environment(config, spec)) args.push('--setenv', key, value);
+    const env = this.environment(config, spec);
+    for (const [key, value] of env) args.push('--setenv', key, value);
     args.push('--chdir', runtime.WorkingDir ?? '/', '--json-status-fd', '3', '--', ...argv);
 
     const logFile = join(this.logsDir, `${spec.id}.log`);
@@ -111,7 +132,7 @@ export class ProcessProvider implements Provider {
       await removeCgroup(cgroups);
       throw error;
     });
-    const record: InstanceRecord = { id: spec.id, labels: spec.labels, digest: spec.digest, pid, startTime, appPid, port: spec.port, startedAt: Date.now(), logFile, statusFile, cgroups };
+    const record: InstanceRecord = { id: spec.id, labels: spec.labels, digest: spec.digest, pid, startTime, appPid, port: spec.port, startedAt: Date.now(), logFile, statusFile, cgroups, env };
     const tmp = join(this.instancesDir, `.${spec.id}.json.tmp`);
     await writeFile(tmp, JSON.stringify(record));
     await rename(tmp, join(this.instancesDir, `${spec.id}.json`));
@@ -161,18 +182,94 @@ export class ProcessProvider implements Provider {
     await removeCgroup(record.cgroups ?? []);
     await rm(join(this.instancesDir, `${id}.json`), { force: true });
     await rm(record.statusFile, { force: true });
+    await this.scanner.forget(id);
+    this.watching?.running.delete(id);
   }
 
-  /** Every instance with a record here, optionally filtered by labels. */
-  async list(labels: Record<string, string> = {}): Promise<ProviderInstance[]> {
+  /** SIGKILL to the whole sandbox (bubblewrap and the app), as a power cut would; its record stays until destroyed. */
+  async kill(id: string): Promise<void> {
+    const record = await this.read(id);
+    if (!record || !isRunning(record.pid, record.startTime)) return;
+    signal(-record.pid, 'SIGKILL');
+    signal(record.appPid, 'SIGKILL');
+    const deadline = Date.now() + 5_000;
+    while (isRunning(record.pid, record.startTime) && Date.now() < deadline) await sleep(POLL_MS);
+    if (isRunning(record.pid, record.startTime)) throw new ProviderError(`failed to kill instance '${id}': pid ${record.pid} survived SIGKILL`);
+    this.emit({ id, kind: 'exited' });
+  }
+
+  /**
+   * Tells `listener` when an instance exits (checked every 100 ms: one /proc read per
+   * instance) or drifts (as the drift scanner finds it).
+   */
+  watch(listener: (event: ProviderEvent) => void): () => void {
+    this.listeners.add(listener);
+    if (!this.watching) {
+      const watching = { running: new Map<string, boolean>(), listedAt: 0, timer: setInterval(() => void this.poll(), WATCH_MS) };
+      watching.timer.unref();
+      this.watching = watching;
+    }
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0 && this.watching) {
+        clearInterval(this.watching.timer);
+        this.watching = undefined;
+      }
+    };
+  }
+
+  /** One round of the watcher: exits of known instances; new records now and then; drift scans when due. */
+  private async poll(): Promise<void> {
+    const watching = this.watching;
+    if (!watching) return;
+    if (Date.now() - watching.listedAt >= WATCH_LIST_MS) {
+      watching.listedAt = Date.now();
+      const records = await this.records();
+      for (const record of records) if (!watching.running.has(record.id)) watching.running.set(record.id, isRunning(record.pid, record.startTime));
+      this.scanner.poke(records.map((r) => this.scanned(r)));
+    }
+    for (const [id, wasRunning] of watching.running) {
+      const record = this.cache.get(id);
+      if (!record) continue;
+      const running = isRunning(record.pid, record.startTime);
+      if (wasRunning && !running) this.emit({ id, kind: 'exited' });
+      watching.running.set(id, running);
+    }
+  }
+
+  private emit(event: ProviderEvent): void {
+    for (const listener of [...this.listeners]) listener(event);
+  }
+
+  private scanned(record: InstanceRecord) {
+    return { id: record.id, digest: record.digest, appPid: record.appPid, running: isRunning(record.pid, record.startTime), env: record.env };
+  }
+
+  /** Every record in the instances folder. */
+  private async records(): Promise<InstanceRecord[]> {
     const names = await readdir(this.instancesDir).catch(() => [] as string[]);
-    const out: ProviderInstance[] = [];
+    const out: InstanceRecord[] = [];
     for (const name of names.filter((n) => n.endsWith('.json') && !n.startsWith('.')).sort()) {
       const record = await this.read(name.slice(0, -'.json'.length));
-      if (!record) continue;
+      if (record) out.push(record);
+    }
+    return out;
+  }
+
+  /** Every instance with a record here, optionally filtered by labels (and a drift scan started, when one is due). */
+  async list(labels: Record<string, string> = {}): Promise<ProviderInstance[]> {
+    const records = await this.records();
+    this.scanner.poke(records.map((r) => this.scanned(r)));
+    const out: ProviderInstance[] = [];
+    for (const record of records) {
       if (Object.entries(labels).every(([key, value]) => record.labels[key] === value)) out.push(await this.toInstance(record));
     }
     return out;
+  }
+
+  /** Runs every drift check now and waits for it (tests, the bench). */
+  async checkDrift(): Promise<void> {
+    await this.scanner.scan((await this.records()).map((r) => this.scanned(r)), { force: true });
   }
 
   /** One instance, or undefined. */
@@ -181,11 +278,17 @@ export class ProcessProvider implements Provider {
     return record ? this.toInstance(record) : undefined;
   }
 
+  /** Records read so far: they never change once written. */
+  private readonly cache = new Map<string, InstanceRecord>();
+
   private async read(id: string): Promise<InstanceRecord | undefined> {
     try {
       const record = JSON.parse(await readFile(join(this.instancesDir, `${id}.json`), 'utf8')) as InstanceRecord;
-      return isDigest(record.digest) && typeof record.pid === 'number' ? record : undefined;
+      if (!isDigest(record.digest) || typeof record.pid !== 'number') return undefined;
+      this.cache.set(id, record);
+      return record;
     } catch {
+      this.cache.delete(id);
       return undefined;
     }
   }
@@ -201,12 +304,17 @@ export class ProcessProvider implements Provider {
       startedAt: record.startedAt,
       exitCode: running ? undefined : await exitCodeOf(record.statusFile),
       logFile: record.logFile,
-      drift: [],
+      drift: await this.scanner.of(record.id),
     };
   }
 
-  /** Nothing to let go of: instances and their logs need no process here. */
-  async close(): Promise<void> {}
+  /** Stops watching; instances and their logs need no process here. */
+  async close(): Promise<void> {
+    this.listeners.clear();
+    if (this.watching) clearInterval(this.watching.timer);
+    this.watching = undefined;
+    await this.scanner.close();
+  }
 
   /** The image's environment, then the instance's, then PORT and HOST (the host's loopback). */
   private environment(config: ImageConfig, spec: InstanceSpec): Array<[string, string]> {
