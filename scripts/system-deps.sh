@@ -4,7 +4,8 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
-packages=(bubblewrap busybox-static skopeo umoci docker.io git ca-certificates)
+# util-linux: nsenter (the guard's drift tests); systemd: systemd-analyze (the shipped unit file is checked)
+packages=(bubblewrap busybox-static skopeo umoci docker.io git ca-certificates util-linux systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -42,7 +42,7 @@ export interface DeployOutcome extends Omit<DeployResult, 'outcome'> {
 export async function deployRelease(loop: ServiceLoop, request: DeployRequest): Promise<DeployOutcome> {
   const { db, provider } = loop.ctx;
   const { spec, digest, actor } = request;
-  return withLock(db, `service:${spec.name}`, actor, async () => {
+  return withLock(db, `service:${spec.name}`, actor, () => loop.actingFor(actor, async () => {
     await provider.loadImage(digest);
     const service = getService(db, spec.name)!;
     const live = liveRelease(db, spec.name);
@@ -59,15 +59,14 @@ export async function deployRelease(loop: ServiceLoop, request: DeployRequest): 
     const deploy = createDeploy(db, { service: spec.name, releaseId: release.id, ...(live ? { fromReleaseId: live.id } : {}), plan, actor, fromReplicas: service.replicas }, now);
     setReleaseStatus(db, release.id, 'deploying', undefined, { actor, now });
     setDesired(db, spec.name, { releaseId: release.id, replicas, reason: request.rollbackOf !== undefined ? 'rollback' : 'deploy', actor }, now);
-    loop.wake(actor);
-    const result = await loop.awaitDeploy(deploy.id);
-    return result;
-  });
+    loop.wake();
+    return loop.awaitDeploy(deploy.id);
+  }));
 }
 
 /** Changes a service's replicas without a release or a rollout, and waits until that many are healthy and routed (or `timeoutMs`). */
 export async function scaleTo(loop: ServiceLoop, replicas: number, actor: string): Promise<{ from: number; to: number }> {
-  return withLock(loop.ctx.db, `service:${loop.name}`, actor, () => scale(loop, replicas, actor));
+  return withLock(loop.ctx.db, `service:${loop.name}`, actor, () => loop.actingFor(actor, () => scale(loop, replicas, actor)));
 }
 
 async function scale(loop: ServiceLoop, replicas: number, actor: string): Promise<{ from: number; to: number }> {
@@ -76,7 +75,7 @@ async function scale(loop: ServiceLoop, replicas: number, actor: string): Promis
   if (!service?.releaseId) throw new HttpError(409, `service '${loop.name}' has no release to scale: deploy it first`);
   const from = service.replicas;
   scaleService(db, loop.name, replicas, actor, new Date(loop.clock.now()));
-  loop.wake(actor);
+  loop.wake();
   const timeout = loop.specs.of(service.releaseId).deployTimeout;
   await loop.until(`service '${loop.name}' at ${replicas} healthy instance(s)`, (round) => round.state.service.replicas === replicas && round.settled, timeout);
   return { from, to: replicas };

@@ -5,11 +5,12 @@ import type { Digest } from '../oci/digest.js';
 import type { ImageConfig } from '../oci/types.js';
 import { newInstanceId, type Provider, type ProviderInstance } from '../providers/provider.js';
 import type { RouterControl } from '../router/router-control.js';
-import { dropAwaiting, endInstance, getInstance, INSTANCE_STATES, recordInstance, setInstanceState, FINAL_INSTANCE_STATES } from '../state/instances.js';
+import { dropAwaiting, endInstance, getInstance, setOutput, setPort, INSTANCE_STATES, recordInstance, setInstanceState, FINAL_INSTANCE_STATES } from '../state/instances.js';
 import type { InstanceState } from '../state/types.js';
 import type { Db } from '../store/db.js';
 import type { ImageStore } from '../store/image-store.js';
 import type { Clock } from '../util/clock.js';
+import { tailLines } from '../util/tail.js';
 import type { DesiredState, SpecCache } from './desired-state.js';
 import { healthFor } from './health-for.js';
 import type { HealthWatchers } from './health-watchers.js';
@@ -59,13 +60,16 @@ export class Executor {
   private readonly work = new Set<Promise<void>>();
   /** Instances told to stop while their create was still in flight: they go as soon as it ends. */
   readonly cancelled = new Set<string>();
+  /** Destroys that failed, by instance: how often, and when to try again. */
+  private readonly stopFailures = new Map<string, { count: number; nextAt: number }>();
+  private closed = false;
 
   constructor(private readonly ctx: ExecutorContext) {}
 
   /** Carries out `actions`: stops first (their records before any start takes their place), then routing, then starts. */
   apply(actions: Actions, state: DesiredState, listed: Map<string, ProviderInstance>): void {
     const now = new Date(this.ctx.clock.now());
-    for (const order of actions.stop) this.stop(order, now);
+    for (const order of actions.stop) this.stop(order, listed.get(order.id)?.logFile, now);
     if (actions.drop.length > 0) dropAwaiting(this.ctx.db, actions.drop);
     for (const id of actions.route) {
       const instance = listed.get(id);
@@ -95,61 +99,82 @@ export class Executor {
     });
   }
 
-  /** Records the end, takes it out of the router and its watcher, then destroys it in the background. */
-  private stop(order: StopOrder, now: Date): void {
+  /**
+   * Records the end, takes it out of the router and its watcher, then destroys it in the
+   * background. One still being created is destroyed as soon as its create ends; a destroy
+   * that failed is tried again later (1 s, doubling to a minute), never in a spin.
+   */
+  private stop(order: StopOrder, logFile: string | undefined, now: Date): void {
     const { id } = order;
     if (this.stopping.has(id)) return;
-    if (this.creating.has(id)) this.cancelled.add(id);
-    const { reason } = order;
+    const retry = this.stopFailures.get(id);
+    if (retry && now.getTime() < retry.nextAt) return;
     const row = getInstance(this.ctx.db, id);
     if (row) {
-      endInstance(this.ctx.db, id, { state: order.outcome, reason, ...(order.failure ? { streak: order.failure.streak, awaiting: order.failure.awaiting } : {}), actor: this.ctx.actor(), now });
+      endInstance(this.ctx.db, id, { state: order.outcome, reason: order.reason, ...(order.failure ? { streak: order.failure.streak, awaiting: order.failure.awaiting } : {}), actor: this.ctx.actor(), now });
     }
     this.ctx.router.forget(id);
     this.ctx.watchers.stop(id);
     this.unroutedAt.delete(id);
-    if (this.startErrors.delete(id) || order.outcome === 'lost') {
+    // Being made: its own start destroys it and frees its port once the create ends.
+    if (this.creating.has(id)) {
+      this.cancelled.add(id);
+      return;
+    }
+    // A start that failed holds no port (its start freed it) and nothing to destroy; a lost one neither.
+    if (this.startErrors.delete(id)) return;
+    if (order.outcome === 'lost') {
       if (row?.port) this.ctx.ports.release(row.port);
       return;
     }
     this.stopping.add(id);
     const graceMs = row ? this.graceOf(row.releaseId) : 10_000;
+    const failed = order.outcome !== 'stopped';
     this.track(
       this.ctx.provider
         .destroy(id, { graceMs })
         .then(() => {
+          this.stopFailures.delete(id);
           if (row?.port) this.ctx.ports.release(row.port);
+          // A failure's last output lines, now that its log is complete: what `imago status` shows first.
+          if (failed && row && logFile) setOutput(this.ctx.db, id, tailLines(logFile, 3).map((line) => line.slice(0, 200)));
         })
         .catch((error: unknown) => {
-          this.errors.push(`failed to stop instance '${id}': ${reasonOf(error)}`);
+          const count = (this.stopFailures.get(id)?.count ?? 0) + 1;
+          this.stopFailures.set(id, { count, nextAt: this.ctx.clock.now() + Math.min(60_000, 1000 * 2 ** (count - 1)) });
+          this.errors.push(`failed to stop instance '${id}' (try ${count}, again in ${Math.min(60, 2 ** (count - 1))}s): ${reasonOf(error)}`);
           if (this.errors.length > 20) this.errors.shift();
         })
         .finally(() => this.stopping.delete(id)),
     );
   }
 
-  /** Records and creates one instance of the desired release in the background. */
+  /**
+   * Records and creates one instance of the desired release in the background. The record
+   * comes first: a start that fails at any step is a failure on file (its lineage backs off).
+   */
   private start(order: StartOrder, state: DesiredState): void {
     const { release, spec } = state;
     if (!release || !spec) return;
     const id = newInstanceId(this.ctx.service, release.version, randomBytes(3).toString('hex'));
     const startedAt = this.ctx.clock.now();
     this.creating.set(id, { releaseId: release.id, startedAt, attempt: order.attempt });
+    recordInstance(
+      this.ctx.db,
+      { id, service: this.ctx.service, releaseId: release.id, provider: this.ctx.provider.name, attempt: order.attempt, ...(order.replaces ? { replaces: order.replaces } : {}), actor: this.ctx.actor() },
+      new Date(startedAt),
+    );
     this.track(
       (async () => {
         let port: number | undefined;
         try {
           port = await this.ctx.ports.allocate();
-          recordInstance(
-            this.ctx.db,
-            { id, service: this.ctx.service, releaseId: release.id, provider: this.ctx.provider.name, port, attempt: order.attempt, ...(order.replaces ? { replaces: order.replaces } : {}), actor: this.ctx.actor() },
-            new Date(this.ctx.clock.now()),
-          );
+          setPort(this.ctx.db, id, port);
           const image = await this.ctx.imageConfig(release.digest as Digest);
           const exposed = Object.keys(image.config?.ExposedPorts ?? {}).map((key) => /^(\d+)\/tcp$/.exec(key)?.[1]).find(Boolean);
           const instance = await this.ctx.provider.create(instanceSpecFor(spec, { id: release.id, digest: release.digest as Digest }, { id, port, env: this.ctx.env, imagePort: exposed ? Number(exposed) : undefined }));
-          if (this.cancelled.delete(id)) {
-            // Stopped (its deploy failed) while it was being made: it goes at once.
+          if (this.cancelled.has(id) || this.closed) {
+            // Stopped while it was being made (its deploy failed), or the loop closed: it goes at once.
             await this.ctx.provider.destroy(id, { graceMs: spec.stopGrace });
             endInstance(this.ctx.db, id, { state: 'stopped', reason: 'stopped while it started', actor: this.ctx.actor(), now: new Date(this.ctx.clock.now()) });
             this.ctx.ports.release(port);
@@ -161,13 +186,19 @@ export class Executor {
           this.started.set(release.id, list);
         } catch (error) {
           if (port !== undefined) this.ctx.ports.release(port);
-          if (this.cancelled.delete(id)) endInstance(this.ctx.db, id, { state: 'stopped', reason: 'stopped while it started', actor: this.ctx.actor() });
+          if (this.cancelled.has(id)) endInstance(this.ctx.db, id, { state: 'stopped', reason: 'stopped while it started', actor: this.ctx.actor() });
           else this.startErrors.set(id, { releaseId: release.id, error: reasonOf(error), at: this.ctx.clock.now(), attempt: order.attempt });
         } finally {
+          this.cancelled.delete(id);
           this.creating.delete(id);
         }
       })(),
     );
+  }
+
+  /** No start ends in a new watcher after this (the loop closed); instances made meanwhile go. */
+  close(): void {
+    this.closed = true;
   }
 
   private graceOf(releaseId: number): number {

@@ -1,11 +1,11 @@
 import { constants } from 'node:os';
 import type { Observed, ObservedInstance, PendingFailure } from '../core/fleet.js';
+import { ProviderError } from '../errors.js';
 import { Label, type Provider, type ProviderInstance } from '../providers/provider.js';
 import type { RouterControl } from '../router/router-control.js';
-import { awaitingReplacement, FINAL_INSTANCE_STATES, lastFailure, listInstances, LIVE_INSTANCE_STATES } from '../state/instances.js';
+import { awaitingReplacement, FINAL_INSTANCE_STATES, getInstance, lastFailure, listInstances, LIVE_INSTANCE_STATES } from '../state/instances.js';
 import type { InstanceRow } from '../state/types.js';
 import type { Db } from '../store/db.js';
-import { tailLines } from '../util/tail.js';
 import type { Executor } from './executor.js';
 import type { HealthWatchers } from './health-watchers.js';
 
@@ -28,6 +28,10 @@ export interface ObserveContext {
   executor: Executor;
   /** Starts watching a running instance's health (adopted ones too). */
   watch: (instance: ProviderInstance, row: InstanceRow) => void;
+  /** The loop's time now. */
+  now: number;
+  /** How long the provider may take to list (ms): a provider that never answers fails the round, it does not hang it. */
+  listTimeoutMs?: number;
 }
 
 /**
@@ -41,8 +45,14 @@ export async function observe(ctx: ObserveContext, desiredRelease: number | unde
   const { executor } = ctx;
   // Starts that finish while the provider lists are not lost: what was being made before the list counts.
   const creatingBefore = new Map(executor.creating);
-  const listed = new Map((await ctx.provider.list({ [Label.service]: ctx.service })).map((i) => [i.id, i]));
-  const rows = new Map(listInstances(ctx.db, ctx.service).map((row) => [row.id, row]));
+  const listed = new Map((await withDeadline(ctx.provider.list({ [Label.service]: ctx.service }), ctx.listTimeoutMs ?? LIST_TIMEOUT_MS, `the ${ctx.provider.name} provider did not list the instances`)).map((i) => [i.id, i]));
+  // The rows imago counts on, and those of what the provider lists (not every row the service ever had).
+  const rows = new Map(listInstances(ctx.db, ctx.service, { states: LIVE_INSTANCE_STATES }).map((row) => [row.id, row]));
+  for (const id of listed.keys()) {
+    if (rows.has(id)) continue;
+    const row = getInstance(ctx.db, id);
+    if (row && row.service === ctx.service) rows.set(id, row);
+  }
   const routed = new Set(ctx.router.routed());
   const instances: ObservedInstance[] = [];
 
@@ -62,7 +72,8 @@ export async function observe(ctx: ObserveContext, desiredRelease: number | unde
       state: instance.state,
       health: ctx.watchers.status(instance.id) ?? 'starting',
       healthyAt: ctx.watchers.healthyAt(instance.id) ?? (row?.healthyAt ? Date.parse(row.healthyAt) : undefined),
-      gateSince: ctx.watchers.since(instance.id) ?? instance.startedAt,
+      // Its gate began when imago began watching it: at its start, or now for one just adopted.
+      gateSince: ctx.watchers.since(instance.id) ?? (creatingBefore.get(instance.id) ?? executor.creating.get(instance.id))?.startedAt ?? ctx.now,
       routed: routed.has(instance.id),
       // One imago already ended but that still runs (a destroy that failed): it drains and goes.
       unroutedAt: executor.unroutedAt.get(instance.id) ?? (ended ? Date.parse(row!.endedAt ?? row!.updatedAt) : undefined),
@@ -70,7 +81,7 @@ export async function observe(ctx: ObserveContext, desiredRelease: number | unde
       startedAt: instance.startedAt,
       drift: instance.drift,
       attempt: row?.attempt ?? executor.creating.get(instance.id)?.attempt,
-      exit: instance.state === 'exited' ? withLastLines(describeExit(instance.exitCode), instance.logFile) : undefined,
+      exit: instance.state === 'exited' ? describeExit(instance.exitCode) : undefined,
     });
   }
 
@@ -93,14 +104,25 @@ export async function observe(ctx: ObserveContext, desiredRelease: number | unde
   return { observed: { instances, failures, ...(last ? { lastFailure: toFailure(last) } : {}) }, listed, rows };
 }
 
-function toFailure(row: InstanceRow): PendingFailure {
-  return { id: row.id, release: row.releaseId, at: Date.parse(row.endedAt ?? row.updatedAt), streak: row.streak ?? 1, reason: row.reason ?? 'failed' };
+/** How long a provider may take to list a service's instances. */
+const LIST_TIMEOUT_MS = 30_000;
+
+/** `work`, or an error naming `what` when it takes longer than `ms` (the work itself goes on). */
+function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new ProviderError(`${what} within ${Math.round(ms / 1000)}s`)), ms);
+    timer.unref();
+    work.then(
+      (value) => (clearTimeout(timer), resolve(value)),
+      (error: unknown) => (clearTimeout(timer), reject(error)),
+    );
+  });
 }
 
-/** A reason with the instance's last output lines: what an operator wants to see first. */
-function withLastLines(reason: string, logFile: string): string {
-  const lines = tailLines(logFile, 3).map((line) => line.slice(0, 160));
-  return lines.length > 0 ? `${reason}; last output: ${lines.join(' | ')}` : reason;
+/** A failed instance as reconcile sees it: its reason with its last output lines, once known. */
+function toFailure(row: InstanceRow): PendingFailure {
+  const output = row.output && row.output.length > 0 ? `; last output: ${row.output.join(' | ')}` : '';
+  return { id: row.id, release: row.releaseId, at: Date.parse(row.endedAt ?? row.updatedAt), streak: row.streak ?? 1, reason: `${row.reason ?? 'failed'}${output}` };
 }
 
 /** An exit code for people: `exit code 3`, `killed by SIGKILL (exit 137)`. */

@@ -8,12 +8,12 @@ import type { Digest } from '../oci/digest.js';
 import type { ImageConfig } from '../oci/types.js';
 import type { Provider, ProviderInstance } from '../providers/provider.js';
 import type { RouterControl } from '../router/router-control.js';
-import { finishDeploy } from '../state/deploys.js';
+import { finishDeploy, getDeploy } from '../state/deploys.js';
 import { recordDrift } from '../state/drift.js';
-import { markHealthy } from '../state/instances.js';
+import { FINAL_INSTANCE_STATES, getInstance, markHealthy } from '../state/instances.js';
 import { getRelease, liveRelease, setReleaseStatus } from '../state/releases.js';
 import { getService, setDesired, setListen } from '../state/services.js';
-import type { InstanceRow, Release } from '../state/types.js';
+import type { Deploy, InstanceRow, Release } from '../state/types.js';
 import type { Db } from '../store/db.js';
 import type { ImageStore } from '../store/image-store.js';
 import { systemClock, type Clock } from '../util/clock.js';
@@ -99,6 +99,8 @@ export interface Round {
 }
 
 const TICK_MS = 2_000;
+/** When the loop looks again after a provider event (besides at once). */
+const EVENT_RECHECK_MS = [100, 500];
 /** How long closing waits for a round, and for background starts and stops. */
 const CLOSE_WAIT_MS = 15_000;
 
@@ -137,6 +139,8 @@ export class ServiceLoop {
   private last: Round | undefined;
   private lastError: string | undefined;
   private readonly waiters = new Set<(round: Round) => void>();
+  /** Since when reconcile has said converged (undefined: it does not). */
+  private convergedAt: number | undefined;
   private readonly configs: ImageConfigs;
   private readonly deployWaiters = new Map<number, (result: DeployResult) => void>();
   /** Deploys that failed, waiting (with patience, in ms) for the fleet to be back on the release before them. */
@@ -179,7 +183,7 @@ export class ServiceLoop {
     this.address = await this.ctx.router.start();
     const row = getService(this.ctx.db, this.name);
     if (row && (!row.listen || row.listen.port === 0)) setListen(this.ctx.db, this.name, this.address);
-    if (this.ctx.provider.watch) this.unsubscribe.push(this.ctx.provider.watch(() => this.wake()));
+    if (this.ctx.provider.watch) this.unsubscribe.push(this.ctx.provider.watch((event) => this.onProviderEvent(event.id)));
     this.unsubscribe.push(this.ctx.router.onIdle(() => this.wake()));
     this.running = this.run();
     return this.address;
@@ -190,11 +194,39 @@ export class ServiceLoop {
     return this.address ? `http://${this.address.host.includes(':') ? `[${this.address.host}]` : this.address.host}:${this.address.port}` : '';
   }
 
-  /** Runs a round soon (the desired state changed, or something happened). `actor` is who the next records are for. */
-  wake(actor?: string): void {
-    if (actor) this.actor = actor;
+  /** Runs a round soon (the desired state changed, or something happened). */
+  wake(): void {
     this.woken = true;
     this.sleeper?.();
+  }
+
+  /**
+   * Who the loop's records are for while `work` (a deploy, a scale) runs; the guard's own
+   * actions, at any other time, are `imago`'s.
+   */
+  async actingFor<T>(actor: string, work: () => Promise<T>): Promise<T> {
+    this.actor = actor;
+    try {
+      return await work();
+    } finally {
+      this.actor = 'imago';
+    }
+  }
+
+  /**
+   * A provider event: a round at once, and again a little later — an engine's list of
+   * containers can lag its own events (docker sends `die` before its list says exited).
+   */
+  private onProviderEvent(id: string): void {
+    // Another service's instance: not this loop's business (one it does not know yet is found by the tick).
+    if (!this.known(id)) return;
+    this.wake();
+    for (const ms of EVENT_RECHECK_MS) this.clock.setTimer(() => this.wake(), ms);
+  }
+
+  /** Whether `id` is an instance this loop saw, or is making or stopping. */
+  private known(id: string): boolean {
+    return Boolean(this.last?.observation.listed.has(id) || this.executor.creating.has(id) || this.executor.stopping.has(id));
   }
 
   /** Resolves with the outcome of deploy `deployId` as this loop reports it (a failure once the fleet is back). */
@@ -220,7 +252,9 @@ export class ServiceLoop {
       };
       cancel = this.clock.setTimer(() => {
         this.waiters.delete(waiter);
-        reject(new DeployError(`${what} did not happen within ${Math.round(timeoutMs / 1000)}s`));
+        const snapshot = this.snapshot();
+        const why = [snapshot.error, snapshot.degraded?.reason, this.executor.stopping.size > 0 ? `${this.executor.stopping.size} instance(s) still stopping` : ''].filter(Boolean);
+        reject(new DeployError(`${what} did not happen within ${Math.round(timeoutMs / 1000)}s${why.length ? ` (${why.join('; ')})` : ''}`));
       }, timeoutMs);
       this.waiters.add(waiter);
       this.wake();
@@ -231,7 +265,8 @@ export class ServiceLoop {
   snapshot(): ServiceSnapshot {
     const round = this.last;
     const service = getService(this.ctx.db, this.name);
-    const base = { replicas: service?.replicas ?? 0, release: service?.releaseId, dataPlane: this.ctx.router.kind, error: this.lastError };
+    const errors = [this.lastError, ...this.executor.errors.slice(-3)].filter(Boolean);
+    const base = { replicas: service?.replicas ?? 0, release: service?.releaseId, dataPlane: this.ctx.router.kind, error: errors.length > 0 ? errors.join('; ') : undefined };
     if (!round) return { ...base, instances: [], degraded: undefined, converged: false };
     const bucketOf = new Map<string, string>();
     for (const [bucket, ids] of Object.entries(round.actions.buckets)) for (const id of ids) bucketOf.set(id, bucket);
@@ -269,9 +304,17 @@ export class ServiceLoop {
     this.sleeper?.();
     for (const off of this.unsubscribe) off();
     this.unsubscribe = [];
+    this.executor.close();
     await within(this.running ?? Promise.resolve(), CLOSE_WAIT_MS);
     await within(this.executor.idle(), CLOSE_WAIT_MS);
     this.watchers.stopAll();
+    // A deploy still waiting is answered: the next control plane aborts it (its release fails, the one before serves).
+    for (const [deployId, resolve] of this.deployWaiters) {
+      const deploy = getDeploy(this.ctx.db, deployId);
+      const release = deploy ? getRelease(this.ctx.db, deploy.releaseId) : undefined;
+      if (release) resolve({ release, outcome: 'failed', reason: 'the control plane stopped during this deploy; the next one aborts it', started: [] });
+    }
+    this.deployWaiters.clear();
     await this.ctx.router.close();
   }
 
@@ -287,6 +330,8 @@ export class ServiceLoop {
       } catch (error) {
         this.lastError = reasonOf(error);
         this.failRunningDeploy(`the deploy stopped: ${this.lastError}`);
+        // While rounds fail, a failed deploy's caller is not kept waiting past its patience.
+        for (const [id, failed] of this.failing) if (this.clock.now() - failed.at > failed.patience) this.finishFailed(id, failed.result);
       }
       if (this.closed) break;
       // A round that acted is looked at again at once (what it did may already allow the next
@@ -327,6 +372,7 @@ export class ServiceLoop {
         watchers: this.watchers,
         executor: this.executor,
         watch: (instance, row) => this.watch(instance, row),
+        now: this.clock.now(),
       },
       state.desired.release,
     );
@@ -336,11 +382,15 @@ export class ServiceLoop {
     if (state.deploy && actions.deployFailed) {
       // Read the blamed instances' probes and logs before they are stopped and forgotten.
       const transcript = this.transcriptOf(actions.deployFailed.instances, observation.listed);
-      this.failDeploy(state, actions.deployFailed.reason, transcript);
+      this.failDeploy(state, withLastOutput(actions.deployFailed.reason, actions.deployFailed.instances, observation.listed), transcript);
     }
     this.executor.apply(actions, state, observation.listed);
-    // Settled: converged, and no instance still being stopped in the background.
-    const settled = actions.converged && this.executor.stopping.size === 0;
+    // Settled: converged, and no instance still being stopped in the background — or the stops
+    // outlasting their grace by a margin (a stuck destroy must not hold a deploy's answer forever).
+    if (!actions.converged) this.convergedAt = undefined;
+    else this.convergedAt ??= now;
+    const grace = (state.spec?.stopGrace ?? 10_000) + 10_000;
+    const settled = actions.converged && (this.executor.stopping.size === 0 || now - this.convergedAt! > grace);
     if (state.deploy && !actions.deployFailed && settled) this.succeedDeploy(state);
     for (const [id, failed] of this.failing) if (settled || now - failed.at > failed.patience) this.finishFailed(id, failed.result);
     const round: Round = { at: now, actions, observation, state, settled };
@@ -367,7 +417,10 @@ export class ServiceLoop {
     this.ctx.ports.hold(instance.address.port);
     void this.imageConfig(instance.digest as Digest)
       .then((image) => {
-        if (!this.closed) this.watchers.ensure(instance.id, healthFor(spec, image), instance.address, instance.startedAt);
+        // Still wanted: not closed, not being stopped, not ended meanwhile.
+        const now = getInstance(this.ctx.db, instance.id);
+        if (this.closed || this.executor.stopping.has(instance.id) || !now || FINAL_INSTANCE_STATES.includes(now.state)) return;
+        this.watchers.ensure(instance.id, healthFor(spec, image), instance.address, instance.startedAt);
         this.wake();
       })
       .catch(() => undefined);
@@ -384,19 +437,12 @@ export class ServiceLoop {
     }
   }
 
+  /** The deploy went live: the release before superseded (or rolled back), this one live, the deploy succeeded — in one transaction. */
   private succeedDeploy(state: DesiredState): void {
     const { db } = this.ctx;
     const deploy = state.deploy!;
     const now = new Date(this.clock.now());
-    const previous = deploy.fromReleaseId !== undefined ? getRelease(db, deploy.fromReleaseId) : undefined;
-    const rollback = state.release!.rollbackOf !== undefined;
-    if (previous?.status === 'live') setReleaseStatus(db, previous.id, rollback ? 'rolled-back' : 'superseded', undefined, { actor: this.actor, now });
-    // Any other release still marked live (an older deploy's, adopted) is superseded too.
-    for (let other = liveRelease(db, this.name); other && other.id !== state.release!.id; other = liveRelease(db, this.name)) {
-      setReleaseStatus(db, other.id, 'superseded', undefined, { actor: this.actor, now });
-    }
-    const live = setReleaseStatus(db, state.release!.id, 'live', undefined, { actor: this.actor, now });
-    finishDeploy(db, deploy.id, { state: 'succeeded', actor: this.actor }, now);
+    const live = db.transaction(() => succeed(db, this.name, deploy, state.release!, { actor: this.actor, now }))();
     this.deployWaiters.get(deploy.id)?.({ release: live, outcome: 'live', started: [...(this.executor.started.get(live.id) ?? [])] });
     this.deployWaiters.delete(deploy.id);
   }
@@ -406,21 +452,27 @@ export class ServiceLoop {
     const { db } = this.ctx;
     const deploy = state.deploy!;
     const now = new Date(this.clock.now());
-    const release = setReleaseStatus(db, deploy.releaseId, 'failed', reason, { actor: this.actor, now });
-    finishDeploy(db, deploy.id, { state: 'failed', reason, transcript, actor: this.actor }, now);
-    const back = deploy.fromReleaseId !== undefined ? getRelease(db, deploy.fromReleaseId) : undefined;
-    const previous = back?.status === 'live' ? back : undefined;
-    const replicas = previous ? (deploy.fromReplicas ?? this.specs.of(previous.id).replicas) : 0;
-    setDesired(db, this.name, { releaseId: previous?.id, replicas, reason: 'deploy failed', actor: this.actor }, now);
+    const release = db.transaction(() => {
+      const failed = setReleaseStatus(db, deploy.releaseId, 'failed', reason, { actor: this.actor, now });
+      finishDeploy(db, deploy.id, { state: 'failed', reason, transcript, actor: this.actor }, now);
+      backToBefore(db, this.name, deploy, this.specs, 'deploy failed', { actor: this.actor, now });
+      return failed;
+    })();
     this.failing.set(deploy.id, { result: { release, outcome: 'failed', reason, started: [...(this.executor.started.get(release.id) ?? [])] }, at: now.getTime(), patience: (state.spec?.drainTimeout ?? 30_000) + (state.spec?.stopGrace ?? 10_000) + 30_000 });
     this.wake();
   }
 
-  /** A provider failure during a deploy fails it with the reason (the engine gone, say). */
+  /**
+   * A provider failure during a deploy fails it with the reason (the engine gone, say), and
+   * answers its caller at once: with the provider down, the fleet cannot be shown back.
+   */
   private failRunningDeploy(reason: string): void {
     try {
       const state = readDesired(this.ctx.db, this.name, this.specs);
-      if (state.deploy) this.failDeploy(state, reason, undefined);
+      if (!state.deploy) return;
+      this.failDeploy(state, reason, undefined);
+      const failed = this.failing.get(state.deploy.id);
+      if (failed) this.finishFailed(state.deploy.id, failed.result);
     } catch {
       // no desired state to fail
     }
@@ -432,10 +484,58 @@ export class ServiceLoop {
     this.deployWaiters.delete(deployId);
   }
 
-  /** The health transcript and last log lines of the instances a failed deploy blames. */
+  /** The health transcript and last log lines of the instances a failed deploy blames (logs as far as they reached their files). */
   private transcriptOf(ids: string[], listed: Map<string, ProviderInstance>): Record<string, { probes: string[]; log: string[] }> {
     const out: Record<string, { probes: string[]; log: string[] }> = {};
     for (const id of ids) out[id] = { probes: this.watchers.transcript(id), log: tailLines(listed.get(id)?.logFile ?? '', 20) };
     return out;
   }
+}
+
+/**
+ * Marks a deploy's release live, supersedes (or, for a rollback, rolls back) the release
+ * before it and any other still marked live, and finishes the deploy. A release already live
+ * (a round that went live, then failed before answering) is left as it is.
+ */
+export function succeed(db: Db, service: string, deploy: Deploy, release: Release, options: { actor: string; now: Date }): Release {
+  const current = getRelease(db, release.id)!;
+  if (current.status !== 'live') {
+    const rollback = release.rollbackOf !== undefined;
+    const previous = deploy.fromReleaseId !== undefined ? getRelease(db, deploy.fromReleaseId) : undefined;
+    if (previous?.status === 'live') setReleaseStatus(db, previous.id, rollback ? 'rolled-back' : 'superseded', undefined, options);
+    for (let other = liveRelease(db, service); other && other.id !== release.id; other = liveRelease(db, service)) setReleaseStatus(db, other.id, 'superseded', undefined, options);
+    setReleaseStatus(db, release.id, 'live', undefined, options);
+  }
+  if (getDeploy(db, deploy.id)?.state === 'running') finishDeploy(db, deploy.id, { state: 'succeeded', actor: options.actor }, options.now);
+  return getRelease(db, release.id)!;
+}
+
+/**
+ * Sets a service's desired state back to the release its deploy came from (and the replicas it
+ * had), or to none on a first deploy: what a failed or aborted deploy leaves serving.
+ */
+export function backToBefore(db: Db, service: string, deploy: Deploy, specs: SpecCache, reason: string, options: { actor: string; now: Date }): void {
+  const back = deploy.fromReleaseId !== undefined ? getRelease(db, deploy.fromReleaseId) : undefined;
+  const previous = back?.status === 'live' ? back : undefined;
+  const replicas = previous ? (deploy.fromReplicas ?? specOrUndefined(specs, previous.id)?.replicas ?? 0) : 0;
+  setDesired(db, service, { releaseId: previous?.id, replicas, reason, actor: options.actor }, options.now);
+}
+
+function specOrUndefined(specs: SpecCache, releaseId: number): ServiceSpec | undefined {
+  try {
+    return specs.of(releaseId);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A deploy failure's reason with the last output line of an instance it blames that exited: usually the error itself. */
+function withLastOutput(reason: string, blamed: string[], listed: Map<string, ProviderInstance>): string {
+  for (const id of blamed) {
+    const instance = listed.get(id);
+    if (instance?.state !== 'exited') continue;
+    const [line] = tailLines(instance.logFile, 1);
+    if (line) return `${reason}; last output: ${line.slice(0, 200)}`;
+  }
+  return reason;
 }

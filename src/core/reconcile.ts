@@ -26,7 +26,7 @@ export function reconcile(desired: DesiredService, observed: Observed, { now }: 
   const get = (id: string): ObservedInstance => byId.get(id)!;
   const oldestFirst = (ids: string[]) => [...ids].sort((a, b) => get(a).startedAt - get(b).startedAt || (a < b ? -1 : 1));
   const replicas = desired.release === undefined ? 0 : desired.limits.replicas;
-  const wake = new Earliest();
+  const wake = new Earliest(now);
   const actions: Actions = {
     start: [],
     route: [],
@@ -158,6 +158,9 @@ export function reconcile(desired: DesiredService, observed: Observed, { now }: 
   const waiting = kept.filter((p) => p.due > now);
   const due = kept.filter((p) => p.due <= now);
   for (const p of waiting) wake.at(p.due);
+  // Out of a deploy, a failed instance's place is filled whatever the strategy's pace (blue-green
+  // would wait for every starting instance first), within the surge: its slot is empty.
+  if (!desired.rollout) startable = Math.max(startable, Math.min(due.length, desired.limits.replicas + desired.limits.maxSurge - retirees.length - freshCount));
   const starts = Math.min(startable, Math.max(0, want - waiting.length));
   for (let i = 0; i < starts; i++) {
     const p = due.shift();
@@ -247,10 +250,11 @@ function deployFailure(broken: ObservedInstance[], buckets: Buckets, desired: De
   return overdue ? `new instances were not healthy within ${Math.round(desired.deployTimeout / 1000)}s` : 'new instances failed';
 }
 
-/** The earliest of some times. */
+/** The earliest of some times still ahead (one already past was decided on, or waits on something else). */
 class Earliest {
   value: number | undefined;
+  constructor(private readonly now: number) {}
   at(time: number): void {
-    if (Number.isFinite(time) && (this.value === undefined || time < this.value)) this.value = time;
+    if (Number.isFinite(time) && time > this.now && (this.value === undefined || time < this.value)) this.value = time;
   }
 }

@@ -43,7 +43,7 @@ export interface ProviderInstance {
   address: { host: string; port: number };
   startedAt: number;
   exitCode: number | undefined;
-  /** File holding the instance's stdout and stderr; it outlives the instance, and is complete once the instance is reported exited. */
+  /** File holding the instance's stdout and stderr; it outlives the instance, and is complete once `destroy` resolved. */
   logFile: string;
   /**
    * What was done to the instance from outside imago since it started (a `docker exec`, a

@@ -17,7 +17,8 @@ interface Upstream {
   downUntil: number;
 }
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+/** Headers that are the connection's, not the request's (and `expect`: the router answers 100-continue itself). */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect']);
 /** Methods RFC 9110 calls idempotent: sending one twice does what sending it once does. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 const MAX_ATTEMPTS = 3;
@@ -164,11 +165,13 @@ export class ServiceRouter implements RouterControl {
     this.requests++;
     const method = req.method ?? 'GET';
     const headers = forwardHeaders(req);
+    // Whatever the method, a request that has a body (a length, or chunks) sends it on.
     let body: Buffer | IncomingMessage | null = null;
     let replayable = true;
-    if (method !== 'GET' && method !== 'HEAD') {
-      const length = Number(req.headers['content-length']);
-      if (req.headers['content-length'] !== undefined && Number.isFinite(length) && length <= REPLAYABLE_BODY) {
+    const length = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
+    const chunked = req.headers['transfer-encoding'] !== undefined;
+    if ((length !== undefined && length > 0) || chunked) {
+      if (!chunked && length !== undefined && Number.isFinite(length) && length <= REPLAYABLE_BODY) {
         try {
           body = await readBody(req);
         } catch {

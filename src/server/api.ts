@@ -66,7 +66,7 @@ function describe(error: unknown): [number, string] {
   if (error instanceof ImageError) return [error.notFound ? 404 : error.exitCode === 2 ? 400 : 500, error.message];
   if (error instanceof LockError) return [409, error.message];
   if (error instanceof ProviderError && /the port is in use/.test(error.message)) return [409, error.message];
-  if (error instanceof DeployError && / did not happen within \d+s$/.test(error.message)) return [504, error.message];
+  if (error instanceof DeployError && / did not happen within \d+s( \(.*\))?$/.test(error.message)) return [504, error.message];
   if (error instanceof ImagoError) return [500, error.message];
   return [500, `unexpected: ${(error as Error).message ?? String(error)}`];
 }

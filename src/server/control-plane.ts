@@ -7,7 +7,7 @@ import { deployRelease, planFor, scaleTo, type DeployOutcome } from '../controll
 import { SpecCache } from '../controller/desired-state.js';
 import { ImageConfigs } from '../controller/image-configs.js';
 import { LoopbackPorts, type PortAllocator } from '../controller/ports.js';
-import { ServiceLoop, type InstanceSnapshot } from '../controller/service-loop.js';
+import { backToBefore, ServiceLoop, succeed, type InstanceSnapshot } from '../controller/service-loop.js';
 import { HttpError, ImageError, ImagoError, reasonOf } from '../errors.js';
 import type { Prober } from '../health/health-gate.js';
 import type { Digest } from '../oci/digest.js';
@@ -20,7 +20,7 @@ import { LockError } from '../state/errors.js';
 import { appendEvent } from '../state/ledger.js';
 import { acquireLock, breakLock, readLock, releaseLock, renewLock } from '../state/lock.js';
 import { getRelease, lastGoodRelease, listReleases, liveRelease, setReleaseStatus } from '../state/releases.js';
-import { ensureService, getService, listServices, setDesired } from '../state/services.js';
+import { ensureService, getService, listServices } from '../state/services.js';
 import type { DriftFinding, Release } from '../state/types.js';
 import type { ImageStore } from '../store/image-store.js';
 import { systemClock, type Clock } from '../util/clock.js';
@@ -61,6 +61,8 @@ const PLANE_LOCK_TTL_MS = 30_000;
  */
 export class ControlPlane {
   private readonly loops = new Map<string, ServiceLoop>();
+  /** Loops being started, by service. */
+  private readonly starting = new Map<string, Promise<ServiceLoop>>();
   /** Services that could not be adopted at start (their provider unreachable, say), with the reason. */
   readonly unavailable = new Map<string, string>();
   private readonly env: string;
@@ -96,17 +98,22 @@ export class ControlPlane {
   async start(): Promise<void> {
     this.takePlaneLock();
     const db = this.store.db;
+    const specs = new SpecCache(db);
     for (const deploy of runningDeploys(db)) {
-      const reason = 'the control plane stopped during this deploy; it was aborted on restart';
-      finishDeploy(db, deploy.id, { state: 'aborted', reason, actor: 'imago' });
       breakLock(db, `service:${deploy.service}`);
       const release = getRelease(db, deploy.releaseId);
-      if (release && (release.status === 'deploying' || release.status === 'pending')) setReleaseStatus(db, release.id, 'failed', reason, { actor: 'imago' });
-      const back = deploy.fromReleaseId !== undefined ? getRelease(db, deploy.fromReleaseId) : undefined;
-      if (getService(db, deploy.service)) {
-        const live = back?.status === 'live' ? back : undefined;
-        setDesired(db, deploy.service, { releaseId: live?.id, replicas: live ? (deploy.fromReplicas ?? 0) : 0, reason: 'deploy aborted', actor: 'imago' });
-      }
+      const now = new Date(this.clock.now());
+      db.transaction(() => {
+        if (release?.status === 'live') {
+          // It went live and the last control plane died before it answered: it succeeded.
+          succeed(db, deploy.service, deploy, release, { actor: 'imago', now });
+          return;
+        }
+        const reason = 'the control plane stopped during this deploy; it was aborted on restart';
+        finishDeploy(db, deploy.id, { state: 'aborted', reason, actor: 'imago' }, now);
+        if (release && (release.status === 'deploying' || release.status === 'pending')) setReleaseStatus(db, release.id, 'failed', reason, { actor: 'imago', now });
+        if (getService(db, deploy.service)) backToBefore(db, deploy.service, deploy, specs, 'deploy aborted', { actor: 'imago', now });
+      })();
     }
     for (const service of listServices(db)) {
       // One service whose provider cannot be reached (dockerd down) must not keep the others down.
@@ -171,7 +178,7 @@ export class ControlPlane {
     const before = loop.ctx.router.stats();
     const started = this.clock.now();
     await Promise.all(targets.map((id) => loop.ctx.provider.kill(id)));
-    loop.wake(actor);
+    loop.wake();
     const timeout = (desired ? loop.specs.of(desired).deployTimeout : 120_000) + 30_000;
     const round = await loop.until(`service '${service}' back at full healthy capacity`, (r) => r.settled && !r.observation.observed.instances.some((i) => targets.includes(i.id)), timeout);
     const after = loop.ctx.router.stats();
@@ -286,8 +293,16 @@ export class ControlPlane {
       throw new HttpError(409, `service '${service.name}' listens on ${row.listen.host}:${row.listen.port}, and a deploy cannot move its router to ${service.listen.host}:${service.listen.port} yet: keep its listen address, or deploy it under a new name`);
     }
     let loop = this.loops.get(service.name);
-    if (!loop) loop = await this.startLoop(service.name, service.provider, row?.listen ?? service.listen);
-    if (!row) {
+    if (!loop) {
+      // Two first deploys at once share one start: one loop per service, ever.
+      let starting = this.starting.get(service.name);
+      if (!starting) {
+        starting = this.startLoop(service.name, service.provider, row?.listen ?? service.listen).finally(() => this.starting.delete(service.name));
+        this.starting.set(service.name, starting);
+      }
+      loop = await starting;
+    }
+    if (!getService(db, service.name)) {
       const address = new URL(loop.url);
       ensureService(db, { name: service.name, env: this.env, provider: service.provider, replicas: 0, listen: { host: address.hostname.replace(/^\[|\]$/g, ''), port: Number(address.port) }, actor });
     }

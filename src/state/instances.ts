@@ -45,6 +45,7 @@ interface Row {
   reason: string | null;
   streak: number | null;
   awaiting: number;
+  output: string | null;
 }
 
 /** Records a new instance of a release (default state `starting`) and its `instance.created` event. */
@@ -126,6 +127,17 @@ export function endInstance(
     .immediate();
 }
 
+/** Records the port an instance was given (after its record: the port is chosen in the background). */
+export function setPort(db: Db, id: string, port: number): void {
+  checkId('port', port);
+  db.prepare(`UPDATE instances SET port = ? WHERE id = ?`).run(port, id);
+}
+
+/** Keeps an ended instance's last output lines (read once its log is complete). Not a ledger event: the ending is. */
+export function setOutput(db: Db, id: string, lines: readonly string[]): void {
+  db.prepare(`UPDATE instances SET output = ? WHERE id = ?`).run(JSON.stringify(lines), id);
+}
+
 /** Records that an instance passed its health gate (the first time only), moving it to `healthy` when it was starting. */
 export function markHealthy(db: Db, id: string, options: { actor?: string; now?: Date } = {}): void {
   const now = options.now ?? new Date();
@@ -190,5 +202,6 @@ function toInstance(row: Row): InstanceRow {
     reason: orUndefined(row.reason),
     streak: orUndefined(row.streak),
     awaiting: row.awaiting === 1,
+    output: row.output === null || row.output === undefined ? undefined : (JSON.parse(row.output) as string[]),
   };
 }

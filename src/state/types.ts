@@ -52,6 +52,8 @@ export interface InstanceRow {
   streak: number | undefined;
   /** A failure whose place waits for a replacement. */
   awaiting: boolean;
+  /** Its last output lines once it ended (a failure's, for `imago status`). */
+  output: string[] | undefined;
 }
 
 /** A service's desired state: what the control loop makes true. */

@@ -144,6 +144,13 @@ const MIGRATIONS: string[] = [
            json_extract(r.config, '$.listen.host'), json_extract(r.config, '$.listen.port'), r.created_at, r.created_at, 'imago'
     FROM releases r
     WHERE r.status = 'live' AND r.version = (SELECT MAX(version) FROM releases l WHERE l.service = r.service AND l.status = 'live');
+  -- A first deploy caught mid-way by the upgrade (no live release): a desired state of none, so
+  -- its loop stops what it started (the control plane aborts the deploy at its start).
+  INSERT INTO services (name, env, provider, release_id, replicas, listen_host, listen_port, created_at, updated_at, updated_by)
+    SELECT d.service, 'default', COALESCE(json_extract(r.config, '$.provider'), 'process'), NULL, 0,
+           json_extract(r.config, '$.listen.host'), json_extract(r.config, '$.listen.port'), d.started_at, d.started_at, 'imago'
+    FROM deploys d JOIN releases r ON r.id = d.release_id
+    WHERE d.state = 'running' AND NOT EXISTS (SELECT 1 FROM services s WHERE s.name = d.service);
 
   ALTER TABLE instances ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE instances ADD COLUMN replaces TEXT;
@@ -152,6 +159,7 @@ const MIGRATIONS: string[] = [
   ALTER TABLE instances ADD COLUMN reason TEXT;
   ALTER TABLE instances ADD COLUMN streak INTEGER;
   ALTER TABLE instances ADD COLUMN awaiting INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE instances ADD COLUMN output TEXT;
   CREATE INDEX instances_awaiting ON instances(service) WHERE awaiting = 1;
   ALTER TABLE deploys ADD COLUMN from_replicas INTEGER;
 

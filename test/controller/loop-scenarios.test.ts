@@ -18,7 +18,9 @@ import { ControlPlane } from '../../src/server/control-plane.js';
 import { listDrift } from '../../src/state/drift.js';
 import { listInstances } from '../../src/state/instances.js';
 import { listEvents, verifyLedger } from '../../src/state/ledger.js';
+import { listDeploys, runningDeploy } from '../../src/state/deploys.js';
 import { listReleases } from '../../src/state/releases.js';
+import { getService } from '../../src/state/services.js';
 import { ImageStore } from '../../src/store/image-store.js';
 import { imageSpec } from '../support/spec.js';
 import { tempDir } from '../support/temp.js';
@@ -261,12 +263,47 @@ describe('the control loop on the fake provider, in fake time', () => {
   it('a restarted control plane re-adopts the running instances and replaces only the one that died meanwhile', async () => {
     const s = await scene();
     const { started } = await s.drive(s.plane.deploy(spec(), s.digests[0]!, 'alice'));
+    await s.clock.advance(10 * 60_000); // up far longer than any gate timeout: adoption must not mistake that for a slow gate
     await s.plane.close();
     s.fake.crash(started[1]!);
     await s.restart();
     await s.until('three routed again', () => routed(s).length === 3, 10_000);
     assert.deepEqual(routed(s).filter((id) => started.includes(id)), [started[0]!, started[2]!].sort(), 'the two alive were adopted');
     assert.equal(s.world.journal.filter((l) => l.startsWith('destroy')).length, 1, 'only the dead one was removed');
+    await s.clock.advance(5000);
+    assert.equal(s.world.journal.filter((l) => l.startsWith('destroy')).length, 1, 'and nothing else after');
+  });
+
+  it('a deploy that went live just before the control plane died is finished as live at the next start, not aborted', async () => {
+    const s = await scene();
+    await s.drive(s.plane.deploy(spec(), s.digests[0]!, 'alice'));
+    const second = await s.drive(s.plane.deploy(spec(), s.digests[1]!, 'alice'));
+    await s.plane.close();
+    // As if the last control plane marked the release live and died before it finished the deploy.
+    const db = s.store.db;
+    const release = listReleases(db, 'web')[0]!;
+    db.prepare(`INSERT INTO deploys (service, release_id, from_release_id, plan, state, started_at) VALUES ('web', ?, NULL, '{}', 'running', ?)`).run(release.id, new Date(s.clock.now()).toISOString());
+    await s.restart();
+    assert.deepEqual(listReleases(db, 'web').map((r) => `${r.version}:${r.status}`), ['2:live', '1:superseded']);
+    assert.deepEqual(listDeploys(db, 'web').map((d) => d.state), ['succeeded', 'succeeded', 'succeeded']);
+    await s.until('3 routed', () => routed(s).length === 3, 10_000);
+    assert.deepEqual(routed(s), [...second.started].sort(), 'the live release serves on');
+  });
+
+  it('a deploy aborted by a restart goes back to the release and the replicas from before it', async () => {
+    const s = await scene();
+    await s.drive(s.plane.deploy(spec({ replicas: 2 }), s.digests[0]!, 'alice'));
+    s.world.next.startMs = 60_000; // the new release never gets healthy before the "crash"
+    const pending = s.plane.deploy(spec({ replicas: 4, health: { http: '/healthz', interval: '200ms', startPeriod: '120s' } }), s.digests[1]!, 'alice');
+    await s.until('the deploy running', () => runningDeploy(s.store.db, 'web') !== undefined, 5000);
+    await s.clock.advance(500);
+    await s.plane.close();
+    assert.equal((await pending).outcome, 'failed', 'its caller is answered when the control plane stops');
+    s.world.next.startMs = 50;
+    await s.restart();
+    await s.until('back on release 1 with 2 instances', async () => routed(s).length === 2 && (await s.status()).instances.length === 2, 30_000);
+    assert.deepEqual(listReleases(s.store.db, 'web').map((r) => `${r.version}:${r.status}`), ['2:failed', '1:live']);
+    assert.equal(getService(s.store.db, 'web')!.replicas, 2);
   });
 
   it('a new release whose instances die fails its deploy; the release before serves on, untouched', async () => {

@@ -78,6 +78,12 @@ const scenarios: Record<string, Scenario[]> = {
     { name: 'a failure is replaced once its back-off is over (4 in a row: 4 s)', now: 8000, instances: fleet('a1', 'a3'), failures: [{ id: 'a2', release: 2, at: 4000, streak: 4, reason: 'exit code 3' }], expect: { start: ['a2@4'], degraded: 'crash loop: 4 failures in a row; the last: exit code 3' } },
     { name: 'and not before', now: 7999, instances: fleet('a1', 'a3'), failures: [{ id: 'a2', release: 2, at: 4000, streak: 4, reason: 'exit code 3' }], expect: { degraded: 'crash loop: 4 failures in a row; the last: exit code 3' } },
     { name: 'a scale-down drops the places it no longer needs', desired: desired({ limits: { replicas: 2, maxSurge: 1, maxUnavailable: 0 } }), instances: fleet('a1', 'a3'), failures: [{ id: 'a2', release: 2, at: 900, streak: 3, reason: 'exit code 3' }], expect: { drop: ['a2'] } },
+    {
+      name: 'blue-green: a second crash is replaced while the first one\'s replacement still starts',
+      desired: desired({ strategy: 'blue-green', limits: { replicas: 3, maxSurge: 3, maxUnavailable: 0 } }),
+      instances: [inst('a1'), inst('a5', { health: 'starting', routed: false, healthyAt: undefined, attempt: 1 }), inst('a2', { state: 'exited' })],
+      expect: { stop: ['a2:crashed:1'], start: ['a2@1'] },
+    },
     { name: 'failures of another release are dropped', instances: fleet('a1', 'a2', 'a3'), failures: [{ id: 'b9', release: 1, at: 0, streak: 2, reason: 'x' }], expect: { drop: ['b9'] } },
   ],
   lost: [{ name: 'a lost instance is recorded and replaced', instances: [...fleet('a1', 'a3'), inst('a2', { state: 'lost' })], expect: { stop: ['a2:lost:1'], start: ['a2@1'] } }],

@@ -141,6 +141,7 @@ export function runProviderSuite(name: string, options: SuiteOptions): void {
       await waitFor('the app to exit', async () => (await provider.inspect(instance.id))?.state === 'exited');
       const seen = await provider.inspect(instance.id);
       assert.equal(seen?.exitCode, 3);
+      await provider.destroy(instance.id, { graceMs: 1000 }); // its log is complete once destroyed
       assert.match(await readFile(instance.logFile, 'utf8'), /crashing on purpose/);
     });
 

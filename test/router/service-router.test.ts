@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createServer, get as httpGet, type Server } from 'node:http';
+import { createServer, get as httpGet, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { ServiceRouter } from '../../src/router/service-router.js';
@@ -144,6 +144,26 @@ describe('service router', () => {
     const answers = await Promise.all(Array.from({ length: 10 }, () => fetch(url).then((res) => res.text())));
     assert.deepEqual(new Set(answers), new Set(['b']));
     assert.equal(r.stats().failed, 0);
+  });
+
+  it('passes a GET\'s body on, and answers `Expect: 100-continue` itself', async () => {
+    const a = await backend('a');
+    const { router: r, url } = await router();
+    r.route({ id: 'a', host: '127.0.0.1', port: a.port });
+    const echo = (method: string, headers: Record<string, string>, body: string) =>
+      new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const req = httpRequest(`${url}/echo`, { method, headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        });
+        req.on('error', reject);
+        if (headers.expect) req.on('continue', () => req.end(body));
+        else req.end(body);
+      });
+    assert.deepEqual(await echo('GET', {}, 'a query in a body'), { status: 200, text: 'a:a query in a body' });
+    const big = 'x'.repeat(4096);
+    assert.deepEqual(await echo('POST', { expect: '100-continue' }, big), { status: 200, text: `a:${big}` });
   });
 
   it('refuses to start on a port in use, saying so', async () => {

@@ -47,12 +47,18 @@ describe('desired state as rows', () => {
     setReleaseStatus(old, v1.id, 'live');
     const v2 = createRelease(old, { service: 'web', digest: sha256('2'), config: { replicas: 9 }, createdBy: 'a' });
     setReleaseStatus(old, v2.id, 'failed', 'boom');
+    // And a service whose first deploy was running when the old imago stopped.
+    const first = createRelease(old, { service: 'api', digest: sha256('a'), config: { replicas: 2, provider: 'docker' }, createdBy: 'a' });
+    // (As the schema of then has it: no from_replicas yet.)
+    old.prepare(`INSERT INTO deploys (service, release_id, plan, state, started_at) VALUES ('api', ?, '{}', 'running', ?)`).run(first.id, new Date().toISOString());
     old.close();
     const again = openDb(file);
     assert.deepEqual(getService(again, 'web'), {
       name: 'web', env: 'default', provider: 'docker', releaseId: v1.id, replicas: 4, listen: { host: '127.0.0.1', port: 9000 },
       createdAt: v1.createdAt, updatedAt: v1.createdAt, updatedBy: 'imago',
     });
+    const api = getService(again, 'api')!;
+    assert.deepEqual([api.releaseId, api.replicas, api.provider], [undefined, 0, 'docker'], 'a first deploy caught mid-way: its loop stops what it started');
     again.close();
   });
 });

@@ -23,7 +23,7 @@ describe('instances', () => {
     recordInstance(db, { id: 'api-a', service: 'api', releaseId: api.id, provider: 'docker' }, t);
     assert.deepEqual(a, {
       id: 'web-a', service: 'web', releaseId: v1.id, provider: 'process', port: 31001, state: 'starting', createdAt: t.toISOString(), updatedAt: t.toISOString(),
-      attempt: 0, replaces: undefined, healthyAt: undefined, endedAt: undefined, reason: undefined, streak: undefined, awaiting: false,
+      attempt: 0, replaces: undefined, healthyAt: undefined, endedAt: undefined, reason: undefined, streak: undefined, awaiting: false, output: undefined,
     });
     const later = new Date('2030-01-01T00:01:00Z');
     assert.equal(setInstanceState(db, 'web-a', 'healthy', { now: later }).updatedAt, later.toISOString());

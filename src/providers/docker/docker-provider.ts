@@ -333,8 +333,8 @@ export class DockerProvider implements Provider {
     // `created`: made and not started yet (a create in progress): it counts as starting, and has no log to settle.
     const created = info.State.Status === 'created';
     const running = info.State.Running || info.State.Paused || info.State.Restarting || created;
+    // An exited one's last lines reach its log file by the time destroy resolves; a list never waits for them.
     if (running && !created) this.follow(info.Id, id);
-    else if (!running) await this.settleLog(info.Id, id);
     const labels: Record<string, string> = {};
     for (const [key, value] of Object.entries(info.Config.Labels ?? {})) {
       if (key.startsWith('imago.') && key !== DockerLabel.scope && key !== DockerLabel.instance && key !== DockerLabel.port) labels[key] = value;
@@ -354,17 +354,16 @@ export class DockerProvider implements Provider {
     return instance;
   }
 
-  /** How a container differs from what imago made: another container of that name, another image, env or labels. */
+  /**
+   * Whether the container of this name is the one imago made: a container's image, env and
+   * labels cannot change in place, so another container in its place (removed and made again
+   * with the same name and labels) is the one way it differs — and then it differs in all.
+   */
   private async changedSinceCreated(id: string, info: Docker.ContainerInspectInfo): Promise<string[]> {
     const created = await this.readCreated(id);
-    if (!created) return [];
-    if (created.containerId !== info.Id) return [`replaced outside imago: container ${info.Id.slice(0, 12)} is not the ${created.containerId.slice(0, 12)} imago made`];
-    const lines: string[] = [];
-    if (info.Image !== created.image) lines.push(`runs image ${info.Image.slice(0, 19)}, imago made it from ${created.image.slice(0, 19)}`);
-    const env = [...(info.Config.Env ?? [])].sort();
-    if (env.join('\0') !== created.env.join('\0')) lines.push('its environment differs from what imago made it with');
-    if (JSON.stringify(imagoLabels(info.Config.Labels ?? {})) !== JSON.stringify(created.labels)) lines.push("its imago labels differ from what imago made it with");
-    return lines;
+    if (!created || created.containerId === info.Id) return [];
+    const differs = [info.Image !== created.image ? 'its image' : '', [...(info.Config.Env ?? [])].sort().join('\0') !== created.env.join('\0') ? 'its environment' : '', JSON.stringify(imagoLabels(info.Config.Labels ?? {})) !== JSON.stringify(created.labels) ? 'its labels' : ''].filter(Boolean);
+    return [`replaced outside imago: container ${info.Id.slice(0, 12)} is not the ${created.containerId.slice(0, 12)} imago made${differs.length ? ` (${differs.join(', ')} differ)` : ''}`];
   }
 
   private createdFile(id: string): string {

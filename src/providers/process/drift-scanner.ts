@@ -23,11 +23,14 @@ export interface ScannedInstance {
   digest: Digest;
   appPid: number;
   running: boolean;
+  /** The root filesystem it runs from. */
+  root: string;
   /** The environment it was started with (absent in records older than the guard). */
   env?: Array<[string, string]> | undefined;
 }
 
 interface RootState {
+  digest: Digest;
   manifest: Promise<RootfsManifest>;
   baseline: StatBaseline;
   lastStat: number;
@@ -45,7 +48,9 @@ interface RootState {
  */
 export class DriftScanner {
   private readonly lines = new Map<string, string[]>();
-  private readonly roots = new Map<Digest, RootState>();
+  /** By root folder (a drifted one moved aside is its own). */
+  private readonly roots = new Map<string, RootState>();
+  private readonly manifests = new Map<Digest, Promise<RootfsManifest>>();
   private lastProcesses = 0;
   private closed = false;
   private running: Promise<void> | undefined;
@@ -56,6 +61,8 @@ export class DriftScanner {
     private readonly dirs: { instances: string; rootfs: string },
     private readonly onChange: (id: string) => void,
     private readonly schedule: DriftSchedule = DEFAULT_DRIFT_SCHEDULE,
+    /** Told when a root filesystem drifted: the provider moves it aside (replacements must not inherit it). */
+    private readonly onRootDrift: (root: string, digest: Digest) => Promise<void> = async () => undefined,
   ) {}
 
   /** The drift found so far for an instance, oldest first (read from its file the first time). */
@@ -93,15 +100,18 @@ export class DriftScanner {
         await this.add(instance.id, found);
       }
     }
-    for (const digest of new Set(live.map((i) => i.digest))) {
-      const root = this.rootState(digest);
+    for (const path of new Set(live.map((i) => i.root))) {
+      const instances = live.filter((i) => i.root === path);
+      const root = this.rootState(path, instances[0]!.digest);
       const full = options.force || root.lastFull === 0 || now - root.lastFull >= this.schedule.rehashEveryMs;
       if (!full && now - root.lastStat < this.schedule.statEveryMs) continue;
-      const check = await checkRootfs(join(this.dirs.rootfs, digestHex(digest)), await root.manifest, { rehash: full, baseline: root.baseline });
+      const check = await checkRootfs(path, await root.manifest, { rehash: full, baseline: root.baseline });
       root.lastStat = now;
       if (full) root.lastFull = now;
+      const fresh = root.findings.length === 0 && check.findings.length > 0;
       root.findings = check.findings.map((line) => `root filesystem: ${line}`);
-      for (const instance of live.filter((i) => i.digest === digest)) await this.add(instance.id, root.findings);
+      for (const instance of instances) await this.add(instance.id, root.findings);
+      if (fresh) await this.onRootDrift(path, root.digest);
     }
   }
 
@@ -137,20 +147,30 @@ export class DriftScanner {
     this.onChange(id);
   }
 
-  private rootState(digest: Digest): RootState {
-    let root = this.roots.get(digest);
+  private rootState(path: string, digest: Digest): RootState {
+    let root = this.roots.get(path);
     if (!root) {
-      root = { manifest: this.manifestOf(digest), baseline: new Map(), lastStat: 0, lastFull: 0, findings: [] };
-      root.manifest.catch(() => this.roots.delete(digest));
-      this.roots.set(digest, root);
+      root = { digest, manifest: this.manifest(digest), baseline: new Map(), lastStat: 0, lastFull: 0, findings: [] };
+      root.manifest.catch(() => this.roots.delete(path));
+      this.roots.set(path, root);
     }
     return root;
   }
 
+  /** An image's manifest, computed once per digest. */
+  private manifest(digest: Digest): Promise<RootfsManifest> {
+    let manifest = this.manifests.get(digest);
+    if (!manifest) {
+      manifest = this.manifestOf(digest);
+      manifest.catch(() => this.manifests.delete(digest));
+      this.manifests.set(digest, manifest);
+    }
+    return manifest;
+  }
+
   /** The manifest when it is ready; undefined while it is computed (the first scan starts it). */
   private async loadedManifest(digest: Digest): Promise<RootfsManifest | undefined> {
-    const root = this.rootState(digest);
-    return Promise.race([root.manifest, new Promise<undefined>((resolve) => setImmediate(() => resolve(undefined)))]).catch(() => undefined);
+    return Promise.race([this.manifest(digest), new Promise<undefined>((resolve) => setImmediate(() => resolve(undefined)))]).catch(() => undefined);
   }
 
   /** An image's manifest: from its layers the first time, then from `<rootfs>/<hex>.manifest.v1.json`. */

@@ -70,13 +70,14 @@ export async function appDrift(appPid: number, expected: { env?: Array<[string, 
   }
   if (expected.env) {
     const raw = await readFile(`/proc/${appPid}/environ`).catch(() => undefined);
-    if (raw) {
-      // bubblewrap sets PWD itself (its --chdir): not part of the release.
-      const seen = raw.toString('utf8').split('\0').filter((line) => line && !line.startsWith('PWD=')).sort();
-      const wanted = expected.env.filter(([k]) => k !== 'PWD').map(([k, v]) => `${k}=${v}`).sort();
-      const added = seen.filter((line) => !wanted.includes(line)).map((line) => line.split('=')[0]);
-      const missing = wanted.filter((line) => !seen.includes(line)).map((line) => line.split('=')[0]);
-      if (added.length + missing.length > 0) lines.push(`its environment differs from its release: ${[...new Set([...added, ...missing])].sort().join(', ')}`);
+    const entries = raw ? raw.toString('utf8').split('\0').filter(Boolean) : [];
+    // Only an environment block that still reads as one: an app may write its process title
+    // over it (nginx, setproctitle), which is no drift.
+    if (entries.length > 0 && entries.filter((e) => /^[A-Za-z_][A-Za-z0-9_]*=/.test(e)).length * 2 >= entries.length) {
+      const seen = new Map(entries.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)] as const));
+      // Every variable of the release, with its value; extra ones (a shell's SHLVL and _, bubblewrap's PWD) are the app's own.
+      const changed = expected.env.filter(([k, v]) => k !== 'PWD' && seen.get(k) !== v).map(([k]) => k);
+      if (changed.length > 0) lines.push(`its environment differs from its release: ${[...new Set(changed)].sort().join(', ')}`);
     }
   }
   return lines;

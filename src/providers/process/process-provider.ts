@@ -36,6 +36,8 @@ interface InstanceRecord {
   cgroups?: string[];
   /** The environment the app was started with (drift compares /proc against it; absent in older records). */
   env?: Array<[string, string]>;
+  /** The root filesystem it runs from (absent in older records: the digest's). */
+  root?: string;
 }
 
 /** Options of the process provider. */
@@ -81,7 +83,13 @@ export class ProcessProvider implements Provider {
     this.instancesDir = join(home, 'instances');
     this.logsDir = join(home, 'logs');
     this.volumesDir = join(home, 'volumes');
-    this.scanner = new DriftScanner(store, { instances: this.instancesDir, rootfs: join(home, 'rootfs') }, (id) => this.emit({ id, kind: 'changed' }), { ...DEFAULT_DRIFT_SCHEDULE, ...drift });
+    this.scanner = new DriftScanner(
+      store,
+      { instances: this.instancesDir, rootfs: join(home, 'rootfs') },
+      (id) => this.emit({ id, kind: 'changed' }),
+      { ...DEFAULT_DRIFT_SCHEDULE, ...drift },
+      (root, digest) => this.quarantine(root, digest),
+    );
   }
 
   /** Unpacks the image's root filesystem (once per digest). */
@@ -132,10 +140,12 @@ export class ProcessProvider implements Provider {
       await removeCgroup(cgroups);
       throw error;
     });
-    const record: InstanceRecord = { id: spec.id, labels: spec.labels, digest: spec.digest, pid, startTime, appPid, port: spec.port, startedAt: Date.now(), logFile, statusFile, cgroups, env };
+    const record: InstanceRecord = { id: spec.id, labels: spec.labels, digest: spec.digest, pid, startTime, appPid, port: spec.port, startedAt: Date.now(), logFile, statusFile, cgroups, env, root };
     const tmp = join(this.instancesDir, `.${spec.id}.json.tmp`);
     await writeFile(tmp, JSON.stringify(record));
     await rename(tmp, join(this.instancesDir, `${spec.id}.json`));
+    this.cache.set(spec.id, record);
+    this.watching?.running.set(spec.id, true); // watched from now on, not from the next listing
     return this.toInstance(record);
   }
 
@@ -184,6 +194,9 @@ export class ProcessProvider implements Provider {
     await rm(record.statusFile, { force: true });
     await this.scanner.forget(id);
     this.watching?.running.delete(id);
+    this.cache.delete(id);
+    // A drifted root moved aside goes with the last instance on it.
+    if (record.root && !(await this.records()).some((r) => r.root === record.root)) await this.rootfs.removeAside(record.root);
   }
 
   /** SIGKILL to the whole sandbox (bubblewrap and the app), as a power cut would; its record stays until destroyed. */
@@ -225,7 +238,12 @@ export class ProcessProvider implements Provider {
     if (Date.now() - watching.listedAt >= WATCH_LIST_MS) {
       watching.listedAt = Date.now();
       const records = await this.records();
-      for (const record of records) if (!watching.running.has(record.id)) watching.running.set(record.id, isRunning(record.pid, record.startTime));
+      for (const record of records) {
+        if (watching.running.has(record.id)) continue;
+        const running = isRunning(record.pid, record.startTime);
+        watching.running.set(record.id, running);
+        if (!running) this.emit({ id: record.id, kind: 'exited' }); // found dead: it may have just died
+      }
       this.scanner.poke(records.map((r) => this.scanned(r)));
     }
     for (const [id, wasRunning] of watching.running) {
@@ -242,12 +260,15 @@ export class ProcessProvider implements Provider {
   }
 
   private scanned(record: InstanceRecord) {
-    return { id: record.id, digest: record.digest, appPid: record.appPid, running: isRunning(record.pid, record.startTime), env: record.env };
+    return { id: record.id, digest: record.digest, appPid: record.appPid, running: isRunning(record.pid, record.startTime), env: record.env, root: record.root ?? this.rootfs.path(record.digest) };
   }
 
-  /** Every record in the instances folder. */
+  /** Every record in the instances folder (none when there is no folder yet; any other read error is one). */
   private async records(): Promise<InstanceRecord[]> {
-    const names = await readdir(this.instancesDir).catch(() => [] as string[]);
+    const names = await readdir(this.instancesDir).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return [] as string[];
+      throw new ProviderError(`failed to read the instances folder '${this.instancesDir}': ${error.message}`, { cause: error });
+    });
     const out: InstanceRecord[] = [];
     for (const name of names.filter((n) => n.endsWith('.json') && !n.startsWith('.')).sort()) {
       const record = await this.read(name.slice(0, -'.json'.length));
@@ -267,6 +288,23 @@ export class ProcessProvider implements Provider {
     return out;
   }
 
+  /**
+   * A root filesystem drifted: it is moved aside, and the records of the instances on it say
+   * where it went; the next instance of the image gets a fresh unpack.
+   */
+  private async quarantine(root: string, digest: Digest): Promise<void> {
+    const aside = await this.rootfs.quarantine(root, digest);
+    if (!aside) return;
+    for (const record of await this.records()) {
+      if ((record.root ?? this.rootfs.path(record.digest)) !== root) continue;
+      const moved: InstanceRecord = { ...record, root: aside };
+      const tmp = join(this.instancesDir, `.${record.id}.json.tmp`);
+      await writeFile(tmp, JSON.stringify(moved));
+      await rename(tmp, join(this.instancesDir, `${record.id}.json`));
+      this.cache.set(record.id, moved);
+    }
+  }
+
   /** Runs every drift check now and waits for it (tests, the bench). */
   async checkDrift(): Promise<void> {
     await this.scanner.scan((await this.records()).map((r) => this.scanned(r)), { force: true });
@@ -281,15 +319,23 @@ export class ProcessProvider implements Provider {
   /** Records read so far: they never change once written. */
   private readonly cache = new Map<string, InstanceRecord>();
 
+  /** An instance's record, or undefined when it has none (or a torn one); an unreadable one is an error. */
   private async read(id: string): Promise<InstanceRecord | undefined> {
+    let text: string;
     try {
-      const record = JSON.parse(await readFile(join(this.instancesDir, `${id}.json`), 'utf8')) as InstanceRecord;
+      text = await readFile(join(this.instancesDir, `${id}.json`), 'utf8');
+    } catch (error) {
+      this.cache.delete(id);
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new ProviderError(`failed to read the record of instance '${id}': ${(error as Error).message}`, { cause: error });
+    }
+    try {
+      const record = JSON.parse(text) as InstanceRecord;
       if (!isDigest(record.digest) || typeof record.pid !== 'number') return undefined;
       this.cache.set(id, record);
       return record;
     } catch {
-      this.cache.delete(id);
-      return undefined;
+      return undefined; // a record not written whole: none
     }
   }
 

@@ -51,4 +51,21 @@ export class RootfsCache {
   path(digest: Digest): string {
     return join(this.dir, digestHex(digest));
   }
+
+  /**
+   * Moves a root that drifted (a file of it changed on the host) aside, so the next instance
+   * of its image gets a fresh unpack; instances still running on it keep it (their mounts
+   * hold it). Returns where it went, or undefined when it was not the current root.
+   */
+  async quarantine(root: string, digest: Digest): Promise<string | undefined> {
+    if (root !== this.path(digest) || !(await exists(root))) return undefined;
+    const aside = `${root}.drifted-${Date.now()}`;
+    await rename(root, aside);
+    return aside;
+  }
+
+  /** Removes a root moved aside, once nothing runs on it. */
+  async removeAside(root: string): Promise<void> {
+    if (/\.drifted-\d+$/.test(root)) await removeTree(root).catch(() => undefined);
+  }
 }

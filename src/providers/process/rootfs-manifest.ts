@@ -47,10 +47,12 @@ export async function layerManifest(store: ImageStore, digest: Digest): Promise<
     done.catch(() => undefined);
     for await (const entry of extract) {
       const header = entry.header;
-      const rel = safeEntryName(header.name);
-      const name = rel.split('/').at(-1) ?? '';
-      const parent = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
-      if (rel === '') {
+      const named = safeEntryName(header.name);
+      const name = named.split('/').at(-1) ?? '';
+      // The unpacker follows symlinked folders of earlier layers (lib -> usr/lib): so does the manifest.
+      const parent = resolveFolder(out, named.includes('/') ? named.slice(0, named.lastIndexOf('/')) : '');
+      const rel = parent === '' ? name : `${parent}/${name}`;
+      if (named === '') {
         entry.resume();
         continue;
       }
@@ -90,6 +92,30 @@ export async function layerManifest(store: ImageStore, digest: Digest): Promise<
     await done;
   }
   return out;
+}
+
+/** A folder path with the symlinks of the manifest on the way resolved (as a chroot would: absolute targets from the root). */
+function resolveFolder(manifest: RootfsManifest, path: string): string {
+  let parts = path === '' ? [] : path.split('/');
+  for (let hops = 0; hops < 40; hops++) {
+    let changed = false;
+    for (let i = 1; i <= parts.length; i++) {
+      const entry = manifest.get(parts.slice(0, i).join('/'));
+      if (entry?.type !== 'symlink' || entry.link === undefined) continue;
+      const base = entry.link.startsWith('/') ? [] : parts.slice(0, i - 1);
+      const resolved: string[] = [];
+      for (const part of [...base, ...entry.link.split('/'), ...parts.slice(i)]) {
+        if (part === '' || part === '.') continue;
+        if (part === '..') resolved.pop();
+        else resolved.push(part);
+      }
+      parts = resolved;
+      changed = true;
+      break;
+    }
+    if (!changed) break;
+  }
+  return parts.join('/');
 }
 
 /** Folders above an entry that no layer named: unpacking makes them. */
