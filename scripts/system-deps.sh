@@ -4,8 +4,9 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
-# util-linux: nsenter (the guard's drift tests); systemd: systemd-analyze (the shipped unit file is checked)
-packages=(bubblewrap busybox-static skopeo umoci docker.io git ca-certificates util-linux systemd)
+# util-linux: nsenter (the guard's drift tests); systemd: systemd-analyze (the shipped unit file is checked);
+# haproxy: the default data plane (without it, imago runs its built-in router); openssl: the TLS tests' certificates
+packages=(bubblewrap busybox-static skopeo umoci docker.io git ca-certificates util-linux systemd haproxy openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -26,4 +27,4 @@ if ! docker info >/dev/null 2>&1; then
   done
   docker info >/dev/null 2>&1 || { echo "system-deps: dockerd did not start; see /var/log/imago-dockerd.log" >&2; tail -20 /var/log/imago-dockerd.log >&2; exit 1; }
 fi
-echo "system-deps: ready (bwrap $(bwrap --version | cut -d' ' -f2), docker $(docker version --format '{{.Server.Version}}'))"
+echo "system-deps: ready (bwrap $(bwrap --version | cut -d' ' -f2), docker $(docker version --format '{{.Server.Version}}'), $(haproxy -v | head -1 | cut -d' ' -f1-3))"

@@ -51,6 +51,21 @@ export function reasonOf(error: unknown): string {
 /** A provider could not do what was asked (start, stop, list instances). */
 export class ProviderError extends ImagoError {}
 
+/**
+ * A router could not do what was asked: its address is in use (`inUse`), its TLS files are
+ * bad (`badInput`), its process would not start or does not answer.
+ */
+export class RouterError extends ImagoError {
+  readonly inUse: boolean;
+  readonly badInput: boolean;
+
+  constructor(message: string, options: { cause?: unknown; inUse?: boolean; badInput?: boolean } = {}) {
+    super(message, { cause: options.cause, exitCode: options.inUse || options.badInput ? 2 : 1 });
+    this.inUse = options.inUse ?? false;
+    this.badInput = options.badInput ?? false;
+  }
+}
+
 /** A deploy could not be done (an unknown service, a release that cannot go live). */
 export class DeployError extends ImagoError {}
 

@@ -30,5 +30,6 @@ export { Label, type Provider, type InstanceSpec, type ProviderInstance } from '
 export { ProcessProvider } from './providers/process/process-provider.js';
 export { DockerProvider } from './providers/docker/docker-provider.js';
 export { Providers } from './providers/registry.js';
-export { ServiceRouter, type RouterTarget, type RouterStats } from './router/service-router.js';
+export { InProcessRouter } from './router/in-process.js';
+export type { RouterControl, RouterTarget, RouterStats, RouterSnapshot } from './router/router-control.js';
 export { IMAGO_VERSION } from './version.js';

@@ -8,6 +8,8 @@ export interface WrkResult {
   rps: number;
   non2xx: number;
   socketErrors: { connect: number; read: number; write: number; timeout: number };
+  /** Latency percentiles (ms) when run with `latency: true`. */
+  latencyMs?: { p50: number; p75: number; p90: number; p99: number };
   /** wrk's own output, for the log. */
   raw: string;
 }
@@ -21,10 +23,13 @@ export interface WrkRun {
   stop(): Promise<WrkResult>;
 }
 
-/** Starts `wrk -t2 -c16 -d<seconds>s URL`; only 127.0.0.1 URLs are accepted. */
-export function startWrk(url: string, seconds: number, options: { threads?: number; connections?: number } = {}): WrkRun {
+/**
+ * Starts `wrk -t2 -c16 -d<seconds>s URL`; only 127.0.0.1 URLs are accepted. `latency` adds
+ * the percentiles; `keepAlive: false` sends `Connection: close` (a new connection a request).
+ */
+export function startWrk(url: string, seconds: number, options: { threads?: number; connections?: number; latency?: boolean; keepAlive?: boolean } = {}): WrkRun {
   if (!/^http:\/\/127\.0\.0\.1:\d+\//.test(url)) throw new Error(`wrk: only http://127.0.0.1:PORT/ URLs, got ${url}`);
-  const args = [`-t${options.threads ?? 2}`, `-c${options.connections ?? 16}`, `-d${seconds}s`, url];
+  const args = [`-t${options.threads ?? 2}`, `-c${options.connections ?? 16}`, `-d${seconds}s`, ...(options.latency ? ['--latency'] : []), ...(options.keepAlive === false ? ['-H', 'Connection: close'] : []), url];
   const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -69,7 +74,13 @@ export function parseWrk(text: string): WrkResult {
   const unit = { us: 1e-6, ms: 1e-3, s: 1, m: 60 }[total[3] as 'us' | 'ms' | 's' | 'm'];
   const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(text);
   const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
+  const percentile = (p: number) => {
+    const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)\\s*$`, 'm').exec(text);
+    return m ? Number(m[1]) * { us: 1e-3, ms: 1, s: 1000 }[m[2] as 'us' | 'ms' | 's'] : undefined;
+  };
+  const [p50, p75, p90, p99] = [50, 75, 90, 99].map(percentile);
   return {
+    ...(p50 !== undefined && p75 !== undefined && p90 !== undefined && p99 !== undefined ? { latencyMs: { p50, p75, p90, p99 } } : {}),
     requests: Number(total[1]),
     seconds: Number(total[2]) * unit,
     rps: Number(rps[1]),

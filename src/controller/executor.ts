@@ -66,24 +66,33 @@ export class Executor {
 
   constructor(private readonly ctx: ExecutorContext) {}
 
-  /** Carries out `actions`: stops first (their records before any start takes their place), then routing, then starts. */
-  apply(actions: Actions, state: DesiredState, listed: Map<string, ProviderInstance>): void {
+  /**
+   * Carries out `actions`: stops first (their records before any start takes their place),
+   * then routing, then starts. The router is told before each record moves on: a router that
+   * fails leaves the records as they were, and the next round tries again.
+   */
+  async apply(actions: Actions, state: DesiredState, listed: Map<string, ProviderInstance>): Promise<void> {
     const now = new Date(this.ctx.clock.now());
-    for (const order of actions.stop) this.stop(order, listed.get(order.id)?.logFile, now);
+    for (const order of actions.stop) await this.stop(order, listed.get(order.id)?.logFile, now);
     if (actions.drop.length > 0) dropAwaiting(this.ctx.db, actions.drop);
     for (const id of actions.route) {
       const instance = listed.get(id);
       if (!instance) continue;
-      this.ctx.router.route({ id, host: instance.address.host, port: instance.address.port });
+      await this.ctx.router.route({ id, host: instance.address.host, port: instance.address.port, release: getInstance(this.ctx.db, id)?.releaseId });
       this.unroutedAt.delete(id);
       this.advance(id, 'serving', now);
     }
     for (const id of actions.unroute) {
-      this.ctx.router.unroute(id);
+      await this.ctx.router.unroute(id);
       this.unroutedAt.set(id, now.getTime());
       this.advance(id, 'draining', now);
     }
     for (const order of actions.start) this.start(order, state);
+  }
+
+  /** Takes targets out of the router that are no instance of this service any more (the router kept them while no control plane ran). */
+  async forgetStrays(ids: string[]): Promise<void> {
+    for (const id of ids) await this.ctx.router.forget(id);
   }
 
   /** Resolves once no start or stop is in flight. */
@@ -104,16 +113,17 @@ export class Executor {
    * background. One still being created is destroyed as soon as its create ends; a destroy
    * that failed is tried again later (1 s, doubling to a minute), never in a spin.
    */
-  private stop(order: StopOrder, logFile: string | undefined, now: Date): void {
+  private async stop(order: StopOrder, logFile: string | undefined, now: Date): Promise<void> {
     const { id } = order;
     if (this.stopping.has(id)) return;
     const retry = this.stopFailures.get(id);
     if (retry && now.getTime() < retry.nextAt) return;
+    // Out of the router first: no request goes to an instance imago has ended.
+    await this.ctx.router.forget(id);
     const row = getInstance(this.ctx.db, id);
     if (row) {
       endInstance(this.ctx.db, id, { state: order.outcome, reason: order.reason, ...(order.failure ? { streak: order.failure.streak, awaiting: order.failure.awaiting } : {}), actor: this.ctx.actor(), now });
     }
-    this.ctx.router.forget(id);
     this.ctx.watchers.stop(id);
     this.unroutedAt.delete(id);
     // Being made: its own start destroys it and frees its port once the create ends.

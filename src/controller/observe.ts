@@ -16,6 +16,8 @@ export interface Observation {
   listed: Map<string, ProviderInstance>;
   /** The state database's rows by id. */
   rows: Map<string, InstanceRow>;
+  /** Router targets that are no instance of this service now (kept while no control plane ran): forgotten. */
+  strays: string[];
 }
 
 /** What the observer reads from. */
@@ -53,7 +55,11 @@ export async function observe(ctx: ObserveContext, desiredRelease: number | unde
     const row = getInstance(ctx.db, id);
     if (row && row.service === ctx.service) rows.set(id, row);
   }
-  const routed = new Set(ctx.router.routed());
+  // What the router has: its own process's, which went on routing while no control plane ran.
+  // (Each router bounds its own calls, and fails them as a RouterError.)
+  const routing = await ctx.router.snapshot();
+  const routed = new Set(routing.targets.filter((t) => t.routed).map((t) => t.id));
+  const inflight = new Map(routing.targets.map((t) => [t.id, t.inflight]));
   const instances: ObservedInstance[] = [];
 
   for (const instance of listed.values()) {
@@ -77,7 +83,7 @@ export async function observe(ctx: ObserveContext, desiredRelease: number | unde
       routed: routed.has(instance.id),
       // One imago already ended but that still runs (a destroy that failed): it drains and goes.
       unroutedAt: executor.unroutedAt.get(instance.id) ?? (ended ? Date.parse(row!.endedAt ?? row!.updatedAt) : undefined),
-      inflight: ctx.router.inflight(instance.id),
+      inflight: inflight.get(instance.id) ?? 0,
       startedAt: instance.startedAt,
       drift: instance.drift,
       attempt: row?.attempt ?? executor.creating.get(instance.id)?.attempt,
@@ -101,7 +107,9 @@ export async function observe(ctx: ObserveContext, desiredRelease: number | unde
 
   const failures: PendingFailure[] = awaitingReplacement(ctx.db, ctx.service).map(toFailure);
   const last = desiredRelease === undefined ? undefined : lastFailure(ctx.db, ctx.service, desiredRelease);
-  return { observed: { instances, failures, ...(last ? { lastFailure: toFailure(last) } : {}) }, listed, rows };
+  const seen = new Set(instances.map((i) => i.id));
+  const strays = routing.targets.filter((t) => !seen.has(t.id) && !executor.creating.has(t.id) && !executor.stopping.has(t.id)).map((t) => t.id);
+  return { observed: { instances, failures, ...(last ? { lastFailure: toFailure(last) } : {}) }, listed, rows, strays };
 }
 
 /** How long a provider may take to list a service's instances. */

@@ -2,7 +2,7 @@ import type { ServiceSpec } from '../config/types.js';
 import type { Actions } from '../core/fleet.js';
 import { phoenixDueAt } from '../core/phoenix.js';
 import { reconcile } from '../core/reconcile.js';
-import { DeployError, reasonOf } from '../errors.js';
+import { DeployError, reasonOf, RouterError } from '../errors.js';
 import type { Prober } from '../health/health-gate.js';
 import type { Digest } from '../oci/digest.js';
 import type { ImageConfig } from '../oci/types.js';
@@ -101,6 +101,8 @@ export interface Round {
 const TICK_MS = 2_000;
 /** When the loop looks again after a provider event (besides at once). */
 const EVENT_RECHECK_MS = [100, 500];
+/** How often a loop looks while instances drain (their last request's end is not pushed to it). */
+const DRAIN_POLL_MS = 100;
 /** How long closing waits for a round, and for background starts and stops. */
 const CLOSE_WAIT_MS = 15_000;
 
@@ -119,8 +121,8 @@ function within(work: Promise<unknown>, ms: number): Promise<void> {
 /**
  * One service's control loop: observe → reconcile → execute, for as long as the control
  * plane runs. It runs on a timer, on every provider event (an exit, drift), on every health
- * change, when an unrouted instance's last request ends, when background work finishes, and
- * whenever the desired state changes (`wake`). Desired state is read from the stored rows at
+ * change, every 100 ms while an unrouted instance still has requests in flight, when background
+ * work finishes, and whenever the desired state changes (`wake`). Desired state is read from the stored rows at
  * every round; a deploy writes them and awaits the outcome this loop reports.
  */
 export class ServiceLoop {
@@ -184,7 +186,6 @@ export class ServiceLoop {
     const row = getService(this.ctx.db, this.name);
     if (row && (!row.listen || row.listen.port === 0)) setListen(this.ctx.db, this.name, this.address);
     if (this.ctx.provider.watch) this.unsubscribe.push(this.ctx.provider.watch((event) => this.onProviderEvent(event.id)));
-    this.unsubscribe.push(this.ctx.router.onIdle(() => this.wake()));
     this.running = this.run();
     return this.address;
   }
@@ -270,7 +271,10 @@ export class ServiceLoop {
     if (!round) return { ...base, instances: [], degraded: undefined, converged: false };
     const bucketOf = new Map<string, string>();
     for (const [bucket, ids] of Object.entries(round.actions.buckets)) for (const id of ids) bucketOf.set(id, bucket);
-    const routed = new Set(this.ctx.router.routed());
+    const routed = new Set(round.observation.observed.instances.filter((i) => i.routed).map((i) => i.id));
+    for (const id of round.actions.route) routed.add(id);
+    for (const id of round.actions.unroute) routed.delete(id);
+    for (const order of round.actions.stop) routed.delete(order.id);
     const phoenix = round.state.desired.guard.phoenix;
     const instances: InstanceSnapshot[] = round.observation.observed.instances.map((i) => {
       const listed = round.observation.listed.get(i.id);
@@ -329,7 +333,10 @@ export class ServiceLoop {
         this.lastError = undefined;
       } catch (error) {
         this.lastError = reasonOf(error);
-        this.failRunningDeploy(`the deploy stopped: ${this.lastError}`);
+        // A router that stopped answering (its process died): started again, or adopted if it
+        // is back; the next round routes the ready instances to it.
+        if (error instanceof RouterError) await this.restartRouter();
+        else this.failRunningDeploy(`the deploy stopped: ${this.lastError}`);
         // While rounds fail, a failed deploy's caller is not kept waiting past its patience.
         for (const [id, failed] of this.failing) if (this.clock.now() - failed.at > failed.patience) this.finishFailed(id, failed.result);
       }
@@ -340,6 +347,15 @@ export class ServiceLoop {
       if (acted && busy < 20) continue;
       if (!this.woken) await this.sleep(busy >= 20 ? this.clock.now() + 10 : wakeAt);
       busy = 0;
+    }
+  }
+
+  /** Starts the router again (or adopts it): its failure is the round's error until it serves. */
+  private async restartRouter(): Promise<void> {
+    try {
+      this.address = await this.ctx.router.start();
+    } catch (error) {
+      this.lastError = `${this.lastError}; starting the router again failed: ${reasonOf(error)}`;
     }
   }
 
@@ -384,7 +400,8 @@ export class ServiceLoop {
       const transcript = this.transcriptOf(actions.deployFailed.instances, observation.listed);
       this.failDeploy(state, withLastOutput(actions.deployFailed.reason, actions.deployFailed.instances, observation.listed), transcript);
     }
-    this.executor.apply(actions, state, observation.listed);
+    await this.executor.forgetStrays(observation.strays);
+    await this.executor.apply(actions, state, observation.listed);
     // Settled: converged, and no instance still being stopped in the background — or the stops
     // outlasting their grace by a margin (a stuck destroy must not hold a deploy's answer forever).
     if (!actions.converged) this.convergedAt = undefined;
@@ -397,7 +414,10 @@ export class ServiceLoop {
     this.last = round;
     for (const waiter of [...this.waiters]) waiter(round);
     const acted = actions.start.length + actions.route.length + actions.unroute.length + actions.stop.length + actions.drop.length > 0;
-    return { wakeAt: actions.wakeAt, acted };
+    // A router reports in-flight counts when asked, it pushes nothing: while instances drain, look often.
+    const draining = observation.observed.instances.some((i) => actions.buckets.draining.includes(i.id) && (i.inflight ?? 0) > 0);
+    const wakeAt = draining ? Math.min(actions.wakeAt ?? Number.POSITIVE_INFINITY, now + DRAIN_POLL_MS) : actions.wakeAt;
+    return { wakeAt, acted };
   }
 
   /** An image's config, read once per digest (it never changes). */

@@ -63,7 +63,18 @@ async function resolveDir(root: string, parts: string[], create: boolean, budget
     });
     if (!info) {
       if (!create) throw new ImageError(`path '${posix.join(...resolved, part)}' does not exist in the image`);
-      await mkdir(here);
+      const made = await mkdir(here).then(
+        () => true,
+        (error: NodeJS.ErrnoException) => {
+          // Made meanwhile by someone else (two instances starting at once): looked at again, as found.
+          if (error.code === 'EEXIST') return false;
+          throw error;
+        },
+      );
+      if (!made) {
+        queue.unshift(part);
+        continue;
+      }
       await chmod(here, 0o755); // explicit: mkdir's mode is cut by the umask
       resolved.push(part);
       continue;

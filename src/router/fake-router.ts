@@ -1,13 +1,14 @@
-import type { RouterControl, RouterStats, RouterTarget } from './router-control.js';
+import { emptyHistogram, type RouterControl, type RouterSnapshot, type RouterStats, type RouterTarget, type TargetState } from './router-control.js';
 
 /**
  * A router that routes nothing: it remembers what the control loop told it, and lets a test
- * hold requests "in flight" on an instance. For scenario tables on the fake provider.
+ * hold requests "in flight" on a target. For scenario tables on the fake provider.
  */
 export class FakeRouter implements RouterControl {
   readonly kind = 'fake';
-  private readonly targets = new Map<string, { target: RouterTarget; routed: boolean; inflight: number }>();
-  private readonly idle = new Set<(id: string) => void>();
+  readonly pid = undefined;
+  private readonly targets = new Map<string, TargetState>();
+  private weights: Record<string, number> | undefined;
   /** Every route and unroute, in order. */
   readonly journal: string[] = [];
 
@@ -17,14 +18,14 @@ export class FakeRouter implements RouterControl {
     return { host: '127.0.0.1', port: 1 };
   }
 
-  route(target: RouterTarget): void {
+  async route(target: RouterTarget): Promise<void> {
     const existing = this.targets.get(target.id);
     if (existing) existing.routed = true;
-    else this.targets.set(target.id, { target, routed: true, inflight: 0 });
+    else this.targets.set(target.id, { id: target.id, host: target.host, port: target.port, release: target.release, routed: true, inflight: 0 });
     this.journal.push(`route ${target.id}`);
   }
 
-  unroute(id: string): void {
+  async unroute(id: string): Promise<void> {
     const t = this.targets.get(id);
     if (t?.routed) {
       t.routed = false;
@@ -32,36 +33,42 @@ export class FakeRouter implements RouterControl {
     }
   }
 
-  forget(id: string): void {
-    this.targets.delete(id);
-  }
-
-  routed(): string[] {
-    return [...this.targets.values()].filter((t) => t.routed).map((t) => t.target.id);
-  }
-
-  inflight(id: string): number {
+  async drain(id: string): Promise<number> {
+    await this.unroute(id);
     return this.targets.get(id)?.inflight ?? 0;
   }
 
-  /** Sets how many requests are in flight on `id` (a test's slow clients); reaching 0 tells the idle listeners. */
+  async forget(id: string): Promise<void> {
+    this.targets.delete(id);
+  }
+
+  async setWeights(weights: Record<string, number> | undefined): Promise<void> {
+    this.weights = weights;
+  }
+
+  /** The ids routed now (synchronously, for scenario tests). */
+  routed(): string[] {
+    return [...this.targets.values()].filter((t) => t.routed).map((t) => t.id);
+  }
+
+  /** Sets how many requests are in flight on `id` (a test's slow clients). */
   setInflight(id: string, count: number): void {
     const t = this.targets.get(id);
-    if (!t) return;
-    t.inflight = count;
-    if (count === 0 && !t.routed) for (const listener of [...this.idle]) listener(id);
+    if (t) t.inflight = count;
   }
 
-  onIdle(listener: (id: string) => void): () => void {
-    this.idle.add(listener);
-    return () => this.idle.delete(listener);
+  async snapshot(): Promise<RouterSnapshot> {
+    return { targets: [...this.targets.values()].map((t) => ({ ...t })), weights: this.weights };
   }
 
-  stats(): RouterStats {
-    return { requests: 0, failed: 0, retried: 0, targets: [...this.targets.values()].map((t) => ({ id: t.target.id, routed: t.routed, inflight: t.inflight, requests: 0 })) };
+  async stats(): Promise<RouterStats> {
+    const zero = { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 };
+    return { requests: 0, failed: 0, retried: 0, targets: [...this.targets.values()].map((t) => ({ id: t.id, release: t.release, routed: t.routed, inflight: t.inflight, requests: 0, responses: { ...zero }, bytesIn: 0, bytesOut: 0, latency: emptyHistogram() })) };
   }
 
-  async close(): Promise<void> {
+  async close(): Promise<void> {}
+
+  async stop(): Promise<void> {
     this.targets.clear();
   }
 }

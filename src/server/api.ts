@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { normaliseService } from '../config/normalise.js';
 import { MAX_REPLICAS } from '../config/service-schema.js';
 import type { ServiceSpec } from '../config/types.js';
-import { ConfigError, DeployError, HttpError, ImageError, ImagoError, ProviderError } from '../errors.js';
+import { ConfigError, DeployError, HttpError, ImageError, ImagoError, RouterError } from '../errors.js';
 import { LockError } from '../state/errors.js';
 import { IMAGO_VERSION } from '../version.js';
 import type { ControlPlane } from './control-plane.js';
@@ -65,7 +65,8 @@ function describe(error: unknown): [number, string] {
   if (error instanceof ConfigError) return [400, error.message];
   if (error instanceof ImageError) return [error.notFound ? 404 : error.exitCode === 2 ? 400 : 500, error.message];
   if (error instanceof LockError) return [409, error.message];
-  if (error instanceof ProviderError && /the port is in use/.test(error.message)) return [409, error.message];
+  if (error instanceof RouterError && error.inUse) return [409, error.message];
+  if (error instanceof RouterError && error.badInput) return [400, error.message];
   if (error instanceof DeployError && / did not happen within \d+s( \(.*\))?$/.test(error.message)) return [504, error.message];
   if (error instanceof ImagoError) return [500, error.message];
   return [500, `unexpected: ${(error as Error).message ?? String(error)}`];

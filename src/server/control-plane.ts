@@ -13,7 +13,8 @@ import type { Prober } from '../health/health-gate.js';
 import type { Digest } from '../oci/digest.js';
 import type { Providers } from '../providers/registry.js';
 import type { RouterControl } from '../router/router-control.js';
-import { ServiceRouter } from '../router/service-router.js';
+import { summariseStats } from '../router/stats-summary.js';
+import { makeRouter, resolveDataPlane, routerFolder, type DataPlaneChoice, type DataPlaneKind } from '../router/data-plane.js';
 import { finishDeploy, runningDeploys } from '../state/deploys.js';
 import { listDrift } from '../state/drift.js';
 import { LockError } from '../state/errors.js';
@@ -24,6 +25,7 @@ import { ensureService, getService, listServices } from '../state/services.js';
 import type { DriftFinding, Release } from '../state/types.js';
 import type { ImageStore } from '../store/image-store.js';
 import { systemClock, type Clock } from '../util/clock.js';
+import { alive } from '../util/pids.js';
 
 /** How a control plane is put together (tests swap the clock, the probes, the ports and the router). */
 export interface ControlPlaneOptions {
@@ -32,7 +34,9 @@ export interface ControlPlaneOptions {
   clock?: Clock;
   probe?: Prober;
   ports?: PortAllocator;
-  /** Makes a service's router (default: the in-process ServiceRouter). */
+  /** Which data plane serves the services (default `auto`: the best one installed). */
+  dataPlane?: DataPlaneChoice;
+  /** Makes a service's router instead (scenario tests' fake). */
   router?: (service: string, listen: { host: string; port: number }) => RouterControl;
   /** The loops' timer between rounds (default 2 s). */
   tickMs?: number;
@@ -68,6 +72,8 @@ export class ControlPlane {
   private readonly env: string;
   private readonly clock: Clock;
   private readonly ports: PortAllocator;
+  /** The data plane new routers run on. */
+  readonly dataPlane: DataPlaneKind;
   private readonly lockOwner = `imago-server:${hostname()}:${process.pid}`;
   private lockRenewal: NodeJS.Timeout | undefined;
   /** Image configs by digest, read once for every loop. */
@@ -82,6 +88,7 @@ export class ControlPlane {
     this.env = o.env ?? 'default';
     this.clock = o.clock ?? systemClock;
     this.ports = o.ports ?? new LoopbackPorts();
+    this.dataPlane = resolveDataPlane(o.dataPlane ?? 'auto');
     this.configs = new ImageConfigs(store);
   }
 
@@ -175,13 +182,13 @@ export class ControlPlane {
     if (count > candidates.length) throw new HttpError(400, `--kill: expected at most ${candidates.length} (the instances running), got ${count}`);
     const targets = shuffle(candidates).slice(0, count).sort();
     appendEvent(db, { actor, kind: 'drill.started', service, data: { kill: targets } });
-    const before = loop.ctx.router.stats();
+    const before = await loop.ctx.router.stats();
     const started = this.clock.now();
     await Promise.all(targets.map((id) => loop.ctx.provider.kill(id)));
     loop.wake();
     const timeout = (desired ? loop.specs.of(desired).deployTimeout : 120_000) + 30_000;
     const round = await loop.until(`service '${service}' back at full healthy capacity`, (r) => r.settled && !r.observation.observed.instances.some((i) => targets.includes(i.id)), timeout);
-    const after = loop.ctx.router.stats();
+    const after = await loop.ctx.router.stats();
     const result: DrillResult = {
       service,
       killed: targets,
@@ -210,11 +217,17 @@ export class ControlPlane {
       const row = getService(this.store.db, name)!;
       const snapshot = loop.snapshot();
       const desired = row.releaseId !== undefined ? getRelease(this.store.db, row.releaseId) : undefined;
+      const router = loop.ctx.router;
+      // A router that does not answer is the status's news, not its failure.
+      const traffic = await router.stats().then(summariseStats, (error: unknown) => ({ error: reasonOf(error) }));
+      if ('releases' in traffic) traffic.releases = Object.fromEntries(Object.entries(traffic.releases).map(([id, t]) => [id === 'none' ? id : String(getRelease(this.store.db, Number(id))?.version ?? id), t]));
       out.push({
         service: name,
         url: loop.url,
         provider: row.provider,
         dataPlane: snapshot.dataPlane,
+        router: { kind: router.kind, pid: router.pid ?? null },
+        traffic,
         live: live ? { version: live.version, digest: live.digest, since: live.finishedAt } : null,
         desired: { release: desired ? desired.version : null, replicas: row.replicas },
         degraded: snapshot.degraded ?? null,
@@ -236,9 +249,16 @@ export class ControlPlane {
     return listReleases(this.store.db, service);
   }
 
-  /** Stops every loop and router, lets go of the providers and the lock; instances keep running. */
-  async close(): Promise<void> {
-    for (const loop of this.loops.values()) await loop.close();
+  /**
+   * Stops every loop, lets go of the routers, the providers and the lock. Instances keep
+   * running, and so do routers that are processes of their own (the next control plane adopts
+   * them), unless `stopRouters`: then the services stop answering.
+   */
+  async close(options: { stopRouters?: boolean } = {}): Promise<void> {
+    for (const loop of this.loops.values()) {
+      await loop.close();
+      if (options.stopRouters) await loop.ctx.router.stop();
+    }
     this.loops.clear();
     await this.providers.close();
     clearInterval(this.lockRenewal);
@@ -313,7 +333,7 @@ export class ControlPlane {
     const provider = await this.providers.get(providerName);
     const o = this.opts;
     const address = listen ?? { host: '127.0.0.1', port: 0 };
-    const router = o.router ? o.router(name, address) : new ServiceRouter(name, address);
+    const router = o.router ? o.router(name, address) : makeRouter(this.dataPlane, name, { ...address, protocol: 'http' }, routerFolder(this.store.home, name));
     const loop = new ServiceLoop({ db: this.store.db, store: this.store, provider, router, ports: this.ports, env: this.env, clock: this.clock, configs: this.configs, ...(o.probe ? { probe: o.probe } : {}), ...(o.tickMs ? { tickMs: o.tickMs } : {}) }, name);
     try {
       await loop.start();
@@ -333,16 +353,6 @@ export class ControlPlane {
       if (error instanceof ImageError) throw new HttpError(error.notFound ? 404 : 400, error.message, { cause: error });
       throw error;
     }
-  }
-}
-
-/** True when a process with this pid runs on this host. */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { DockerProvider } from '../../src/providers/docker/docker-provider.js';
+import { stopRoutersIn } from '../../src/router/data-plane.js';
 import { ImageStore } from '../../src/store/image-store.js';
 import { imago, sh, startServer as startImagoServer, stopServer } from '../support/cli.js';
 import { writeHelloProject } from '../support/project.js';
@@ -20,6 +21,7 @@ describe('imago on the docker provider, from the command line', () => {
   after(async () => {
     for (const server of servers) if (server.exitCode === null) server.kill('SIGKILL');
     if (home) {
+      await stopRoutersIn(home); // imago server leaves its routers serving when it stops
       const store = await ImageStore.open(home);
       const provider = new DockerProvider(store);
       for (const instance of await provider.list()) await provider.destroy(instance.id, { graceMs: 0 });

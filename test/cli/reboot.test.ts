@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ProcessProvider } from '../../src/providers/process/process-provider.js';
+import { stopRoutersIn } from '../../src/router/data-plane.js';
+import { childrenOf } from '../../src/util/pids.js';
 import { ImageStore } from '../../src/store/image-store.js';
 import { imago, REPO, sh, startServer } from '../support/cli.js';
 import { writeHelloProject } from '../support/project.js';
@@ -23,6 +25,7 @@ describe('a reboot of the machine', () => {
   after(async () => {
     for (const server of servers) if (server.exitCode === null && server.signalCode === null) server.kill('SIGKILL');
     if (home) {
+      await stopRoutersIn(home); // imago server leaves its routers serving when it stops
       const store = await ImageStore.open(home);
       const provider = new ProcessProvider(store);
       for (const instance of await provider.list()) await provider.destroy(instance.id, { graceMs: 0 });
@@ -44,14 +47,19 @@ describe('a reboot of the machine', () => {
     servers.push(first);
     const deployed = await imago(['deploy', 'web'], { cwd: project, home });
     assert.equal(deployed.code, 0, deployed.stderr);
-    type Status = Array<{ instances: Array<{ id: string; routed: boolean; health: string }> }>;
+    type Status = Array<{ router: { pid: number }; instances: Array<{ id: string; routed: boolean; health: string }> }>;
     const status = async () => JSON.parse((await imago(['status', '--json'], { cwd: project, home })).stdout || '[]') as Status;
-    const before = (await status())[0]!.instances.map((i) => i.id);
+    const [web] = await status();
+    const before = web!.instances.map((i) => i.id);
+    // The router's process and those it started (HAProxy's worker).
+    const routerPid = web!.router.pid;
+    const routerProcesses = childrenOf(routerPid);
     assert.equal(before.length, 3);
 
-    // The power goes: the control plane and every instance die at once.
+    // The power goes: the control plane, its router and every instance die at once.
     first.kill('SIGKILL');
     await new Promise((resolve) => first.once('exit', resolve));
+    for (const pid of [routerPid, ...routerProcesses]) process.kill(pid, 'SIGKILL');
     for (const id of before) {
       const record = JSON.parse(await readFile(join(home, 'instances', `${id}.json`), 'utf8')) as { pid: number };
       process.kill(-record.pid, 'SIGKILL');

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ProcessProvider } from '../../src/providers/process/process-provider.js';
+import { stopRoutersIn } from '../../src/router/data-plane.js';
 import { ImageStore } from '../../src/store/image-store.js';
 import { imago, REPO } from '../support/cli.js';
 import { writeHelloProject } from '../support/project.js';
@@ -20,6 +21,7 @@ describe('a control plane killed with SIGKILL in the middle of a deploy', () => 
   after(async () => {
     for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     if (home) {
+      await stopRoutersIn(home); // imago server leaves its routers serving when it stops
       const store = await ImageStore.open(home);
       for (const instance of await new ProcessProvider(store).list()) await new ProcessProvider(store).destroy(instance.id, { graceMs: 0 });
       store.close();

@@ -13,6 +13,7 @@ import { listDeploys } from '../../src/state/deploys.js';
 import { listReleases } from '../../src/state/releases.js';
 import { Providers } from '../../src/providers/registry.js';
 import { ControlPlane } from '../../src/server/control-plane.js';
+import { stopRoutersIn } from '../../src/router/data-plane.js';
 import { ImageStore } from '../../src/store/image-store.js';
 import { REPO } from '../support/cli.js';
 import { serviceStatus } from '../support/plane.js';
@@ -57,7 +58,8 @@ describe('a deploy whose provider fails', () => {
   });
 
   after(async () => {
-    await plane.close();
+    await plane.close({ stopRouters: true });
+    await stopRoutersIn(store.home); // a test that failed between a close and a start left one
     for (const instance of await provider.list()) await provider.destroy(instance.id, { graceMs: 0 });
     store.close();
     await rm(home, { recursive: true, force: true });

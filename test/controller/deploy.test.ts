@@ -12,6 +12,7 @@ import { ControlPlane } from '../../src/server/control-plane.js';
 import { verifyLedger } from '../../src/state/ledger.js';
 import { getDeploy, listDeploys } from '../../src/state/deploys.js';
 import { listReleases } from '../../src/state/releases.js';
+import { stopRoutersIn } from '../../src/router/data-plane.js';
 import { ImageStore } from '../../src/store/image-store.js';
 import { REPO } from '../support/cli.js';
 import { serviceStatus } from '../support/plane.js';
@@ -54,7 +55,8 @@ for (const { name: providerName, make } of PROVIDERS) describe(`deploy, roll bac
   });
 
   after(async () => {
-    await plane?.close();
+    await plane?.close({ stopRouters: true });
+    await stopRoutersIn(store.home); // a test that failed between a close and a start left one
     const provider = make(store);
     for (const instance of await provider.list()) await provider.destroy(instance.id, { graceMs: 0 });
     await provider.close();

@@ -22,6 +22,7 @@ import { listDrift } from '../../src/state/drift.js';
 import { listInstances } from '../../src/state/instances.js';
 import { listEvents } from '../../src/state/ledger.js';
 import { getRelease } from '../../src/state/releases.js';
+import { stopRoutersIn } from '../../src/router/data-plane.js';
 import { ImageStore } from '../../src/store/image-store.js';
 import { REPO, sh } from '../support/cli.js';
 import { startLoad } from '../support/load.js';
@@ -54,7 +55,8 @@ for (const { name: providerName, make } of PROVIDERS) {
     });
 
     after(async () => {
-      await plane?.close();
+      await plane?.close({ stopRouters: true });
+      await stopRoutersIn(store.home); // a test that failed between a close and a start left one
       for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
       const provider = make(store);
       for (const instance of await provider.list()) await provider.destroy(instance.id, { graceMs: 0 }).catch(() => undefined);

@@ -10,6 +10,7 @@ import { DockerProvider } from '../../src/providers/docker/docker-provider.js';
 import type { Provider } from '../../src/providers/provider.js';
 import { Providers } from '../../src/providers/registry.js';
 import { ControlPlane } from '../../src/server/control-plane.js';
+import { stopRoutersIn } from '../../src/router/data-plane.js';
 import { ImageStore } from '../../src/store/image-store.js';
 import { serviceStatus } from '../support/plane.js';
 import { REPO } from '../support/cli.js';
@@ -43,7 +44,8 @@ for (const { name: providerName, make } of PROVIDERS) {
     });
 
     after(async () => {
-      await plane?.close();
+      await plane?.close({ stopRouters: true });
+      await stopRoutersIn(store.home); // a test that failed between a close and a start left one
       for (const instance of await provider.list()) await provider.destroy(instance.id, { graceMs: 0 });
       await provider.close();
       store.close();
@@ -80,7 +82,7 @@ for (const { name: providerName, make } of PROVIDERS) {
       if (provider instanceof DockerProvider) {
         // The volume is a Docker named volume; it goes only when asked for, and not while in use.
         assert.deepEqual(await provider.removeVolumes('notes'), [], 'in use: kept');
-        await plane.close();
+        await plane.close({ stopRouters: true });
         plane = undefined;
         for (const instance of running) await provider.destroy(instance.id, { graceMs: 0 });
         const [removed] = await provider.removeVolumes('notes');

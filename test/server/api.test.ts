@@ -12,6 +12,7 @@ import { Providers } from '../../src/providers/registry.js';
 import { createApi, listen } from '../../src/server/api.js';
 import { ControlPlane } from '../../src/server/control-plane.js';
 import { ensureToken, tokenPath } from '../../src/server/token.js';
+import { stopRoutersIn } from '../../src/router/data-plane.js';
 import { ImageStore } from '../../src/store/image-store.js';
 import { REPO } from '../support/cli.js';
 
@@ -48,7 +49,8 @@ describe('control plane API', () => {
       server.closeAllConnections();
       server.close(() => resolve());
     });
-    await plane.close();
+    await plane.close({ stopRouters: true });
+    await stopRoutersIn(store.home); // a test that failed between a close and a start left one
     const provider = new ProcessProvider(store);
     for (const instance of await provider.list()) await provider.destroy(instance.id, { graceMs: 0 });
     store.close();

@@ -24,7 +24,7 @@ describe('a control plane whose provider for a service cannot be had', () => {
         assert.ok(status.some((s) => s.service === 'api' && !s.error), 'the other service runs');
         await assert.rejects(plane.scale('web', 3, 'test'), /service 'web' is unavailable: provider 'docker' is not available here/);
       } finally {
-        await plane.close();
+        await plane.close({ stopRouters: true });
       }
     } finally {
       store.close();
@@ -40,7 +40,7 @@ describe('a control plane whose provider for a service cannot be had', () => {
       store.db.prepare(`UPDATE locks SET owner = ? WHERE name = 'control-plane'`).run(`imago-server:${(await import('node:os')).hostname()}:999999`);
       const plane = new ControlPlane(store, Providers.of(new ProcessProvider(store)));
       await plane.start();
-      await plane.close();
+      await plane.close({ stopRouters: true });
     } finally {
       store.close();
     }

@@ -30,8 +30,8 @@ export function imagoVia(prefix: string[], args: string[], options: { cwd: strin
  * Starts `imago server` for `home` on 127.0.0.1:`port` in the background and waits until it
  * answers; fails with what it printed when it exits first. The caller stops it.
  */
-export async function startServer(home: string, port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [BIN, '--home', home, 'server', '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startServer(home: string, port: number, args: string[] = []): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [BIN, '--home', home, 'server', '--listen', `127.0.0.1:${port}`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));

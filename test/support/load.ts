@@ -1,4 +1,4 @@
-import { fetch } from 'undici';
+import { request } from 'undici';
 
 /** What a load client saw. */
 export interface LoadResult {
@@ -13,10 +13,10 @@ export interface LoadResult {
 /**
  * Clients that send requests through `url` without pause until stopped, alternating GET and
  * POST (with a small JSON body; `idempotencyKey` adds an `Idempotency-Key` header to each
- * POST, as a client that may safely retry does). A failure is any non-2xx answer or a
- * connection error.
+ * POST, as a client that may safely retry does). `keepAlive: false` closes the connection after
+ * every request (a new one each time). A failure is any non-2xx answer or a connection error.
  */
-export function startLoad(url: string, options: { clients?: number; idempotencyKey?: boolean } = {}): { stop: () => Promise<LoadResult> } {
+export function startLoad(url: string, options: { clients?: number; idempotencyKey?: boolean; keepAlive?: boolean } = {}): { stop: () => Promise<LoadResult>; sent: () => number } {
   let stopping = false;
   const result: LoadResult = { ok: 0, failed: 0, failures: [], byMethod: { GET: { ok: 0, failed: 0 }, POST: { ok: 0, failed: 0 } } };
   let n = 0;
@@ -25,18 +25,19 @@ export function startLoad(url: string, options: { clients?: number; idempotencyK
       const method = (i + index) % 2 === 0 ? 'GET' : 'POST';
       const key = `k-${index}-${i}-${n++}`;
       try {
-        const res = await fetch(url, {
+        const res = await request(url, {
           method,
+          reset: options.keepAlive === false,
           ...(method === 'POST' ? { body: JSON.stringify({ n: i }), headers: { 'content-type': 'application/json', ...(options.idempotencyKey ? { 'idempotency-key': key } : {}) } } : {}),
         });
-        const text = await res.text();
-        if (res.status >= 200 && res.status < 300) {
+        const text = await res.body.text();
+        if (res.statusCode >= 200 && res.statusCode < 300) {
           result.ok++;
           result.byMethod[method]!.ok++;
         } else {
           result.failed++;
           result.byMethod[method]!.failed++;
-          if (result.failures.length < 10) result.failures.push(`${method} ${res.status} ${text.slice(0, 200)}`);
+          if (result.failures.length < 10) result.failures.push(`${method} ${res.statusCode} ${text.slice(0, 200)}`);
         }
       } catch (error) {
         result.failed++;
@@ -48,6 +49,7 @@ export function startLoad(url: string, options: { clients?: number; idempotencyK
   };
   const running = Array.from({ length: options.clients ?? 4 }, (_, i) => client(i));
   return {
+    sent: () => result.ok + result.failed,
     stop: async () => {
       stopping = true;
       await Promise.all(running);

@@ -11,6 +11,8 @@ interface StatusEntry {
   url: string;
   provider?: string;
   dataPlane?: string;
+  router?: { kind: string; pid: number | null };
+  traffic?: { requests: number; failed: number; retried: number; releases: Record<string, { requests: number; latencyMs: { p50: number | null; p99: number | null } }> } | { error: string };
   error?: string;
   live: { version: number; digest: string } | null;
   desired?: { release: number | null; replicas: number };
@@ -128,7 +130,8 @@ export function registerDeploy(program: Command): void {
           continue;
         }
         const desired = s.desired ? `  desired: ${s.desired.replicas} × ${s.desired.release ? `release ${s.desired.release}` : 'nothing'}` : '';
-        process.stdout.write(`${s.service}  ${s.url}  ${s.provider ?? 'process'}  data plane: ${s.dataPlane ?? 'in-process (node)'}  live: ${s.live ? `release ${s.live.version} ${s.live.digest.slice(7, 19)}` : 'none'}${desired}\n`);
+        process.stdout.write(`${s.service}  ${s.url}  ${s.provider ?? 'process'}  live: ${s.live ? `release ${s.live.version} ${s.live.digest.slice(7, 19)}` : 'none'}${desired}\n`);
+        if (s.router) process.stdout.write(`  router: ${s.router.kind}${s.router.pid ? ` (pid ${s.router.pid})` : ''}${trafficLine(s.traffic)}\n`);
         if (s.degraded) process.stdout.write(`  DEGRADED: ${s.degraded.reason}${s.degraded.nextStartAt ? `; next start in ${formatMs(Math.max(0, s.degraded.nextStartAt - now))}` : ''}\n`);
         if (s.error) process.stdout.write(`  ERROR: ${s.error}\n`);
         const rows = s.instances.map((i) => [
@@ -177,4 +180,14 @@ function describeStep(step: Record<string, number | string>): string {
   if (step.kind === 'shift') return `shift traffic: +${step.route} new, -${step.unroute} old`;
   const words: Record<string, string> = { start: 'start', 'wait-healthy': 'wait healthy', drain: 'drain', stop: 'stop' };
   return `${words[String(step.kind)] ?? step.kind} ${step.count}`;
+}
+
+/** One line of a router's counts: requests, failures, retries, and each release's share and latency. */
+function trafficLine(traffic: StatusEntry['traffic']): string {
+  if (!traffic) return '';
+  if ('error' in traffic) return `  NOT ANSWERING: ${traffic.error}`;
+  const releases = Object.entries(traffic.releases)
+    .filter(([, t]) => t.requests > 0)
+    .map(([release, t]) => `release ${release}: ${t.requests}${t.latencyMs.p50 !== null ? ` p50 ${t.latencyMs.p50}ms p99 ${t.latencyMs.p99}ms` : ''}`);
+  return `  requests ${traffic.requests}, failed ${traffic.failed}, retried ${traffic.retried}${releases.length ? ` (${releases.join('; ')})` : ''}`;
 }

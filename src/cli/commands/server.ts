@@ -12,11 +12,15 @@ export function registerServer(program: Command): void {
     .description('run the control plane (API, routers, deploys) in the foreground')
     .option('--listen <host:port>', 'API address (loopback only)', '127.0.0.1:7420')
     .option('--env <name>', 'environment name recorded on instances', 'default')
-    .action(async (opts: { listen: string; env: string }, cmd: Command) => {
+    .option('--data-plane <kind>', 'what serves the services: auto (the best installed), builtin or in-process (dies with the server)', 'auto')
+    .option('--stop-routers', 'on exit, stop the routers too (by default they keep serving, and the next server adopts them)')
+    .action(async (opts: { listen: string; env: string; dataPlane: string; stopRouters?: boolean }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const match = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):(\d{1,5})$/.exec(opts.listen);
       if (!match || Number(match[2]) > 65535) throw new ConfigError(`--listen: expected a loopback address like "127.0.0.1:7420", got "${opts.listen}"`);
       const home = resolveHome(global.home);
+      const { parseDataPlane } = await import('../../router/data-plane.js');
+      const dataPlane = parseDataPlane(opts.dataPlane);
       const [{ ImageStore }, { Providers }, { ControlPlane }, { createApi, listen }, { ensureToken }] = await Promise.all([
         import('../../store/image-store.js'),
         import('../../providers/registry.js'),
@@ -25,7 +29,7 @@ export function registerServer(program: Command): void {
         import('../../server/token.js'),
       ]);
       const store = await ImageStore.open(home);
-      const plane = new ControlPlane(store, Providers.forStore(store), opts.env);
+      const plane = new ControlPlane(store, Providers.forStore(store), { env: opts.env, dataPlane });
       await plane.start();
       for (const [service, reason] of plane.unavailable) process.stderr.write(`warning: service '${service}' was not adopted: ${reason}\n`);
       const token = await ensureToken(home);
@@ -33,17 +37,17 @@ export function registerServer(program: Command): void {
       const address = await listen(server, match[1]!.replace(/^\[|\]$/g, ''), Number(match[2]));
       const url = `http://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
       await writeFile(serverFile(home), JSON.stringify({ url, pid: process.pid }));
-      process.stdout.write(`imago server listening on ${url} (state: ${home}, token: ${home}/api-token)\n`);
+      process.stdout.write(`imago server listening on ${url} (state: ${home}, token: ${home}/api-token, data plane: ${plane.dataPlane})\n`);
       await new Promise<void>((resolve) => {
         const stop = () => resolve();
         process.once('SIGINT', stop).once('SIGTERM', stop);
       });
-      process.stdout.write('imago server stopping: routers close, instances keep running\n');
+      process.stdout.write(opts.stopRouters || plane.dataPlane === 'in-process' ? 'imago server stopping: routers stop, instances keep running\n' : 'imago server stopping: routers and instances keep running\n');
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
       });
-      await plane.close();
+      await plane.close({ stopRouters: opts.stopRouters === true });
       await rm(serverFile(home), { force: true });
       store.close();
     });

@@ -1,0 +1,185 @@
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client } from 'undici';
+import { reasonOf, RouterError } from '../../errors.js';
+import { alive, commandLine, endProcess, readPidFile, waitForExit } from '../../util/pids.js';
+import { tailLines } from '../../util/tail.js';
+import type { ListenSpec } from '../engine/engine.js';
+import { drainBy, type RouterControl, type RouterSnapshot, type RouterStats, type RouterTarget } from '../router-control.js';
+import { readTlsPair } from '../tls.js';
+import { CONFIG_FILE, CONTROL_SOCKET, EXIT, LOG_FILE, PID_FILE, type BuiltinConfig, type BuiltinHealth } from './protocol.js';
+
+/** How long a router process may take to serve after it is started. */
+const START_TIMEOUT_MS = 10_000;
+/** How long one control call may take. */
+const CALL_TIMEOUT_MS = 5_000;
+/** The router process's entry (main.ts under tsx, main.js once built). */
+const MAIN = fileURLToPath(new URL(`./main${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
+
+/**
+ * The built-in data plane as a process of its own, one per service, in `folder`: started
+ * detached (its own session, so a signal to the control plane's group does not reach it),
+ * steered over a unix socket, adopted by the next control plane through its pid file, and
+ * left serving when the control plane stops or dies.
+ */
+export class BuiltinRouter implements RouterControl {
+  readonly kind = 'built-in';
+  private current: number | undefined;
+  private client: Client | undefined;
+
+  constructor(
+    readonly service: string,
+    private readonly listen: ListenSpec,
+    private readonly folder: string,
+  ) {}
+
+  /** The router process's pid, once started or adopted. */
+  get pid(): number | undefined {
+    return this.current;
+  }
+
+  /** Adopts the router process that serves this service, or starts one. */
+  async start(): Promise<{ host: string; port: number }> {
+    mkdirSync(this.folder, { recursive: true, mode: 0o700 });
+    const adopted = await this.adopt();
+    if (adopted) return adopted;
+    return this.spawn();
+  }
+
+  async route(target: RouterTarget): Promise<void> {
+    await this.call('PUT', `/v1/targets/${encodeURIComponent(target.id)}`, target);
+  }
+
+  async unroute(id: string): Promise<void> {
+    await this.call('POST', `/v1/targets/${encodeURIComponent(id)}/unroute`);
+  }
+
+  drain(id: string, timeoutMs: number): Promise<number> {
+    return drainBy(this, id, timeoutMs);
+  }
+
+  async forget(id: string): Promise<void> {
+    await this.call('DELETE', `/v1/targets/${encodeURIComponent(id)}`);
+  }
+
+  async setWeights(weights: Record<string, number> | undefined): Promise<void> {
+    await this.call('PUT', '/v1/weights', weights ? { weights } : {});
+  }
+
+  snapshot(): Promise<RouterSnapshot> {
+    return this.call('GET', '/v1/snapshot') as Promise<RouterSnapshot>;
+  }
+
+  stats(): Promise<RouterStats> {
+    return this.call('GET', '/v1/stats') as Promise<RouterStats>;
+  }
+
+  /** Lets go: the process serves on. */
+  async close(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    await client?.close().catch(() => undefined);
+  }
+
+  /** Stops the router process (asked first, then killed by its pid). */
+  async stop(): Promise<void> {
+    await this.stopRunning();
+  }
+
+  /** Stops the router process of this folder when one runs; true when there was one. */
+  async stopRunning(): Promise<boolean> {
+    const pid = this.current ?? this.runningPid();
+    if (pid !== undefined) await endProcess(pid, () => this.call('POST', '/v1/stop').then(() => undefined));
+    this.current = undefined;
+    await this.close();
+    return pid !== undefined;
+  }
+
+  /** The pid in the pid file, when that process is a built-in router (not a reused pid). */
+  runningPid(): number | undefined {
+    const pid = readPidFile(join(this.folder, PID_FILE));
+    if (pid === undefined || !alive(pid)) return undefined;
+    return commandLine(pid).some((arg) => arg === MAIN || /router\/builtin\/main\.(js|ts)$/.test(arg)) ? pid : undefined;
+  }
+
+  /** The running router, when it serves this service where it should. */
+  private async adopt(): Promise<{ host: string; port: number } | undefined> {
+    const pid = this.runningPid();
+    if (pid === undefined) return undefined;
+    let health: BuiltinHealth;
+    try {
+      health = (await this.call('GET', '/v1/health')) as BuiltinHealth;
+    } catch (error) {
+      // It runs but does not answer (hung, or its socket was removed): it goes, a new one starts.
+      await this.kill(pid);
+      return undefined;
+    }
+    const wanted = this.listen;
+    const same = health.service === this.service && health.listen.protocol === wanted.protocol && health.listen.tls === (wanted.tls !== undefined) && (wanted.port === 0 || (health.listen.port === wanted.port && health.listen.host === wanted.host));
+    if (!same) {
+      throw new RouterError(`a router for service '${this.service}' already runs (pid ${pid}) on ${health.listen.host}:${health.listen.port} (${health.listen.protocol}${health.listen.tls ? ', tls' : ''}), not as asked (${wanted.host}:${wanted.port} ${wanted.protocol}${wanted.tls ? ', tls' : ''})`);
+    }
+    this.current = pid;
+    return { host: health.listen.host, port: health.listen.port };
+  }
+
+  private async spawn(): Promise<{ host: string; port: number }> {
+    // Bad TLS files are the caller's mistake, said before any process starts.
+    if (this.listen.tls) readTlsPair(this.service, this.listen.tls);
+    const config: BuiltinConfig = { service: this.service, listen: this.listen };
+    writeFileSync(join(this.folder, CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+    const logFile = join(this.folder, LOG_FILE);
+    const log = openSync(logFile, 'a', 0o600);
+    const args = MAIN.endsWith('.ts') ? ['--import', 'tsx', MAIN, this.folder] : [MAIN, this.folder];
+    const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log], env: { ...process.env, NODE_OPTIONS: '' } });
+    closeSync(log);
+    child.unref();
+    let exited: number | null | undefined;
+    child.once('exit', (code, signal) => (exited = code ?? (signal ? 128 : 1)));
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    for (;;) {
+      if (exited !== undefined) {
+        const why = tailLines(logFile, 1)[0] ?? `exit code ${exited}`;
+        throw new RouterError(exited === EXIT.inUse || exited === EXIT.badInput ? why : `the router of service '${this.service}' failed to start: ${why}`, { inUse: exited === EXIT.inUse, badInput: exited === EXIT.badInput });
+      }
+      if (readPidFile(join(this.folder, PID_FILE)) === child.pid) {
+        try {
+          const health = (await this.call('GET', '/v1/health')) as BuiltinHealth;
+          this.current = child.pid;
+          return { host: health.listen.host, port: health.listen.port };
+        } catch {
+          // not answering yet
+        }
+      }
+      if (Date.now() >= deadline) {
+        if (child.pid) await this.kill(child.pid);
+        throw new RouterError(`the router of service '${this.service}' did not start within ${START_TIMEOUT_MS / 1000}s (its log: ${logFile})`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  private async kill(pid: number): Promise<void> {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      return;
+    }
+    await waitForExit(pid, 5_000);
+  }
+
+  /** One control call; any failure is a RouterError naming the router. */
+  private async call(method: string, path: string, body?: unknown): Promise<unknown> {
+    this.client ??= new Client('http://router', { socketPath: join(this.folder, CONTROL_SOCKET), headersTimeout: CALL_TIMEOUT_MS, bodyTimeout: CALL_TIMEOUT_MS, connectTimeout: CALL_TIMEOUT_MS });
+    try {
+      const res = await this.client.request({ method: method as 'GET', path, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? null : JSON.stringify(body) });
+      const answer = (await res.body.json()) as Record<string, unknown>;
+      if (res.statusCode >= 400) throw new Error(String(answer.error ?? `status ${res.statusCode}`));
+      return answer;
+    } catch (error) {
+      throw new RouterError(`the router of service '${this.service}'${this.current ? ` (pid ${this.current})` : ''} failed ${method} ${path}: ${reasonOf(error)}`, { cause: error });
+    }
+  }
+}

@@ -1,0 +1,111 @@
+import { closeSync, fstatSync, openSync, readSync, truncateSync } from 'node:fs';
+import { emptyHistogram, observeLatency, type LatencyHistogram } from '../router-control.js';
+import { LOG_SEPARATOR } from './config.js';
+
+/** One line of a router's access log. */
+export interface AccessLine {
+  /** The server's name (`<NOSRV>` when none took it). */
+  server: string;
+  /** Milliseconds to the answer's headers (TCP: the connection's life); -1 when there was none. */
+  ms: number;
+  /** The status sent (`-` in TCP mode). */
+  status: string;
+  /** HAProxy's termination state (`----` for a normal end). */
+  termination: string;
+}
+
+/** Parses one access line (`server|ms|status|termination`); undefined for anything else. */
+export function parseAccessLine(line: string): AccessLine | undefined {
+  const parts = line.trim().split(LOG_SEPARATOR);
+  if (parts.length !== 4) return undefined;
+  const ms = Number(parts[1]);
+  if (!Number.isFinite(ms)) return undefined;
+  return { server: parts[0]!, ms, status: parts[2]!, termination: parts[3]! };
+}
+
+/** The log is cut back to nothing once read past this size (HAProxy appends, so nothing it writes later is lost). */
+const MAX_LOG_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The latency histograms of an HAProxy router, from the access log its worker appends to.
+ * Read from where it was last read, on demand; a control plane that starts reads the whole
+ * file again, so the histograms cover the time since the log was last cut back.
+ * HAProxy's timers are whole milliseconds: a time of t ms is counted as t + 1 (its upper end).
+ */
+export class AccessLog {
+  private offset = 0;
+  private partial = '';
+  private readonly histograms = new Map<string, LatencyHistogram>();
+  /** Requests that failed at the router (see `failedAtRouter`), since the log was last cut back. */
+  failed = 0;
+
+  constructor(private readonly file: string) {}
+
+  /** The histogram of one server name (empty when it has had no answer). */
+  latencyOf(server: string): LatencyHistogram {
+    return this.histograms.get(server) ?? emptyHistogram();
+  }
+
+  /** Drops what is known of a server (it was removed). */
+  forget(server: string): void {
+    this.histograms.delete(server);
+  }
+
+  /** Reads the lines appended since the last read. */
+  read(): void {
+    let fd: number;
+    try {
+      fd = openSync(this.file, 'r');
+    } catch {
+      return; // no log yet
+    }
+    try {
+      const size = fstatSync(fd).size;
+      if (size < this.offset) {
+        this.offset = 0; // cut back by someone else
+        this.partial = '';
+      }
+      const buffer = Buffer.alloc(1 << 20);
+      while (this.offset < size) {
+        const n = readSync(fd, buffer, 0, Math.min(buffer.length, size - this.offset), this.offset);
+        if (n <= 0) break;
+        this.offset += n;
+        const text = this.partial + buffer.toString('utf8', 0, n);
+        const lines = text.split('\n');
+        this.partial = lines.pop() ?? '';
+        for (const line of lines) this.take(line);
+      }
+    } finally {
+      closeSync(fd);
+    }
+    if (this.offset > MAX_LOG_BYTES && this.partial === '') {
+      truncateSync(this.file, 0);
+      this.offset = 0;
+      this.failed = 0;
+    }
+  }
+
+  private take(line: string): void {
+    const entry = parseAccessLine(line);
+    if (!entry) return;
+    if (failedAtRouter(entry)) this.failed++;
+    if (entry.ms < 0 || entry.server.startsWith('<')) return;
+    let histogram = this.histograms.get(entry.server);
+    if (!histogram) {
+      histogram = emptyHistogram();
+      this.histograms.set(entry.server, histogram);
+    }
+    observeLatency(histogram, entry.ms + 1);
+  }
+}
+
+/**
+ * True when HAProxy ended the request for a reason on the server's side or its own: no server
+ * took it (`<NOSRV>`, a 503), the server failed, closed or timed out (termination state `S…`
+ * or `s…`), or HAProxy ran out of something (`P`, `I`, `R`). An answer the app itself gave, 5xx
+ * included, ends `----`; a client that went away (`C…`, `c…`) is not the router's failure.
+ */
+export function failedAtRouter(entry: AccessLine): boolean {
+  if (entry.server === '<NOSRV>' && entry.status === '503') return true;
+  return /^[SsPIR]/.test(entry.termination);
+}

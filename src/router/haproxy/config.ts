@@ -1,0 +1,108 @@
+import type { ListenSpec } from '../engine/engine.js';
+
+/** The names inside a router's haproxy.cfg. */
+export const FRONTEND = 'fe';
+export const BACKEND = 'be';
+
+/** The files of an HAProxy router's folder. */
+export interface HaproxyFiles {
+  config: string;
+  /** The runtime API (mode 0600, level admin, `expose-fd listeners` for hitless reloads). */
+  socket: string;
+  pid: string;
+  /** The certificate chain and key in one PEM (mode 0600), when TLS is terminated. */
+  tlsPem?: string | undefined;
+  /** The answers HAProxy gives itself (no instance, instance failed, timeout). */
+  errorFiles: { 502: string; 503: string; 504: string };
+}
+
+/** The separator of the access log's fields (never in a server name or a number). */
+export const LOG_SEPARATOR = '|';
+
+/**
+ * The haproxy.cfg of one service's router. Pure. Targets are not in it: they are added and
+ * removed through the runtime API (`add server`, `del server`), never by a reload. Retries
+ * follow the built-in router's rules: a connection refused goes to another instance whatever
+ * the method; a request cut before its answer is sent again only when it may be done twice
+ * (GET, HEAD, OPTIONS, PUT, DELETE, TRACE, or an Idempotency-Key).
+ */
+export function renderConfig(service: string, listen: ListenSpec, files: HaproxyFiles, limits: { threads: number; maxconn: number }): string {
+  const http = listen.protocol === 'http';
+  const bind = `${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`;
+  const lines = [
+    `# imago: the router of service '${service}'. Written by imago; targets come and go through the runtime API.`,
+    'global',
+    '  master-worker',
+    `  nbthread ${limits.threads}`,
+    `  stats socket ${files.socket} mode 600 level admin expose-fd listeners`,
+    `  pidfile ${files.pid}`,
+    `  maxconn ${limits.maxconn}`,
+    '  hard-stop-after 30s',
+    // Access lines on the worker's stdout (a file imago reads for latency); errors to stderr.
+    '  log stdout format raw local0 info',
+    '  tune.bufsize 32768',
+    '',
+    'defaults',
+    `  mode ${listen.protocol}`,
+    '  log global',
+    '  timeout connect 2s',
+    '  timeout client 60s',
+    '  timeout server 60s',
+    '  timeout client-fin 5s',
+    '  timeout tunnel 1h',
+    ...(http ? ['  timeout http-request 30s', '  timeout http-keep-alive 60s'] : []),
+    '  retries 3',
+    '  option redispatch 1',
+    ...(http ? ['  retry-on conn-failure empty-response', '  option http-keep-alive', '  http-reuse safe'] : []),
+    ...(http
+      ? [`  errorfile 502 ${files.errorFiles[502]}`, `  errorfile 503 ${files.errorFiles[503]}`, `  errorfile 504 ${files.errorFiles[504]}`]
+      : []),
+    '',
+    `frontend ${FRONTEND}`,
+    `  bind ${bind}${listen.tls && files.tlsPem ? ` ssl crt ${files.tlsPem}` : ''}`,
+    ...(http
+      ? [
+          // server | response time (ms) | status | termination state
+          `  log-format "%s${LOG_SEPARATOR}%Tr${LOG_SEPARATOR}%ST${LOG_SEPARATOR}%tsc"`,
+          '  option forwardfor',
+          `  http-request set-header X-Forwarded-Proto ${listen.tls ? 'https' : 'http'}`,
+        ]
+      : [`  log-format "%s${LOG_SEPARATOR}%Tt${LOG_SEPARATOR}-${LOG_SEPARATOR}%tsc"`]),
+    `  default_backend ${BACKEND}`,
+    '',
+    `backend ${BACKEND}`,
+    '  balance roundrobin',
+    ...(http ? ['  http-request disable-l7-retry unless { method GET HEAD OPTIONS PUT DELETE TRACE } || { req.hdr(idempotency-key) -m found }'] : []),
+    '',
+  ];
+  return lines.join('\n');
+}
+
+/** An HTTP answer HAProxy sends itself, as an errorfile: JSON naming the service. */
+export function renderErrorFile(status: 502 | 503 | 504, service: string): string {
+  const [reason, message] = {
+    502: ['Bad Gateway', `an instance of service '${service}' failed before answering`],
+    503: ['Service Unavailable', `service '${service}' has no healthy instance`],
+    504: ['Gateway Timeout', `an instance of service '${service}' did not answer in time`],
+  }[status] as [string, string];
+  const body = `${JSON.stringify({ error: message })}\n`;
+  return `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncache-control: no-store\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
+}
+
+/**
+ * The runtime API's `add server` arguments of a target: checked by connection (so a dead
+ * instance is marked down even with no request), and marked down at once on a connection
+ * error seen by traffic (`observe layer4`).
+ */
+export function serverArgs(host: string, port: number, weight: number): string {
+  const address = host.includes(':') ? `[${host}]` : host;
+  return `${address}:${port} weight ${weight} check inter 1s fall 2 rise 1 observe layer4 error-limit 1 on-error mark-down`;
+}
+
+/**
+ * The connections HAProxy may hold at once under an open-files limit: each takes two (client
+ * and server side), with room for listeners and checks. At most 50,000.
+ */
+export function maxconnFor(openFiles: number): number {
+  return Math.max(256, Math.min(50_000, Math.floor((openFiles - 200) / 2)));
+}

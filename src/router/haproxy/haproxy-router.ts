@@ -1,0 +1,375 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { targetWeights } from '../../core/weights.js';
+import { reasonOf, RouterError } from '../../errors.js';
+import { alive, childrenOf, commandLine, endProcess, readPidFile, waitForExit } from '../../util/pids.js';
+import { tailLines } from '../../util/tail.js';
+import type { ListenSpec } from '../engine/engine.js';
+import { drainBy, type RouterControl, type RouterSnapshot, type RouterStats, type RouterTarget, type TargetState, type TargetStats } from '../router-control.js';
+import { readTlsPair } from '../tls.js';
+import { AccessLog } from './access-log.js';
+import { BACKEND, FRONTEND, maxconnFor, renderConfig, renderErrorFile, serverArgs, type HaproxyFiles } from './config.js';
+import { isRuntimeError, parseServersState, parseStatCsv, runtimeCommand, type ServerState } from './runtime-api.js';
+
+/** How long HAProxy may take to serve after it is started. */
+const START_TIMEOUT_MS = 10_000;
+/** Admin state bits of `show servers state`: forced maintenance, and forced drain. */
+const ADMIN_MAINT = 0x01;
+const ADMIN_DRAIN = 0x08;
+/** The bytes of a server name HAProxy accepts; an instance id must fit them. */
+const NAME_CHARS = /^[A-Za-z0-9_.:-]+$/;
+
+/** What the router was started as (`router.json`), to know a running one is the one asked for. */
+interface HaproxyMeta {
+  service: string;
+  listen: { host: string; port: number; protocol: 'http' | 'tcp'; tls: boolean };
+}
+
+/** The HAProxy version on this machine (`2.6.12`), or undefined when none is installed. */
+export function haproxyVersion(): string | undefined {
+  cachedVersion ??= (() => {
+    const run = spawnSync('haproxy', ['-v'], { encoding: 'utf8', timeout: 5_000 });
+    return /HAProxy version (\d+\.\d+\.\d+)/.exec(run.stdout ?? '')?.[1] ?? null;
+  })();
+  return cachedVersion ?? undefined;
+}
+let cachedVersion: string | null | undefined;
+
+/**
+ * A service's router as an HAProxy process of its own (master-worker), in `folder`. Targets
+ * come and go through the runtime API on a unix socket (mode 0600), never by a reload: a
+ * target is a server named `r<release>:<id>`, added in maintenance, then enabled; unrouted by
+ * `state drain`; forgotten by `state maint`, its sessions shut, then `del server`. Weights by
+ * release become each server's weight. Latency comes from the access log its worker appends
+ * to (`access.log`); the rest of the counts from `show stat`. Left running when the control
+ * plane stops or dies; adopted by the next one through its pid file.
+ */
+export class HaproxyRouter implements RouterControl {
+  readonly kind: string;
+  private current: number | undefined;
+  private readonly files: HaproxyFiles;
+  private readonly metaFile: string;
+  private readonly weightsFile: string;
+  private readonly errorLog: string;
+  private readonly log: AccessLog;
+  private address: { host: string; port: number } | undefined;
+
+  constructor(
+    readonly service: string,
+    private readonly listen: ListenSpec,
+    private readonly folder: string,
+  ) {
+    this.kind = `haproxy ${haproxyVersion() ?? '(not installed)'}`;
+    this.files = {
+      config: join(folder, 'haproxy.cfg'),
+      socket: join(folder, 'admin.sock'),
+      pid: join(folder, 'haproxy.pid'),
+      tlsPem: listen.tls ? join(folder, 'tls.pem') : undefined,
+      errorFiles: { 502: join(folder, '502.http'), 503: join(folder, '503.http'), 504: join(folder, '504.http') },
+    };
+    this.metaFile = join(folder, 'router.json');
+    this.weightsFile = join(folder, 'weights.json');
+    this.errorLog = join(folder, 'haproxy.log');
+    this.log = new AccessLog(join(folder, 'access.log'));
+  }
+
+  /** The HAProxy master's pid, once started or adopted. */
+  get pid(): number | undefined {
+    return this.current;
+  }
+
+  /** Adopts the HAProxy that serves this service, or starts one. */
+  async start(): Promise<{ host: string; port: number }> {
+    if (!haproxyVersion()) throw new RouterError(`the router of service '${this.service}' needs HAProxy, and none is installed (apt-get install haproxy), or run the server with --data-plane builtin`);
+    mkdirSync(this.folder, { recursive: true, mode: 0o700 });
+    this.address = (await this.adopt()) ?? (await this.spawn());
+    return this.address;
+  }
+
+  async route(target: RouterTarget): Promise<void> {
+    if (!NAME_CHARS.test(target.id)) throw new RouterError(`instance id '${target.id}': expected letters, digits and _ . : - only`, { badInput: true });
+    const name = serverName(target.id, target.release);
+    const servers = await this.servers();
+    for (const other of servers) if (idOf(other.name) === target.id && other.name !== name) await this.remove(other.name);
+    const existing = servers.find((s) => s.name === name);
+    if (existing) {
+      if (existing.addr !== target.host || existing.port !== target.port) await this.api(`set server ${BACKEND}/${name} addr ${target.host} port ${target.port}`);
+      await this.api(`set server ${BACKEND}/${name} state ready`);
+    } else {
+      await this.api(`add server ${BACKEND}/${name} ${serverArgs(target.host, target.port, 1)}`);
+      await this.api(`enable health ${BACKEND}/${name}`);
+      await this.api(`enable server ${BACKEND}/${name}`);
+    }
+    await this.reweigh();
+  }
+
+  async unroute(id: string): Promise<void> {
+    const server = (await this.servers()).find((s) => idOf(s.name) === id && !(s.adminState & ADMIN_MAINT));
+    if (!server) return;
+    await this.api(`set server ${BACKEND}/${server.name} state drain`);
+    await this.reweigh();
+  }
+
+  drain(id: string, timeoutMs: number): Promise<number> {
+    return drainBy(this, id, timeoutMs);
+  }
+
+  async forget(id: string): Promise<void> {
+    for (const server of await this.servers()) if (idOf(server.name) === id) await this.remove(server.name);
+    await this.reweigh();
+  }
+
+  async setWeights(weights: Record<string, number> | undefined): Promise<void> {
+    writeFileSync(this.weightsFile, `${JSON.stringify(weights ?? null)}\n`, { mode: 0o600 });
+    await this.reweigh();
+  }
+
+  async snapshot(): Promise<RouterSnapshot> {
+    const [servers, stat] = await Promise.all([this.servers(), this.stat()]);
+    const targets: TargetState[] = servers
+      .filter((s) => !(s.adminState & ADMIN_MAINT))
+      .map((s) => ({ id: idOf(s.name), host: s.addr, port: s.port, release: releaseOf(s.name), routed: !(s.adminState & ADMIN_DRAIN), inflight: Number(stat.get(s.name)?.scur ?? 0) }));
+    return { targets, weights: this.weights() };
+  }
+
+  async stats(): Promise<RouterStats> {
+    const [servers, stat] = await Promise.all([this.servers(), this.stat()]);
+    this.log.read();
+    const backend = stat.get('BACKEND') ?? {};
+    const frontend = stat.get('FRONTEND') ?? {};
+    const n = (row: Record<string, string>, key: string) => Number(row[key] || 0);
+    const targets: TargetStats[] = servers
+      .filter((s) => !(s.adminState & ADMIN_MAINT))
+      .map((s) => {
+        const row = stat.get(s.name) ?? {};
+        return {
+          id: idOf(s.name),
+          release: releaseOf(s.name),
+          routed: !(s.adminState & ADMIN_DRAIN),
+          inflight: n(row, 'scur'),
+          requests: n(row, 'stot'),
+          responses: { '1xx': n(row, 'hrsp_1xx'), '2xx': n(row, 'hrsp_2xx'), '3xx': n(row, 'hrsp_3xx'), '4xx': n(row, 'hrsp_4xx'), '5xx': n(row, 'hrsp_5xx') },
+          bytesIn: n(row, 'bin'),
+          bytesOut: n(row, 'bout'),
+          latency: this.log.latencyOf(s.name),
+        };
+      });
+    const http = this.listen.protocol === 'http';
+    return {
+      requests: http ? n(frontend, 'req_tot') : n(frontend, 'stot'),
+      // Ended by the server's side or HAProxy's (the access log's termination states): read from the log, so a moment behind.
+      failed: this.log.failed,
+      retried: n(backend, 'wredis') + n(backend, 'wretr'),
+      targets,
+    };
+  }
+
+  /** Lets go: HAProxy serves on (there is no connection to close). */
+  async close(): Promise<void> {
+    this.address = undefined;
+  }
+
+  /** Stops HAProxy (SIGTERM to its master, then SIGKILL). */
+  async stop(): Promise<void> {
+    await this.stopRunning();
+  }
+
+  /** Stops the HAProxy of this folder when one runs; true when there was one. */
+  async stopRunning(): Promise<boolean> {
+    const pid = this.current ?? this.runningPid();
+    if (pid === undefined) return false;
+    // SIGTERM: the master stops its workers at once (connections are cut: the service is going away).
+    await endProcess(pid, () => void process.kill(pid, 'SIGTERM'));
+    this.current = undefined;
+    return true;
+  }
+
+  /** The weights by release last set (kept in the folder, so a new control plane reads them). */
+  private weights(): Record<string, number> | undefined {
+    try {
+      return (JSON.parse(readFileSync(this.weightsFile, 'utf8')) as Record<string, number> | null) ?? undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Sets each server's weight from the release weights and which servers are routed. */
+  private async reweigh(): Promise<void> {
+    const servers = (await this.servers()).filter((s) => !(s.adminState & ADMIN_MAINT));
+    const weights = targetWeights(
+      servers.map((s) => ({ id: s.name, release: releaseOf(s.name), routed: !(s.adminState & ADMIN_DRAIN) })),
+      this.weights(),
+    );
+    const changes = servers.filter((s) => weights.get(s.name) !== s.weight).map((s) => `set server ${BACKEND}/${s.name} weight ${weights.get(s.name)}`);
+    if (changes.length > 0) await this.api(changes.join('; '));
+  }
+
+  /** Takes a server out: maintenance, its sessions shut, then deleted (retried while idle connections close). */
+  private async remove(name: string): Promise<void> {
+    await this.api(`set server ${BACKEND}/${name} state maint`);
+    await this.api(`shutdown sessions server ${BACKEND}/${name}`);
+    this.log.forget(name);
+    const deadline = Date.now() + 2_000;
+    for (;;) {
+      const answer = await this.command(`del server ${BACKEND}/${name}`);
+      if (!isRuntimeError(answer)) return;
+      // Idle pooled connections close within a moment; a server left in maintenance is never routed to, and is replaced when its id comes back.
+      if (Date.now() >= deadline) return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  private async servers(): Promise<ServerState[]> {
+    return parseServersState(await this.api(`show servers state ${BACKEND}`));
+  }
+
+  /** `show stat` of the router's frontend, backend and servers, by server name (`FRONTEND`, `BACKEND` for those). */
+  private async stat(): Promise<Map<string, Record<string, string>>> {
+    const rows = parseStatCsv(await this.api('show stat'));
+    return new Map(rows.filter((r) => r.pxname === BACKEND || (r.pxname === FRONTEND && r.svname === 'FRONTEND')).map((r) => [r.svname!, r]));
+  }
+
+  /** One runtime API command that must succeed. */
+  private async api(command: string): Promise<string> {
+    const answer = await this.command(command);
+    // `show` answers are data (a check's "Connection refused" among them); the others answer nothing, or what went wrong.
+    if (!command.startsWith('show ') && isRuntimeError(answer)) throw new RouterError(`the router of service '${this.service}' refused '${command}': ${answer.trim()}`);
+    return answer;
+  }
+
+  /** One runtime API command; any failure to talk is a RouterError naming the router. */
+  private async command(command: string): Promise<string> {
+    try {
+      return await runtimeCommand(this.files.socket, command);
+    } catch (error) {
+      throw new RouterError(`the router of service '${this.service}'${this.current ? ` (haproxy pid ${this.current})` : ''} failed '${command.split(' ').slice(0, 2).join(' ')}': ${reasonOf(error)}`, { cause: error });
+    }
+  }
+
+  /** The pid in the pid file, when that process is this folder's HAProxy (not a reused pid). */
+  runningPid(): number | undefined {
+    const pid = readPidFile(this.files.pid);
+    if (pid === undefined || !alive(pid)) return undefined;
+    const args = commandLine(pid);
+    return /haproxy$/.test(args[0] ?? '') && args.includes(this.files.config) ? pid : undefined;
+  }
+
+  /** The running HAProxy, when it serves this service where it should. */
+  private async adopt(): Promise<{ host: string; port: number } | undefined> {
+    const pid = this.runningPid();
+    if (pid === undefined) return undefined;
+    let meta: HaproxyMeta;
+    try {
+      meta = JSON.parse(readFileSync(this.metaFile, 'utf8')) as HaproxyMeta;
+      await runtimeCommand(this.files.socket, 'show info');
+    } catch {
+      // It runs but does not answer (hung, or its socket was removed): it goes, a new one starts.
+      await this.kill(pid);
+      return undefined;
+    }
+    const wanted = this.listen;
+    const same = meta.service === this.service && meta.listen.protocol === wanted.protocol && meta.listen.tls === (wanted.tls !== undefined) && (wanted.port === 0 || (meta.listen.port === wanted.port && meta.listen.host === wanted.host));
+    if (!same) {
+      throw new RouterError(`a router for service '${this.service}' already runs (haproxy pid ${pid}) on ${meta.listen.host}:${meta.listen.port} (${meta.listen.protocol}${meta.listen.tls ? ', tls' : ''}), not as asked (${wanted.host}:${wanted.port} ${wanted.protocol}${wanted.tls ? ', tls' : ''})`);
+    }
+    this.current = pid;
+    return { host: meta.listen.host, port: meta.listen.port };
+  }
+
+  private async spawn(): Promise<{ host: string; port: number }> {
+    // Bad TLS files and a port in use are the caller's mistakes, said before any process starts.
+    const pair = this.listen.tls ? readTlsPair(this.service, this.listen.tls) : undefined;
+    const port = await checkPort(this.service, this.listen.host, this.listen.port);
+    const listen = { ...this.listen, port };
+    if (pair && this.files.tlsPem) writeFileSync(this.files.tlsPem, `${pair.cert.trim()}\n${pair.key.trim()}\n`, { mode: 0o600 });
+    for (const status of [502, 503, 504] as const) writeFileSync(this.files.errorFiles[status], renderErrorFile(status, this.service), { mode: 0o600 });
+    writeFileSync(this.files.config, renderConfig(this.service, listen, this.files, { threads: Math.min(4, availableParallelism()), maxconn: maxconnFor(openFilesLimit()) }), { mode: 0o600 });
+    const meta: HaproxyMeta = { service: this.service, listen: { host: listen.host, port, protocol: listen.protocol, tls: listen.tls !== undefined } };
+    writeFileSync(this.metaFile, `${JSON.stringify(meta, null, 2)}\n`, { mode: 0o600 });
+    writeFileSync(this.weightsFile, 'null\n', { mode: 0o600 });
+    const access = openSync(join(this.folder, 'access.log'), 'a', 0o600);
+    const errors = openSync(this.errorLog, 'a', 0o600);
+    const child = spawn('haproxy', ['-W', '-f', this.files.config], { detached: true, stdio: ['ignore', access, errors] });
+    closeSync(access);
+    closeSync(errors);
+    child.unref();
+    let exited: number | null | undefined;
+    child.once('exit', (code, signal) => (exited = code ?? (signal ? 128 : 1)));
+    child.once('error', () => (exited = 127));
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    for (;;) {
+      if (exited !== undefined) {
+        const alerts = tailLines(this.errorLog, 20).filter((l) => /ALERT|cannot|error/i.test(l));
+        const inUse = alerts.some((l) => /Address already in use|cannot bind/i.test(l));
+        if (inUse) throw new RouterError(`failed to listen on ${listen.host}:${port} for service '${this.service}': the port is in use`, { inUse: true });
+        throw new RouterError(`the router of service '${this.service}' (haproxy) failed to start: ${alerts.at(-1) ?? `exit code ${exited}`} (its log: ${this.errorLog})`);
+      }
+      const pid = readPidFile(this.files.pid);
+      if (pid === child.pid && (await runtimeCommand(this.files.socket, 'show info', 1_000).then(() => true, () => false))) {
+        this.current = pid;
+        return { host: listen.host, port };
+      }
+      if (Date.now() >= deadline) {
+        if (child.pid) await this.kill(child.pid);
+        throw new RouterError(`the router of service '${this.service}' (haproxy) did not start within ${START_TIMEOUT_MS / 1000}s (its log: ${this.errorLog})`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  /** Kills the master and its workers (a stopped worker would not notice its master's death, and keep the port). */
+  private async kill(pid: number): Promise<void> {
+    const all = [pid, ...childrenOf(pid)];
+    for (const p of all) {
+      try {
+        process.kill(p, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+    for (const p of all) await waitForExit(p, 5_000);
+  }
+}
+
+/** A target's server name: its release and id (`r7:web-r7-3f2a`; `r:a` without a release). */
+function serverName(id: string, release: number | undefined): string {
+  return `r${release ?? ''}:${id}`;
+}
+
+function idOf(name: string): string {
+  return name.slice(name.indexOf(':') + 1);
+}
+
+function releaseOf(name: string): number | undefined {
+  const release = name.slice(1, name.indexOf(':'));
+  return release === '' ? undefined : Number(release);
+}
+
+/** The port to bind: `port`, checked free, or a free one for 0. A port in use is a RouterError saying so. */
+function checkPort(service: string, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (error: NodeJS.ErrnoException) => {
+      const inUse = error.code === 'EADDRINUSE';
+      reject(new RouterError(`failed to listen on ${host}:${port} for service '${service}': ${inUse ? 'the port is in use' : error.message}`, { cause: error, inUse }));
+    });
+    probe.listen({ host, port, exclusive: true }, () => {
+      const bound = (probe.address() as { port: number }).port;
+      probe.close(() => resolve(bound));
+    });
+  });
+}
+
+/** This process's hard limit of open files (what HAProxy, started by it, may raise its own to). */
+function openFilesLimit(): number {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    const hard = Number(line?.trim().split(/\s+/)[4]);
+    return Number.isFinite(hard) ? hard : 4096;
+  } catch {
+    return 4096;
+  }
+}
