@@ -25,23 +25,13 @@ import { BuiltinRouter } from '../src/router/builtin/builtin-router.js';
 import { haproxyVersion, HaproxyRouter } from '../src/router/haproxy/haproxy-router.js';
 import type { RouterControl } from '../src/router/router-control.js';
 import { waitForExit } from '../src/util/pids.js';
+import { freePort } from './lib/net.js';
 import { markdownTable, summarise } from './lib/stats.js';
 import { startWrk, type WrkResult } from './lib/wrk.js';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** A free loopback port (bound, read, released). */
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((res) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => res(port));
-    });
-  });
-}
 
 /** Waits until `url` answers 200, or fails naming it after 10 s. */
 async function answers(url: string): Promise<void> {

@@ -12,12 +12,11 @@ for p in "${packages[@]}"; do
 done
 if ((${#missing[@]})); then
   echo "bench-deps: installing ${missing[*]}"
-  held=0
   if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && held=1
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   fi
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
-  if ((held)); then rm -f /usr/sbin/policy-rc.d; fi
 fi
 echo "bench-deps: ready ($(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), $(nginx -v 2>&1))"

@@ -1,4 +1,4 @@
-import { dirname, resolve } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { parseImageRef } from '../oci/reference.js';
 import { formatIssues } from './format-issues.js';
@@ -21,6 +21,8 @@ export const DEFAULTS = {
     maxAgeJitter: 0.1,
     drift: 'replace',
     backoff: { initial: 1_000, max: 300_000, reset: 600_000 },
+    protocol: 'http',
+    keepPrevious: 0,
   },
   owner: { uid: 0, gid: 0 },
   shell: ['/bin/sh', '-c'],
@@ -78,12 +80,15 @@ function buildConfig(parsed: ParsedConfig, file: string): ImagoConfig {
   const images: Record<string, ImageSpec> = {};
   for (const [name, image] of Object.entries(parsed.images ?? {})) images[name] = buildImage(name, image, root);
   const services: Record<string, ServiceSpec> = {};
-  for (const [name, service] of Object.entries(parsed.services ?? {})) services[name] = buildService(name, service);
+  for (const [name, service] of Object.entries(parsed.services ?? {})) services[name] = buildService(name, service, root);
   return { file, root, images, services };
 }
 
-/** Builds one service with its defaults. */
-function buildService(name: string, service: ParsedService): ServiceSpec {
+/**
+ * Builds one service with its defaults. `root` is the config file's folder, for relative TLS
+ * file paths; without it (a service a client sent) they must be absolute.
+ */
+function buildService(name: string, service: ParsedService, root?: string): ServiceSpec {
   const d = DEFAULTS.service;
   const health = service.health;
   const strategy = service.strategy;
@@ -92,7 +97,9 @@ function buildService(name: string, service: ParsedService): ServiceSpec {
     image: service.image,
     replicas: service.replicas ?? d.replicas,
     port: service.port,
-    listen: service.listen,
+    listen: buildListen(name, service.listen, root),
+    protocol: service.protocol ?? d.protocol,
+    keepPrevious: service.keepPrevious ?? d.keepPrevious,
     health: health && {
       check: health.http !== undefined ? { kind: 'http', path: health.http } : health.command !== undefined ? { kind: 'command', command: health.command } : { kind: 'tcp' },
       interval: health.interval ?? d.health.interval,
@@ -122,6 +129,20 @@ function buildService(name: string, service: ParsedService): ServiceSpec {
     drift: service.drift ?? d.drift,
     backoff: { initial: service.backoff?.initial ?? d.backoff.initial, max: service.backoff?.max ?? d.backoff.max, reset: service.backoff?.reset ?? d.backoff.reset },
   };
+}
+
+/** The router's address, its TLS files resolved against `root` (or checked absolute without one). */
+function buildListen(name: string, listen: ParsedService['listen'], root: string | undefined): ServiceSpec['listen'] {
+  if (listen === undefined) return undefined;
+  if (!('address' in listen)) return listen;
+  if (!listen.tls) return listen.address;
+  const file = (key: 'cert' | 'key') => {
+    const path = listen.tls![key];
+    if (root !== undefined) return resolve(root, path);
+    if (!isAbsolute(path)) throw new ConfigError(`services.${name}.listen.tls.${key}: expected an absolute path (the CLI resolves paths against the config file's folder), got "${path}"`);
+    return path;
+  };
+  return { ...listen.address, tls: { cert: file('cert'), key: file('key') } };
 }
 
 /**

@@ -59,7 +59,7 @@ export const serviceHealth = strictObject(
   if (has(value, 'http') && has(value, 'command')) ctx.addIssue({ code: 'custom', message: 'expected one of http or command, not both', input: value });
 }, evenIfFieldsFailed);
 
-/** A loopback address and port for the service's router, like "127.0.0.1:8080" or a port. */
+/** An address and port for the service's router, like "127.0.0.1:8080", "0.0.0.0:443" or a port (on 127.0.0.1). */
 const listen = parsedScalar('an address like "127.0.0.1:8080", or a port', (value): { host: string; port: number } | { error: string } => {
   const text = String(value).trim();
   const match = /^(?:(\d{1,3}(?:\.\d{1,3}){3}|\[::1\]|localhost):)?(\d{1,5})$/.exec(text);
@@ -67,6 +67,15 @@ const listen = parsedScalar('an address like "127.0.0.1:8080", or a port', (valu
   if (!match || port < 1 || port > 65535) return { error: `expected an address like "127.0.0.1:8080", or a port, got ${JSON.stringify(value)}` };
   return { host: (match[1] ?? '127.0.0.1').replace(/^\[|\]$/g, ''), port };
 });
+
+/** A certificate or key file: absolute, or relative to the config file's folder. */
+const tlsFile = checkedString('a file path like "certs/web.crt" or "/etc/imago/web.crt"', (value) => value.trim() !== '' && !value.includes('\0'));
+
+/** The router's address, with TLS terminated there when `tls` names a certificate and its key. */
+const listenWithTls = strictObject(
+  { address: listen, tls: strictObject({ cert: tlsFile, key: tlsFile }, 'an object like { cert: web.crt, key: web.key }').optional() },
+  'an object like { address: "0.0.0.0:443", tls: { cert: web.crt, key: web.key } }',
+);
 
 /** Named persistent volumes: name → absolute mount path inside the instance. */
 const volumes = z.record(
@@ -109,7 +118,9 @@ export const serviceSchema = strictObject(
     image,
     replicas: z.number({ error: REPLICAS }).int({ error: REPLICAS }).min(0, { error: REPLICAS }).max(MAX_REPLICAS, { error: REPLICAS }).optional(),
     port: field.port.optional(),
-    listen: listen.optional(),
+    listen: z.union([listen, listenWithTls], { error: 'expected an address like "127.0.0.1:8080", a port, or { address, tls: { cert, key } }' }).optional(),
+    protocol: z.enum(['http', 'tcp'], { error: 'expected "http" or "tcp"' }).optional(),
+    keepPrevious: field.durationOrZero.optional(),
     health: serviceHealth.optional(),
     strategy: strategy.optional(),
     env: field.env.optional(),

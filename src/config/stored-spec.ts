@@ -9,8 +9,12 @@ import { formatIssues } from './format-issues.js';
 import { DEFAULTS, describeProblems } from './normalise.js';
 import { PROVIDERS, type ServiceSpec } from './types.js';
 
-/** The version of the stored form written now. 1: rows from before versions (read as 2 with the guard's defaults). */
-export const SERVICE_SPEC_VERSION = 2;
+/**
+ * The version of the stored form written now. 1: rows from before versions (read with the
+ * guard's defaults); 2: before the data plane's keys (read with `protocol: http`, no TLS, no
+ * `keepPrevious`).
+ */
+export const SERVICE_SPEC_VERSION = 3;
 
 const ms = z.number().int().min(0);
 const count = z.strictObject({ kind: z.enum(['count', 'percent']), value: z.number().min(0) });
@@ -26,7 +30,9 @@ const storedSpec = z.strictObject({
   image: z.string().min(1),
   replicas: z.number().int().min(0),
   port: z.number().int().min(1).max(65535).optional(),
-  listen: z.strictObject({ host: z.string().min(1), port: z.number().int().min(0).max(65535) }).optional(),
+  listen: z.strictObject({ host: z.string().min(1), port: z.number().int().min(0).max(65535), tls: z.strictObject({ cert: z.string().startsWith('/'), key: z.string().startsWith('/') }).optional() }).optional(),
+  protocol: z.enum(['http', 'tcp']),
+  keepPrevious: ms,
   health: z
     .strictObject({ check, interval: ms, timeout: ms, startPeriod: ms, startInterval: ms, healthyThreshold: z.number().int().min(1), unhealthyThreshold: z.number().int().min(1) })
     .optional(),
@@ -57,10 +63,10 @@ export function storeServiceSpec(spec: ServiceSpec): Record<string, unknown> {
 export function readServiceSpec(stored: Record<string, unknown>, where: string): ServiceSpec {
   const { schemaVersion, ...rest } = stored;
   const version = schemaVersion ?? 1;
-  if (version !== 1 && version !== SERVICE_SPEC_VERSION) {
+  if (version !== 1 && version !== 2 && version !== SERVICE_SPEC_VERSION) {
     throw new ConfigError(`${where}: its service spec has schema version ${JSON.stringify(version)}, and this imago reads 1 to ${SERVICE_SPEC_VERSION}: upgrade imago`);
   }
-  const input = version === 1 ? upgradeFromVersion1(rest) : rest;
+  const input = version === SERVICE_SPEC_VERSION ? rest : upgradeFromVersion2(version === 1 ? upgradeFromVersion1(rest) : rest);
   const result = storedSpec.safeParse(input, { reportInput: true });
   if (!result.success) throw new ConfigError(`${where}: its stored service spec is not one this imago understands: ${describeProblems(formatIssues(result.error.issues, input))}`);
   const spec = result.data;
@@ -80,4 +86,10 @@ function upgradeFromVersion1(spec: Record<string, unknown>): Record<string, unkn
     ...spec,
     ...(health ? { health: { startInterval: d.health.startInterval, ...health } } : {}),
   };
+}
+
+/** A spec stored at version 2: the data plane's keys with their defaults (HTTP, no TLS, no kept release). */
+function upgradeFromVersion2(spec: Record<string, unknown>): Record<string, unknown> {
+  const d = DEFAULTS.service;
+  return { ...spec, protocol: spec.protocol ?? d.protocol, keepPrevious: spec.keepPrevious ?? d.keepPrevious };
 }

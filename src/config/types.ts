@@ -100,7 +100,11 @@ export interface ServiceSpec {
   /** The port the app listens on (passed as PORT); undefined: the image's port. */
   port: number | undefined;
   /** Where the service's router listens; undefined: chosen at the first deploy and kept. */
-  listen: { host: string; port: number } | undefined;
+  listen: { host: string; port: number; tls?: { cert: string; key: string } | undefined } | undefined;
+  /** What the router speaks: `http` (balanced by request) or `tcp` (by connection). */
+  protocol: 'http' | 'tcp';
+  /** How long the previous release's instances stay up, unrouted, after a deploy (0: not at all). */
+  keepPrevious: Millis;
   /** undefined: the image's health check, else a TCP connect to the port. */
   health: ServiceHealth | undefined;
   strategy: StrategySpec;

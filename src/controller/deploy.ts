@@ -7,9 +7,11 @@ import { HttpError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import { canonicalJson } from '../state/canonical-json.js';
 import { createDeploy } from '../state/deploys.js';
-import { createRelease, liveRelease, setReleaseStatus } from '../state/releases.js';
+import { adoptInstances, FINAL_INSTANCE_STATES, listInstances } from '../state/instances.js';
+import { createRelease, getRelease, liveRelease, setReleaseStatus } from '../state/releases.js';
 import { getService, scaleService, setDesired } from '../state/services.js';
 
+import { readDesired } from './desired-state.js';
 import type { DeployResult, ServiceLoop } from './service-loop.js';
 import { withLock } from './with-lock.js';
 
@@ -54,7 +56,11 @@ export async function deployRelease(loop: ServiceLoop, request: DeployRequest): 
     const now = new Date(loop.clock.now());
     // A rollback keeps the fleet's size (scaling is an operator's, not a release's); a deploy brings its own.
     const replicas = request.rollbackOf !== undefined ? service.replicas : spec.replicas;
+    const kept = keptInstances(loop, digest, spec, now.getTime());
     const release = createRelease(db, { service: spec.name, digest, config: storeServiceSpec(spec), createdBy: actor, ...(request.rollbackOf ? { rollbackOf: request.rollbackOf } : {}) }, now);
+    // The previous release's instances, kept up by `keepPrevious`, are this one's already (the
+    // same image and config): they serve again as soon as the loop routes them, a traffic flip.
+    if (kept.length > 0) loop.adopt(adoptInstances(db, kept, release.id, { actor, now }));
     const plan = planFor(loop, spec, replicas);
     const deploy = createDeploy(db, { service: spec.name, releaseId: release.id, ...(live ? { fromReleaseId: live.id } : {}), plan, actor, fromReplicas: service.replicas }, now);
     setReleaseStatus(db, release.id, 'deploying', undefined, { actor, now });
@@ -86,6 +92,19 @@ export function planFor(loop: ServiceLoop, spec: ServiceSpec, replicas = spec.re
   const snapshot = loop.snapshot();
   const running = snapshot.instances.filter((i) => i.release !== undefined && i.state === 'running').length;
   return planRollout(spec.strategy.kind, running, limitsFor(spec.strategy, replicas));
+}
+
+/**
+ * The running instances `keepPrevious` keeps that are of the same image and config as `spec`
+ * (a rollback to the release before, inside its window); none otherwise.
+ */
+function keptInstances(loop: ServiceLoop, digest: Digest, spec: ServiceSpec, now: number): string[] {
+  const { db } = loop.ctx;
+  const keep = readDesired(db, loop.name, loop.specs).desired.keep;
+  if (!keep || now >= keep.until) return [];
+  const release = getRelease(db, keep.release);
+  if (!release || release.digest !== digest || !sameButReplicas(loop.specs.of(release.id), spec)) return [];
+  return listInstances(db, loop.name, { releaseId: release.id }).filter((i) => !FINAL_INSTANCE_STATES.includes(i.state)).map((i) => i.id);
 }
 
 /** Two specs that differ at most in their replicas: a change of size, not of what runs. */

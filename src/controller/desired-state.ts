@@ -5,7 +5,7 @@ import type { DesiredService } from '../core/fleet.js';
 import { limitsFor } from '../core/limits.js';
 import { DeployError } from '../errors.js';
 import { runningDeploy } from '../state/deploys.js';
-import { getRelease } from '../state/releases.js';
+import { getRelease, lastGoodRelease, liveRelease } from '../state/releases.js';
 import { getService } from '../state/services.js';
 import type { Deploy, Release, ServiceRow } from '../state/types.js';
 import type { Db } from '../store/db.js';
@@ -53,6 +53,7 @@ export function readDesired(db: Db, name: string, specs: SpecCache): DesiredStat
   const deploy = running && running.releaseId === release?.id ? running : undefined;
   const d = DEFAULTS.service;
   const strategy = spec?.strategy ?? { ...d.strategy };
+  const keep = release && spec && spec.keepPrevious > 0 ? keptRelease(db, release, spec.keepPrevious, deploy !== undefined) : undefined;
   return {
     service,
     release,
@@ -71,6 +72,22 @@ export function readDesired(db: Db, name: string, specs: SpecCache): DesiredStat
         backoff: spec?.backoff ?? { ...d.backoff },
         gateTimeout: spec?.deployTimeout ?? d.deployTimeout,
       },
+      keep,
     },
   };
+}
+
+/**
+ * The release whose instances `keepPrevious` keeps: while a deploy of `release` runs, the one
+ * live now (kept for as long as the deploy takes); once `release` is live, the last good one
+ * before it, until `keepPrevious` after `release` went live.
+ */
+function keptRelease(db: Db, release: Release, keepPrevious: number, deploying: boolean): { release: number; until: number } | undefined {
+  if (deploying) {
+    const live = liveRelease(db, release.service);
+    return live && live.id !== release.id ? { release: live.id, until: Number.POSITIVE_INFINITY } : undefined;
+  }
+  if (release.status !== 'live' || !release.finishedAt) return undefined;
+  const before = lastGoodRelease(db, release.service, release.id);
+  return before ? { release: before.id, until: Date.parse(release.finishedAt) + keepPrevious } : undefined;
 }

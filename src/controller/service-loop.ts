@@ -106,6 +106,16 @@ const DRAIN_POLL_MS = 100;
 /** How long closing waits for a round, and for background starts and stops. */
 const CLOSE_WAIT_MS = 15_000;
 
+/**
+ * Keeps the process alive until `work` settles. The loop's own timers do not (a control plane
+ * must not hold up the exit of a process that is done); someone awaiting a deploy or a round
+ * is not done, even when its routers are other processes and nothing else of it is open.
+ */
+function keepingAlive<T>(work: Promise<T>): Promise<T> {
+  const handle = setInterval(() => undefined, 1 << 30);
+  return work.finally(() => clearInterval(handle));
+}
+
 /** Waits for `work`, or `ms`, whichever is first (real time: closing is not a scenario's). */
 function within(work: Promise<unknown>, ms: number): Promise<void> {
   return new Promise((resolve) => {
@@ -190,6 +200,15 @@ export class ServiceLoop {
     return this.address;
   }
 
+  /**
+   * Instances moved to the desired release (adopted by a rollback inside `keepPrevious`): no
+   * longer draining, so the next round routes them as the desired release's healthy ones.
+   */
+  adopt(ids: string[]): void {
+    for (const id of ids) this.executor.unroutedAt.delete(id);
+    this.wake();
+  }
+
   /** The router's address. */
   get url(): string {
     return this.address ? `http://${this.address.host.includes(':') ? `[${this.address.host}]` : this.address.host}:${this.address.port}` : '';
@@ -232,10 +251,12 @@ export class ServiceLoop {
 
   /** Resolves with the outcome of deploy `deployId` as this loop reports it (a failure once the fleet is back). */
   awaitDeploy(deployId: number): Promise<DeployResult> {
-    return new Promise((resolve) => {
-      this.deployWaiters.set(deployId, resolve);
-      this.wake();
-    });
+    return keepingAlive(
+      new Promise((resolve) => {
+        this.deployWaiters.set(deployId, resolve);
+        this.wake();
+      }),
+    );
   }
 
   /**
@@ -243,7 +264,7 @@ export class ServiceLoop {
    * passes: then it rejects naming `what`.
    */
   until(what: string, check: (round: Round) => boolean, timeoutMs: number): Promise<Round> {
-    return new Promise((resolve, reject) => {
+    return keepingAlive(new Promise((resolve, reject) => {
       let cancel: () => void = () => undefined;
       const waiter = (round: Round) => {
         if (!check(round)) return;
@@ -259,7 +280,7 @@ export class ServiceLoop {
       }, timeoutMs);
       this.waiters.add(waiter);
       this.wake();
-    });
+    }));
   }
 
   /** The service as the last round saw it. */

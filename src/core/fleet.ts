@@ -73,6 +73,11 @@ export interface DesiredService {
   deployTimeout: number;
   drainTimeout: number;
   guard: GuardPolicy;
+  /**
+   * The previous release, whose instances stay up unrouted until `until` (`keepPrevious`;
+   * Infinity while the deploy that replaces them runs); undefined: none is kept.
+   */
+  keep?: { release: number; until: number } | undefined;
 }
 
 /** The observed state reconcile decides on. */

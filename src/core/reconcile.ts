@@ -101,11 +101,19 @@ export function reconcile(desired: DesiredService, observed: Observed, { now }: 
   }
 
   // Draining instances stop once nothing is in flight, or the drain timeout passed. (The
-  // one drain decision: stopping never waits again.)
+  // one drain decision: stopping never waits again.) The previous release's, under
+  // `keepPrevious`, stay up once drained, unrouted, until its window ends: a rollback inside
+  // it routes them again instead of starting new ones.
   let draining = 0;
+  const keep = desired.keep !== undefined && now < desired.keep.until ? desired.keep : undefined;
   for (const id of buckets.draining) {
     const instance = get(id);
     const since = instance.unroutedAt ?? now;
+    if (keep && instance.release === keep.release && instance.state === 'running' && (instance.drift?.length ?? 0) === 0) {
+      actions.retiring[id] = 'kept for a fast rollback';
+      if (Number.isFinite(keep.until)) wake.at(keep.until);
+      continue;
+    }
     if ((instance.inflight ?? 0) === 0) actions.stop.push({ id, outcome: 'stopped', reason: 'drained' });
     else if (now - since >= desired.drainTimeout) actions.stop.push({ id, outcome: 'stopped', reason: `drain timeout: ${instance.inflight} request(s) still in flight after ${Math.round(desired.drainTimeout / 1000)}s` });
     else {

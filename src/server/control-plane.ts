@@ -8,12 +8,13 @@ import { SpecCache } from '../controller/desired-state.js';
 import { ImageConfigs } from '../controller/image-configs.js';
 import { LoopbackPorts, type PortAllocator } from '../controller/ports.js';
 import { backToBefore, ServiceLoop, succeed, type InstanceSnapshot } from '../controller/service-loop.js';
-import { HttpError, ImageError, ImagoError, reasonOf } from '../errors.js';
+import { HttpError, ImageError, ImagoError, reasonOf, RouterError } from '../errors.js';
 import type { Prober } from '../health/health-gate.js';
 import type { Digest } from '../oci/digest.js';
 import type { Providers } from '../providers/registry.js';
 import type { RouterControl } from '../router/router-control.js';
 import { summariseStats } from '../router/stats-summary.js';
+import { readTlsPair } from '../router/tls.js';
 import { makeRouter, resolveDataPlane, routerFolder, type DataPlaneChoice, type DataPlaneKind } from '../router/data-plane.js';
 import { finishDeploy, runningDeploys } from '../state/deploys.js';
 import { listDrift } from '../state/drift.js';
@@ -125,7 +126,7 @@ export class ControlPlane {
     for (const service of listServices(db)) {
       // One service whose provider cannot be reached (dockerd down) must not keep the others down.
       try {
-        await this.startLoop(service.name, service.provider as ProviderName, service.listen);
+        await this.startLoop(service.name, service.provider as ProviderName, { address: service.listen, protocol: service.protocol, tls: service.tls });
       } catch (error) {
         this.unavailable.set(service.name, reasonOf(error));
       }
@@ -312,28 +313,47 @@ export class ControlPlane {
     if (row?.listen && service.listen && (row.listen.host !== service.listen.host || row.listen.port !== service.listen.port)) {
       throw new HttpError(409, `service '${service.name}' listens on ${row.listen.host}:${row.listen.port}, and a deploy cannot move its router to ${service.listen.host}:${service.listen.port} yet: keep its listen address, or deploy it under a new name`);
     }
+    if (row && row.protocol !== service.protocol) {
+      throw new HttpError(409, `service '${service.name}' is served as ${row.protocol}, and a deploy cannot change its router to ${service.protocol} yet: deploy it under a new name`);
+    }
+    const tls = service.listen?.tls;
+    if (row && (row.tls?.cert !== tls?.cert || row.tls?.key !== tls?.key)) {
+      const was = row.tls ? `TLS with ${row.tls.cert} and ${row.tls.key}` : 'without TLS';
+      throw new HttpError(409, `service '${service.name}' is served ${was}, and a deploy cannot change its router's TLS files yet: keep them (replace the files' contents and stop the router to renew), or deploy it under a new name`);
+    }
+    // Bad certificate files are the deploy's mistake: said now, before anything starts.
+    if (tls) {
+      try {
+        readTlsPair(service.name, tls);
+      } catch (error) {
+        if (error instanceof RouterError) throw new HttpError(400, `services.${service.name}.listen.tls: ${error.message}`, { cause: error });
+        throw error;
+      }
+    }
     let loop = this.loops.get(service.name);
     if (!loop) {
       // Two first deploys at once share one start: one loop per service, ever.
       let starting = this.starting.get(service.name);
       if (!starting) {
-        starting = this.startLoop(service.name, service.provider, row?.listen ?? service.listen).finally(() => this.starting.delete(service.name));
+        const address = row?.listen ?? (service.listen ? { host: service.listen.host, port: service.listen.port } : undefined);
+        starting = this.startLoop(service.name, service.provider, { address, protocol: service.protocol, tls }).finally(() => this.starting.delete(service.name));
         this.starting.set(service.name, starting);
       }
       loop = await starting;
     }
     if (!getService(db, service.name)) {
       const address = new URL(loop.url);
-      ensureService(db, { name: service.name, env: this.env, provider: service.provider, replicas: 0, listen: { host: address.hostname.replace(/^\[|\]$/g, ''), port: Number(address.port) }, actor });
+      ensureService(db, { name: service.name, env: this.env, provider: service.provider, replicas: 0, listen: { host: address.hostname.replace(/^\[|\]$/g, ''), port: Number(address.port) }, protocol: service.protocol, tls, actor });
     }
     return loop;
   }
 
-  private async startLoop(name: string, providerName: ProviderName, listen: { host: string; port: number } | undefined): Promise<ServiceLoop> {
+  private async startLoop(name: string, providerName: ProviderName, serve: { address: { host: string; port: number } | undefined; protocol: 'http' | 'tcp'; tls: { cert: string; key: string } | undefined }): Promise<ServiceLoop> {
     const provider = await this.providers.get(providerName);
     const o = this.opts;
-    const address = listen ?? { host: '127.0.0.1', port: 0 };
-    const router = o.router ? o.router(name, address) : makeRouter(this.dataPlane, name, { ...address, protocol: 'http' }, routerFolder(this.store.home, name));
+    const address = serve.address ?? { host: '127.0.0.1', port: 0 };
+    const listen = { ...address, protocol: serve.protocol, ...(serve.tls ? { tls: serve.tls } : {}) };
+    const router = o.router ? o.router(name, address) : makeRouter(this.dataPlane, name, listen, routerFolder(this.store.home, name));
     const loop = new ServiceLoop({ db: this.store.db, store: this.store, provider, router, ports: this.ports, env: this.env, clock: this.clock, configs: this.configs, ...(o.probe ? { probe: o.probe } : {}), ...(o.tickMs ? { tickMs: o.tickMs } : {}) }, name);
     try {
       await loop.start();

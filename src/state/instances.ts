@@ -127,6 +127,28 @@ export function endInstance(
     .immediate();
 }
 
+/**
+ * Moves running instances to another release of the same service with the same image and
+ * config (a rollback to a release whose instances `keepPrevious` kept): each is recorded as
+ * `instance.adopted`, naming both releases. Returns the ids moved.
+ */
+export function adoptInstances(db: Db, ids: readonly string[], toReleaseId: number, options: { actor?: string; now?: Date } = {}): string[] {
+  const now = options.now ?? new Date();
+  return db
+    .transaction((): string[] => {
+      const moved: string[] = [];
+      for (const id of ids) {
+        const instance = getInstance(db, id);
+        if (!instance || FINAL_INSTANCE_STATES.includes(instance.state) || instance.releaseId === toReleaseId) continue;
+        db.prepare(`UPDATE instances SET release_id = ?, updated_at = ? WHERE id = ?`).run(toReleaseId, now.toISOString(), id);
+        appendEvent(db, { actor: options.actor ?? 'imago', kind: 'instance.adopted', service: instance.service, releaseId: toReleaseId, instance: id, data: { fromRelease: instance.releaseId, reason: 'kept by keepPrevious: the same image and config' } }, now);
+        moved.push(id);
+      }
+      return moved;
+    })
+    .immediate();
+}
+
 /** Records the port an instance was given (after its record: the port is chosen in the background). */
 export function setPort(db: Db, id: string, port: number): void {
   checkId('port', port);

@@ -14,6 +14,9 @@ interface Row {
   replicas: number;
   listen_host: string | null;
   listen_port: number | null;
+  protocol: 'http' | 'tcp';
+  tls_cert: string | null;
+  tls_key: string | null;
   created_at: string;
   updated_at: string;
   updated_by: string;
@@ -26,6 +29,9 @@ export interface NewService {
   provider: string;
   replicas: number;
   listen?: { host: string; port: number } | undefined;
+  /** What its router speaks (default http), and the TLS files it terminates with. */
+  protocol?: 'http' | 'tcp';
+  tls?: { cert: string; key: string } | undefined;
   actor: string;
 }
 
@@ -50,8 +56,8 @@ export function ensureService(db: Db, input: NewService, now: Date = new Date())
       if (existing) return existing;
       const at = now.toISOString();
       db.prepare(
-        `INSERT INTO services (name, env, provider, release_id, replicas, listen_host, listen_port, created_at, updated_at, updated_by) VALUES (?, ?, ?, NULL, ?, ?, ?, ?, ?, ?)`,
-      ).run(input.name, input.env, input.provider, input.replicas, input.listen?.host ?? null, input.listen?.port ?? null, at, at, input.actor);
+        `INSERT INTO services (name, env, provider, release_id, replicas, listen_host, listen_port, protocol, tls_cert, tls_key, created_at, updated_at, updated_by) VALUES (?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(input.name, input.env, input.provider, input.replicas, input.listen?.host ?? null, input.listen?.port ?? null, input.protocol ?? 'http', input.tls?.cert ?? null, input.tls?.key ?? null, at, at, input.actor);
       appendEvent(db, { actor: input.actor, kind: 'service.created', service: input.name, data: { env: input.env, provider: input.provider, replicas: input.replicas } }, now);
       return getService(db, input.name)!;
     })
@@ -118,6 +124,8 @@ function toService(row: Row): ServiceRow {
     releaseId: orUndefined(row.release_id),
     replicas: row.replicas,
     listen: row.listen_host !== null && row.listen_port !== null ? { host: row.listen_host, port: row.listen_port } : undefined,
+    protocol: row.protocol,
+    tls: row.tls_cert !== null && row.tls_key !== null ? { cert: row.tls_cert, key: row.tls_key } : undefined,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     updatedBy: row.updated_by,

@@ -66,6 +66,10 @@ export interface ServiceRow {
   replicas: number;
   /** The router's address, once chosen. */
   listen: { host: string; port: number } | undefined;
+  /** What the router speaks. */
+  protocol: 'http' | 'tcp';
+  /** The certificate and key files the router terminates TLS with; undefined: plain. */
+  tls: { cert: string; key: string } | undefined;
   createdAt: string;
   updatedAt: string;
   updatedBy: string;

@@ -175,6 +175,12 @@ const MIGRATIONS: string[] = [
   );
   CREATE INDEX drift_by_service ON drift_findings(service, id);
   `,
+  // 4: the data plane (src/state/services.ts): what a service's router speaks, and its TLS files.
+  `
+  ALTER TABLE services ADD COLUMN protocol TEXT NOT NULL DEFAULT 'http' CHECK (protocol IN ('http', 'tcp'));
+  ALTER TABLE services ADD COLUMN tls_cert TEXT;
+  ALTER TABLE services ADD COLUMN tls_key TEXT;
+  `,
 ];
 
 /** Opens (creating if needed) the state database at `file` and brings its schema up to date. */

@@ -1,14 +1,10 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { DockerProvider } from '../../src/providers/docker/docker-provider.js';
-import { ProcessProvider } from '../../src/providers/process/process-provider.js';
-import { stopRoutersIn } from '../../src/router/data-plane.js';
-import { ImageStore } from '../../src/store/image-store.js';
-import { imago, startServer } from '../support/cli.js';
+import { cleanUpHome, imago, sh, startServer } from '../support/cli.js';
 import { startLoad } from '../support/load.js';
 import { freePort, waitFor } from '../support/net.js';
 import { writeHelloProject } from '../support/project.js';
@@ -27,20 +23,9 @@ for (const { providerName, dataPlane } of CASES) {
     const servers: ChildProcess[] = [];
     let home = '';
 
-    after(async () => {
-      for (const server of servers) if (server.exitCode === null && server.signalCode === null) server.kill('SIGKILL');
-      if (home) {
-        await stopRoutersIn(home);
-        const store = await ImageStore.open(home);
-        const provider = providerName === 'docker' ? new DockerProvider(store) : new ProcessProvider(store);
-        for (const instance of await provider.list()) await provider.destroy(instance.id, { graceMs: 0 });
-        await provider.close();
-        store.close();
-        await rm(home, { recursive: true, force: true });
-      }
-    });
+    after(() => cleanUpHome(home, servers, [providerName]));
 
-    it('kill -9 of imago server and its restart, then rolling and blue-green deploys: 0 failed requests, one router process throughout', async () => {
+    it('kill -9 of imago server, an instance killed meanwhile, the restart, rolling and blue-green deploys, a keepPrevious rollback: 0 failed requests, one router process throughout', async () => {
       home = await mkdtemp(join(tmpdir(), `imago-dataplane-${providerName}-`));
       const project = await mkdtemp(join(tmpdir(), 'imago-dataplane-project-'));
       after(() => rm(project, { recursive: true, force: true }));
@@ -51,6 +36,7 @@ for (const { providerName, dataPlane } of CASES) {
         `    listen: 127.0.0.1:${listen}`,
         '    health: { http: /healthz, interval: 100ms, startPeriod: 20s }',
         '    drainTimeout: 3s',
+        '    keepPrevious: 5m',
         '    stopGrace: 3s',
         `    strategy: ${strategy}`,
       ];
@@ -75,8 +61,9 @@ for (const { providerName, dataPlane } of CASES) {
       assert.match(before!.router.kind, dataPlane === 'haproxy' ? /^haproxy 2\.\d+/ : /^built-in$/);
 
       const url = `http://127.0.0.1:${listen}/`;
-      const kept = startLoad(url, { clients: 3 });
-      const fresh = startLoad(url, { clients: 2, keepAlive: false });
+      // With Idempotency-Keys: a POST cut by an instance killed mid-answer may be sent again.
+      const kept = startLoad(url, { clients: 3, idempotencyKey: true });
+      const fresh = startLoad(url, { clients: 2, keepAlive: false, idempotencyKey: true });
       const sent = () => kept.sent() + fresh.sent();
       const progress = async (what: string, count: number) => {
         const from = sent();
@@ -86,7 +73,12 @@ for (const { providerName, dataPlane } of CASES) {
         await progress('before the kill', 300);
         server.kill('SIGKILL');
         await new Promise((resolve) => server.once('exit', resolve));
-        await progress('with no control plane', 1_000);
+        await progress('with no control plane', 500);
+        // An instance dies while no control plane runs: the router alone takes it out of rotation.
+        const victim = before!.instances[0]!.id;
+        if (providerName === 'docker') await sh('docker', ['kill', victim]);
+        else process.kill((JSON.parse(await readFile(join(home, 'instances', `${victim}.json`), 'utf8')) as { appPid: number }).appPid, 'SIGKILL');
+        await progress('with an instance dead and no control plane', 1_000);
         server = await up();
         await waitFor('the restarted control plane converged on the same router', async () => {
           const [web] = await status();
@@ -96,10 +88,18 @@ for (const { providerName, dataPlane } of CASES) {
 
         const rolling = await imago(['deploy', 'web', '--image', 'hello2'], { cwd: project, home });
         assert.equal(rolling.code, 0, rolling.stderr);
+        const second = (await status())[0]!.instances.filter((i) => i.release === 2).map((i) => i.id).sort();
         await writeHelloProject(project, service('blue-green'), images);
         const blueGreen = await imago(['deploy', 'web', '--image', 'hello'], { cwd: project, home });
         assert.equal(blueGreen.code, 0, blueGreen.stderr);
         await progress('after the deploys', 300);
+
+        // Release 2's instances were kept (keepPrevious): the rollback routes them again.
+        const rollback = await imago(['rollback', 'web'], { cwd: project, home });
+        assert.equal(rollback.code, 0, rollback.stderr);
+        const [web] = await status();
+        assert.deepEqual(web!.instances.filter((i) => i.routed).map((i) => i.id).sort(), second, 'the same instances serve again');
+        await progress('after the rollback', 300);
       } finally {
         const results = [await kept.stop(), await fresh.stop()];
         for (const [name, result] of [['keep-alive', results[0]!], ['a connection each', results[1]!]] as const) {
@@ -109,7 +109,7 @@ for (const { providerName, dataPlane } of CASES) {
       }
       const [after2] = await status();
       assert.equal(after2!.router.pid, pid, 'the router process was never restarted');
-      assert.equal(after2!.live?.version, 3);
+      assert.equal(after2!.live?.version, 4);
       assert.equal(after2!.traffic.failed, 0, 'the router saw no failure either');
     });
   });

@@ -4,10 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { DockerProvider } from '../../src/providers/docker/docker-provider.js';
-import { stopRoutersIn } from '../../src/router/data-plane.js';
-import { ImageStore } from '../../src/store/image-store.js';
-import { imago, sh, startServer as startImagoServer, stopServer } from '../support/cli.js';
+import { cleanUpHome, imago, sh, startServer as startImagoServer, stopServer } from '../support/cli.js';
 import { writeHelloProject } from '../support/project.js';
 import { freePort, getJson, waitFor } from '../support/net.js';
 
@@ -18,18 +15,7 @@ describe('imago on the docker provider, from the command line', () => {
   const servers: ChildProcess[] = [];
   let home = '';
 
-  after(async () => {
-    for (const server of servers) if (server.exitCode === null) server.kill('SIGKILL');
-    if (home) {
-      await stopRoutersIn(home); // imago server leaves its routers serving when it stops
-      const store = await ImageStore.open(home);
-      const provider = new DockerProvider(store);
-      for (const instance of await provider.list()) await provider.destroy(instance.id, { graceMs: 0 });
-      await provider.close();
-      store.close();
-      await rm(home, { recursive: true, force: true });
-    }
-  });
+  after(() => cleanUpHome(home, servers, ['docker']));
 
   async function startServer(port: number): Promise<ChildProcess> {
     const child = await startImagoServer(home, port);

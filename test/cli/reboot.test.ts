@@ -9,11 +9,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { ProcessProvider } from '../../src/providers/process/process-provider.js';
-import { stopRoutersIn } from '../../src/router/data-plane.js';
 import { childrenOf } from '../../src/util/pids.js';
-import { ImageStore } from '../../src/store/image-store.js';
-import { imago, REPO, sh, startServer } from '../support/cli.js';
+import { cleanUpHome, imago, REPO, sh, startServer } from '../support/cli.js';
 import { writeHelloProject } from '../support/project.js';
 import { freePort, getJson, waitFor } from '../support/net.js';
 import { tempDir } from '../support/temp.js';
@@ -22,18 +19,7 @@ describe('a reboot of the machine', () => {
   const servers: ChildProcess[] = [];
   let home = '';
 
-  after(async () => {
-    for (const server of servers) if (server.exitCode === null && server.signalCode === null) server.kill('SIGKILL');
-    if (home) {
-      await stopRoutersIn(home); // imago server leaves its routers serving when it stops
-      const store = await ImageStore.open(home);
-      const provider = new ProcessProvider(store);
-      for (const instance of await provider.list()) await provider.destroy(instance.id, { graceMs: 0 });
-      await provider.close();
-      store.close();
-      await rm(home, { recursive: true, force: true });
-    }
-  });
+  after(() => cleanUpHome(home, servers, ['process']));
 
   it('brings the fleet back at full capacity with no command', async () => {
     // Not tempDir(): its hook would remove the home before the instances in it are destroyed.

@@ -4,10 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { ProcessProvider } from '../../src/providers/process/process-provider.js';
-import { stopRoutersIn } from '../../src/router/data-plane.js';
-import { ImageStore } from '../../src/store/image-store.js';
-import { imago, REPO } from '../support/cli.js';
+import { cleanUpHome, imago, REPO } from '../support/cli.js';
 import { writeHelloProject } from '../support/project.js';
 import { freePort, waitFor } from '../support/net.js';
 
@@ -18,16 +15,7 @@ describe('a control plane killed with SIGKILL in the middle of a deploy', () => 
   const children: ChildProcess[] = [];
   let home = '';
 
-  after(async () => {
-    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    if (home) {
-      await stopRoutersIn(home); // imago server leaves its routers serving when it stops
-      const store = await ImageStore.open(home);
-      for (const instance of await new ProcessProvider(store).list()) await new ProcessProvider(store).destroy(instance.id, { graceMs: 0 });
-      store.close();
-      await rm(home, { recursive: true, force: true });
-    }
-  });
+  after(() => cleanUpHome(home, children, ['process']));
 
   const spawnImago = (args: string[], cwd: string): ChildProcess => {
     const child = spawn(process.execPath, [join(REPO, 'bin', 'imago.js'), '--home', home, ...args], { cwd, stdio: 'ignore' });

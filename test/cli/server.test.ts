@@ -4,10 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { ProcessProvider } from '../../src/providers/process/process-provider.js';
-import { stopRoutersIn } from '../../src/router/data-plane.js';
-import { ImageStore } from '../../src/store/image-store.js';
-import { imago, startServer as startImagoServer, stopServer } from '../support/cli.js';
+import { cleanUpHome, imago, startServer as startImagoServer, stopServer } from '../support/cli.js';
 import { writeHelloProject } from '../support/project.js';
 import { freePort, getJson, waitFor } from '../support/net.js';
 
@@ -15,17 +12,7 @@ describe('imago server, deploy, status, history, rollback (the CLI as users run 
   const servers: ChildProcess[] = [];
   let home = '';
 
-  after(async () => {
-    for (const server of servers) if (server.exitCode === null) server.kill('SIGKILL');
-    if (home) {
-      await stopRoutersIn(home); // imago server leaves its routers serving when it stops
-      const store = await ImageStore.open(home);
-      const provider = new ProcessProvider(store);
-      for (const instance of await provider.list()) await provider.destroy(instance.id, { graceMs: 0 });
-      store.close();
-      await rm(home, { recursive: true, force: true });
-    }
-  });
+  after(() => cleanUpHome(home, servers, ['process']));
 
   /** Starts `imago server` in the background; the after hook kills what is left. */
   async function startServer(port: number): Promise<ChildProcess> {

@@ -25,6 +25,8 @@ test('a minimal service gets every default', () => {
     replicas: 1,
     port: undefined,
     listen: undefined,
+    protocol: 'http',
+    keepPrevious: 0,
     health: undefined,
     strategy: { kind: 'rolling', maxSurge: { kind: 'count', value: 1 }, maxUnavailable: { kind: 'count', value: 0 } },
     env: [],
@@ -113,7 +115,7 @@ const cases: Array<[string, unknown, string[]]> = [
   ['an unknown resource', { services: { web: { image: 'w', resources: { cpu: 2 } } } },
     ['services.web.resources.cpu: unknown key (expected one of: memory, pids)']],
   ['an unknown service key', { services: { web: { image: 'w', replica: 3 } } },
-    ['services.web.replica: unknown key (expected one of: image, replicas, port, listen, health, strategy, env, volumes, stopGrace, drainTimeout, deployTimeout, resources, provider, maxAge, maxAgeJitter, drift, backoff)']],
+    ['services.web.replica: unknown key (expected one of: image, replicas, port, listen, protocol, keepPrevious, health, strategy, env, volumes, stopGrace, drainTimeout, deployTimeout, resources, provider, maxAge, maxAgeJitter, drift, backoff)']],
   ['a max age under a second', { services: { web: { image: 'w', maxAge: '500ms' } } },
     ['services.web.maxAge: expected a duration from 1s to 365d like "24h", "7d" or "90m", got "500ms"']],
   ['a max age over a year', { services: { web: { image: 'w', maxAge: '400d' } } },
@@ -169,7 +171,7 @@ test('one service as a client sent it is normalised with the same schema, and it
     assert.equal(error.message, [
       '2 problems:',
       '  services.web.replicas: expected a whole number of instances from 0 to 1000, got -1',
-      '  services.web.extra: unknown key (expected one of: image, replicas, port, listen, health, strategy, env, volumes, stopGrace, drainTimeout, deployTimeout, resources, provider, maxAge, maxAgeJitter, drift, backoff)',
+      '  services.web.extra: unknown key (expected one of: image, replicas, port, listen, protocol, keepPrevious, health, strategy, env, volumes, stopGrace, drainTimeout, deployTimeout, resources, provider, maxAge, maxAgeJitter, drift, backoff)',
     ].join('\n'));
     return true;
   });
@@ -183,10 +185,37 @@ test('a stored spec reads back as it was normalised, with its schema version; a 
   assert.equal(stored.schemaVersion, SERVICE_SPEC_VERSION);
   assert.deepEqual(readServiceSpec(JSON.parse(JSON.stringify(stored)), 'release 1'), spec);
   assert.throws(() => readServiceSpec({ ...stored, replicas: 'three' }, "release 4 of 'web'"), /^ConfigError: release 4 of 'web': its stored service spec is not one this imago understands: replicas: Invalid input: expected number, received string$/);
-  assert.throws(() => readServiceSpec({ ...stored, schemaVersion: 9 }, 'release 5'), /release 5: its service spec has schema version 9, and this imago reads 1 to 2: upgrade imago/);
+  assert.throws(() => readServiceSpec({ ...stored, schemaVersion: 9 }, 'release 5'), /release 5: its service spec has schema version 9, and this imago reads 1 to 3: upgrade imago/);
   // A row from before versions: the keys added since come with their defaults.
   const { schemaVersion: _, maxAge: __, maxAgeJitter: ___, drift: ____, backoff: _____, ...legacy } = stored;
   const { startInterval: ______, ...legacyHealth } = legacy.health as Record<string, unknown>;
   const upgraded = readServiceSpec(JSON.parse(JSON.stringify({ ...legacy, health: legacyHealth })), 'release 1');
   assert.deepEqual([upgraded.maxAge, upgraded.drift, upgraded.backoff.max, upgraded.health?.startInterval], [undefined, 'replace', 300_000, 100]);
+});
+
+test('the data plane keys: protocol, keepPrevious, and listen with TLS files relative to the config', async () => {
+  const config = normaliseConfig(
+    { services: { web: { image: 'hello', protocol: 'tcp', keepPrevious: '30s', listen: { address: '0.0.0.0:443', tls: { cert: 'certs/web.crt', key: '/etc/imago/web.key' } } } } },
+    FILE,
+  );
+  const web = config.services.web!;
+  assert.equal(web.protocol, 'tcp');
+  assert.equal(web.keepPrevious, 30_000);
+  assert.deepEqual(web.listen, { host: '0.0.0.0', port: 443, tls: { cert: '/project/certs/web.crt', key: '/etc/imago/web.key' } });
+  assert.deepEqual(normaliseConfig({ services: { web: { image: 'hello', listen: { address: 8080 } } } }, FILE).services.web!.listen, { host: '127.0.0.1', port: 8080 });
+  assert.deepEqual(problems({ services: { web: { image: 'w', protocol: 'udp' } } }), ['services.web.protocol: expected "http" or "tcp", got "udp"']);
+  assert.match(problems({ services: { web: { image: 'w', listen: { address: '127.0.0.1:443', tls: { cert: 'a.crt' } } } } }).join('\n'), /services\.web\.listen/);
+  // A client's service (no config file to resolve against) must name absolute files.
+  const { normaliseService } = await import('../../src/config/normalise.js');
+  assert.throws(() => normaliseService('web', { image: 'hello', listen: { address: '127.0.0.1:443', tls: { cert: 'web.crt', key: '/k' } } }), /services\.web\.listen\.tls\.cert: expected an absolute path .*got "web\.crt"/);
+});
+
+test('a spec stored at version 2 reads back with the data plane defaults', async () => {
+  const { readServiceSpec, storeServiceSpec } = await import('../../src/config/stored-spec.js');
+  const stored = storeServiceSpec(normaliseConfig({ services: { web: { image: 'hello' } } }, FILE).services.web!);
+  const { protocol, keepPrevious, ...v2 } = { ...stored, schemaVersion: 2 } as Record<string, unknown>;
+  assert.deepEqual([protocol, keepPrevious], ['http', 0]);
+  const spec = readServiceSpec(v2, 'release 1');
+  assert.equal(spec.protocol, 'http');
+  assert.equal(spec.keepPrevious, 0);
 });

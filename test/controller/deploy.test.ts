@@ -70,6 +70,8 @@ for (const { name: providerName, make } of PROVIDERS) describe(`deploy, roll bac
     replicas: 3,
     port: undefined,
     listen: undefined,
+    protocol: 'http',
+    keepPrevious: 0,
     // A start period: node takes a moment to listen, and refused probes then must not count.
     health: { check: { kind: 'http', path: '/healthz' }, interval: 50, timeout: 1000, startPeriod: 10_000, startInterval: 50, healthyThreshold: 1, unhealthyThreshold: 2 },
     strategy,

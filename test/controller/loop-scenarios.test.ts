@@ -330,4 +330,42 @@ describe('the control loop on the fake provider, in fake time', () => {
     s.world.next.failCreates = 0;
     await s.until('back to 3', () => routed(s).length === 3, 120_000);
   });
+  it('keepPrevious: the release before stays up unrouted for its window; a rollback inside it is a traffic flip to the same instances; after it they go', async () => {
+    const s = await scene();
+    const keep = spec({ keepPrevious: '30s' });
+    const v1 = await s.drive(s.plane.deploy(keep, s.digests[0]!, 'alice'));
+    const v2 = await s.drive(s.plane.deploy(keep, s.digests[1]!, 'alice'));
+    assert.equal(v2.outcome, 'live', v2.reason);
+    assert.deepEqual(routed(s), [...v2.started].sort());
+    await s.clock.advance(5_000); // well past the drain timeout
+    assert.deepEqual(s.running(), [...v1.started, ...v2.started].sort(), 'release 1 kept running');
+    const kept = (await s.status()).instances.filter((i) => v1.started.includes(i.id));
+    assert.deepEqual(kept.map((i) => [i.routed, i.bucket]), v1.started.map(() => [false, 'draining']));
+
+    const creates = () => s.world.journal.filter((line) => line.startsWith('create')).length;
+    const before = creates();
+    const back = await s.drive(s.plane.rollback('web', undefined, 'bob'));
+    assert.equal(back.outcome, 'live', back.reason);
+    assert.deepEqual(routed(s), [...v1.started].sort(), 'the kept instances serve again');
+    assert.equal(creates(), before, 'no instance was started');
+    assert.equal(listEvents(s.store.db, { service: 'web' }).filter((e) => e.kind === 'instance.adopted').length, 3);
+    await s.until('release 2 gone', () => s.running().length === 3, 30_000);
+    assert.deepEqual(s.running(), [...v1.started].sort());
+
+    // Outside a window nothing is kept: a deploy replaces, and 30 s later the release before is gone.
+    const v4 = await s.drive(s.plane.deploy(keep, s.digests[1]!, 'alice'));
+    assert.equal(v4.outcome, 'live', v4.reason);
+    await s.clock.advance(10_000);
+    assert.equal(s.running().length, 6, 'kept inside the window');
+    await s.until('the window over, the kept ones stopped', () => s.running().length === 3, 40_000);
+    assert.deepEqual(s.running(), [...v4.started].sort());
+  });
+
+  it('without keepPrevious the release before is drained and stopped at once', async () => {
+    const s = await scene();
+    await s.drive(s.plane.deploy(spec(), s.digests[0]!, 'alice'));
+    const v2 = await s.drive(s.plane.deploy(spec(), s.digests[1]!, 'alice'));
+    await s.until('only release 2 runs', () => s.running().length === 3, 10_000);
+    assert.deepEqual(s.running(), [...v2.started].sort());
+  });
 });

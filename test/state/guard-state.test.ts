@@ -54,7 +54,7 @@ describe('desired state as rows', () => {
     old.close();
     const again = openDb(file);
     assert.deepEqual(getService(again, 'web'), {
-      name: 'web', env: 'default', provider: 'docker', releaseId: v1.id, replicas: 4, listen: { host: '127.0.0.1', port: 9000 },
+      name: 'web', env: 'default', provider: 'docker', releaseId: v1.id, replicas: 4, listen: { host: '127.0.0.1', port: 9000 }, protocol: 'http', tls: undefined,
       createdAt: v1.createdAt, updatedAt: v1.createdAt, updatedBy: 'imago',
     });
     const api = getService(again, 'api')!;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from './net.js';
 
@@ -71,4 +72,28 @@ export function sh(cmd: string, args: string[], cwd?: string): Promise<string> {
     child.on('error', reject);
     child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err}${out}`))));
   });
+}
+
+/**
+ * The clean-up of a test that ran `imago server` on `home`: kills the servers still running,
+ * stops the routers they left serving, destroys every instance of `providers`, removes the home.
+ */
+export async function cleanUpHome(home: string, servers: ChildProcess[], providers: Array<'process' | 'docker'> = ['process']): Promise<void> {
+  for (const server of servers) if (server.exitCode === null && server.signalCode === null) server.kill('SIGKILL');
+  if (!home) return;
+  const [{ stopRoutersIn }, { ImageStore }, { ProcessProvider }, { DockerProvider }] = await Promise.all([
+    import('../../src/router/data-plane.js'),
+    import('../../src/store/image-store.js'),
+    import('../../src/providers/process/process-provider.js'),
+    import('../../src/providers/docker/docker-provider.js'),
+  ]);
+  await stopRoutersIn(home);
+  const store = await ImageStore.open(home);
+  for (const name of providers) {
+    const provider = name === 'docker' ? new DockerProvider(store) : new ProcessProvider(store);
+    for (const instance of await provider.list()) await provider.destroy(instance.id, { graceMs: 0 });
+    await provider.close();
+  }
+  store.close();
+  await rm(home, { recursive: true, force: true });
 }

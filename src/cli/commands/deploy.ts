@@ -30,7 +30,11 @@ export function registerDeploy(program: Command): void {
     const { config, raw } = await loadConfigSource(options.config ? { file: options.config } : { cwd: process.cwd() });
     const service = config.services[name];
     if (!service) throw new ConfigError(`unknown service "${name}": expected one of ${Object.keys(config.services).join(', ') || '(none declared under services)'}`, { file: config.file });
-    return { raw: (raw.services as Record<string, Record<string, unknown>>)[name]!, image: service.image };
+    const written = (raw.services as Record<string, Record<string, unknown>>)[name]!;
+    // TLS files are read by the server: sent as absolute paths (the config's are relative to its folder).
+    const tls = service.listen?.tls;
+    const sent = tls && typeof written.listen === 'object' && written.listen !== null ? { ...written, listen: { ...(written.listen as Record<string, unknown>), tls } } : written;
+    return { raw: sent, image: service.image };
   };
 
   program
