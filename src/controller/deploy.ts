@@ -104,7 +104,9 @@ function keptInstances(loop: ServiceLoop, digest: Digest, spec: ServiceSpec, now
   if (!keep || now >= keep.until) return [];
   const release = getRelease(db, keep.release);
   if (!release || release.digest !== digest || !sameButReplicas(loop.specs.of(release.id), spec)) return [];
-  return listInstances(db, loop.name, { releaseId: release.id }).filter((i) => !FINAL_INSTANCE_STATES.includes(i.state)).map((i) => i.id);
+  // Only the healthy ones: one failing its checks would fail the rollback it was kept for.
+  const healthy = new Set(loop.snapshot().instances.filter((i) => i.health === 'healthy').map((i) => i.id));
+  return listInstances(db, loop.name, { releaseId: release.id }).filter((i) => !FINAL_INSTANCE_STATES.includes(i.state) && healthy.has(i.id)).map((i) => i.id);
 }
 
 /** Two specs that differ at most in their replicas: a change of size, not of what runs. */

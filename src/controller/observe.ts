@@ -82,7 +82,8 @@ export async function observe(ctx: ObserveContext, desiredRelease: number | unde
       gateSince: ctx.watchers.since(instance.id) ?? (creatingBefore.get(instance.id) ?? executor.creating.get(instance.id))?.startedAt ?? ctx.now,
       routed: routed.has(instance.id),
       // One imago already ended but that still runs (a destroy that failed): it drains and goes.
-      unroutedAt: executor.unroutedAt.get(instance.id) ?? (ended ? Date.parse(row!.endedAt ?? row!.updatedAt) : undefined),
+      // One recorded draining when a control plane before this one unrouted it: its drain goes on from then.
+      unroutedAt: executor.unroutedAt.get(instance.id) ?? (ended ? Date.parse(row!.endedAt ?? row!.updatedAt) : row?.state === 'draining' ? Date.parse(row.updatedAt) : undefined),
       inflight: inflight.get(instance.id) ?? 0,
       startedAt: instance.startedAt,
       drift: instance.drift,

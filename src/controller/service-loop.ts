@@ -356,8 +356,14 @@ export class ServiceLoop {
         this.lastError = reasonOf(error);
         // A router that stopped answering (its process died): started again, or adopted if it
         // is back; the next round routes the ready instances to it.
-        if (error instanceof RouterError) await this.restartRouter();
-        else this.failRunningDeploy(`the deploy stopped: ${this.lastError}`);
+        if (error instanceof RouterError) {
+          await this.restartRouter();
+          // A router that does not come back must not hold a deploy past its deadline.
+          const state = readDesired(this.ctx.db, this.name, this.specs);
+          if (state.deploy && this.clock.now() > Date.parse(state.deploy.startedAt) + state.desired.deployTimeout) {
+            this.failRunningDeploy(`the deploy stopped: the router did not answer within the deploy's ${Math.round(state.desired.deployTimeout / 1000)}s: ${this.lastError}`);
+          }
+        } else this.failRunningDeploy(`the deploy stopped: ${this.lastError}`);
         // While rounds fail, a failed deploy's caller is not kept waiting past its patience.
         for (const [id, failed] of this.failing) if (this.clock.now() - failed.at > failed.patience) this.finishFailed(id, failed.result);
       }
@@ -413,6 +419,10 @@ export class ServiceLoop {
       },
       state.desired.release,
     );
+    // The desired state moved while this round observed (a deploy, a rollback adopting kept
+    // instances): decide on the new one in the next round, never on a mix of both.
+    const again = readDesired(this.ctx.db, this.name, this.specs);
+    if (again.desired.release !== state.desired.release || again.service.updatedAt !== state.service.updatedAt) return { wakeAt: undefined, acted: true };
     const now = this.clock.now();
     const actions = reconcile(state.desired, observation.observed, { now });
     this.recordDrift(observation, state);

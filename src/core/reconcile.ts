@@ -109,7 +109,7 @@ export function reconcile(desired: DesiredService, observed: Observed, { now }: 
   for (const id of buckets.draining) {
     const instance = get(id);
     const since = instance.unroutedAt ?? now;
-    if (keep && instance.release === keep.release && instance.state === 'running' && (instance.drift?.length ?? 0) === 0) {
+    if (keep && instance.release === keep.release && instance.state === 'running' && instance.health !== 'unhealthy' && (instance.drift?.length ?? 0) === 0) {
       actions.retiring[id] = 'kept for a fast rollback';
       if (Number.isFinite(keep.until)) wake.at(keep.until);
       continue;

@@ -26,9 +26,9 @@ export function resolveDataPlane(choice: DataPlaneChoice): DataPlaneKind {
   return choice;
 }
 
-/** Where a service's router keeps its files (config, control socket, pid, logs). */
+/** Where a service's router keeps its files (config, control socket, pid, logs); a `/` in its name is escaped. */
 export function routerFolder(home: string, service: string): string {
-  return join(home, 'routers', service);
+  return join(home, 'routers', encodeURIComponent(service));
 }
 
 /**
@@ -38,11 +38,11 @@ export function routerFolder(home: string, service: string): string {
  * --stop-routers`, then a start).
  */
 export function makeRouter(kind: DataPlaneKind, service: string, listen: ListenSpec, folder: string): RouterControl {
-  if (kind === 'in-process') return new InProcessRouter(service, listen);
   const haproxy = new HaproxyRouter(service, listen, folder);
   const builtin = new BuiltinRouter(service, listen, folder);
   if (haproxy.runningPid() !== undefined) return haproxy;
   if (builtin.runningPid() !== undefined) return builtin;
+  if (kind === 'in-process') return new InProcessRouter(service, listen);
   return kind === 'haproxy' ? haproxy : builtin;
 }
 
@@ -55,8 +55,9 @@ export async function stopRoutersIn(home: string): Promise<string[]> {
   const stopped: string[] = [];
   const root = join(home, 'routers');
   const listen: ListenSpec = { host: '127.0.0.1', port: 0, protocol: 'http' };
-  for (const service of await readdir(root).catch(() => [] as string[])) {
-    const folder = join(root, service);
+  for (const entry of await readdir(root).catch(() => [] as string[])) {
+    const folder = join(root, entry);
+    const service = decodeURIComponent(entry);
     const any = [await new HaproxyRouter(service, listen, folder).stopRunning(), await new BuiltinRouter(service, listen, folder).stopRunning()];
     if (any.some(Boolean)) stopped.push(service);
   }

@@ -1,3 +1,5 @@
+import { RouterError } from '../errors.js';
+
 /**
  * The one interface between the control plane and a data plane: what the control loop asks
  * of a service's router. Every call is asynchronous (a router is its own process): the
@@ -165,5 +167,15 @@ export async function drainBy(router: Pick<RouterControl, 'unroute' | 'snapshot'
     const inflight = target?.inflight ?? 0;
     if (inflight === 0 || Date.now() >= deadline) return inflight;
     await new Promise((resolve) => setTimeout(resolve, Math.min(pollMs, Math.max(1, deadline - Date.now()))));
+  }
+}
+
+/** The longest path a unix socket may have on Linux (108 bytes with its terminating zero). */
+const MAX_SOCKET_PATH = 107;
+
+/** A RouterError when a router's control socket path is too long for a unix socket. */
+export function checkSocketPath(service: string, path: string): void {
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH) {
+    throw new RouterError(`the router of service '${service}' cannot have its control socket at ${path}: ${Buffer.byteLength(path)} bytes, and a unix socket path has at most ${MAX_SOCKET_PATH}; use a shorter --home`, { badInput: true });
   }
 }

@@ -140,7 +140,8 @@ export function adoptInstances(db: Db, ids: readonly string[], toReleaseId: numb
       for (const id of ids) {
         const instance = getInstance(db, id);
         if (!instance || FINAL_INSTANCE_STATES.includes(instance.state) || instance.releaseId === toReleaseId) continue;
-        db.prepare(`UPDATE instances SET release_id = ?, updated_at = ? WHERE id = ?`).run(toReleaseId, now.toISOString(), id);
+        // No longer draining: it is the new release's, healthy, waiting to be routed.
+        db.prepare(`UPDATE instances SET release_id = ?, state = 'healthy', updated_at = ? WHERE id = ?`).run(toReleaseId, now.toISOString(), id);
         appendEvent(db, { actor: options.actor ?? 'imago', kind: 'instance.adopted', service: instance.service, releaseId: toReleaseId, instance: id, data: { fromRelease: instance.releaseId, reason: 'kept by keepPrevious: the same image and config' } }, now);
         moved.push(id);
       }

@@ -39,10 +39,15 @@ export async function waitForExit(pid: number, timeoutMs: number): Promise<boole
   return true;
 }
 
-/** A process that exited and waits for its parent to reap it. */
+/**
+ * A process that exited and waits for its parent to reap it. Its main thread can be a zombie
+ * while its other threads still exit (and hold its files, a listening socket among them):
+ * it is done only when no other thread is left.
+ */
 function isZombie(pid: number): boolean {
   try {
-    return /^\S+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    return /^State:\s+Z/m.test(status) && Number(/^Threads:\s+(\d+)/m.exec(status)?.[1] ?? 1) <= 1;
   } catch {
     return false;
   }

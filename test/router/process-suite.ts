@@ -102,6 +102,21 @@ export function processRouterSuite(name: string, kind: ProcessRouterKind): void 
       assert.ok(next.pid && alive(next.pid));
     });
 
+    it("a pid file naming another service's router (a pid reused after a reboot) is not adopted, and that router serves on", async () => {
+      const other = make(folder());
+      const { port } = await other.start();
+      const dir = folder();
+      const mine = make(dir);
+      await mine.start();
+      await mine.stop();
+      writeFileSync(join(dir, kind.pidFile), `${other.pid}\n`);
+      const again = make(dir);
+      await again.start();
+      assert.notEqual(again.pid, other.pid);
+      assert.ok(alive(other.pid!), 'the other router was left alone');
+      assert.equal((await fetch(`http://127.0.0.1:${port}/`)).status, 503, 'and serves');
+    });
+
     it('a router that runs elsewhere than asked is an error naming both addresses', async () => {
       const dir = folder();
       const first = make(dir);

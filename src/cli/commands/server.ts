@@ -12,7 +12,7 @@ export function registerServer(program: Command): void {
     .description('run the control plane (API, routers, deploys) in the foreground')
     .option('--listen <host:port>', 'API address (loopback only)', '127.0.0.1:7420')
     .option('--env <name>', 'environment name recorded on instances', 'default')
-    .option('--data-plane <kind>', 'what serves the services: auto (the best installed), builtin or in-process (dies with the server)', 'auto')
+    .option('--data-plane <kind>', 'what serves the services: auto (haproxy when installed, else builtin), haproxy, builtin, or in-process (dies with the server)', 'auto')
     .option('--stop-routers', 'on exit, stop the routers too (by default they keep serving, and the next server adopts them)')
     .action(async (opts: { listen: string; env: string; dataPlane: string; stopRouters?: boolean }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();

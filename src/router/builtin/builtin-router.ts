@@ -7,7 +7,7 @@ import { reasonOf, RouterError } from '../../errors.js';
 import { alive, commandLine, endProcess, readPidFile, waitForExit } from '../../util/pids.js';
 import { tailLines } from '../../util/tail.js';
 import type { ListenSpec } from '../engine/engine.js';
-import { drainBy, type RouterControl, type RouterSnapshot, type RouterStats, type RouterTarget } from '../router-control.js';
+import { checkSocketPath, drainBy, type RouterControl, type RouterSnapshot, type RouterStats, type RouterTarget } from '../router-control.js';
 import { readTlsPair } from '../tls.js';
 import { CONFIG_FILE, CONTROL_SOCKET, EXIT, LOG_FILE, PID_FILE, type BuiltinConfig, type BuiltinHealth } from './protocol.js';
 
@@ -31,7 +31,7 @@ export class BuiltinRouter implements RouterControl {
 
   constructor(
     readonly service: string,
-    private readonly listen: ListenSpec,
+    private listen: ListenSpec,
     private readonly folder: string,
   ) {}
 
@@ -42,10 +42,12 @@ export class BuiltinRouter implements RouterControl {
 
   /** Adopts the router process that serves this service, or starts one. */
   async start(): Promise<{ host: string; port: number }> {
+    checkSocketPath(this.service, join(this.folder, CONTROL_SOCKET));
     mkdirSync(this.folder, { recursive: true, mode: 0o700 });
-    const adopted = await this.adopt();
-    if (adopted) return adopted;
-    return this.spawn();
+    const address = (await this.adopt()) ?? (await this.spawn());
+    // Port 0 meant "any" once: a router started again later serves where this one does.
+    this.listen = { ...this.listen, port: address.port };
+    return address;
   }
 
   async route(target: RouterTarget): Promise<void> {
@@ -90,7 +92,8 @@ export class BuiltinRouter implements RouterControl {
 
   /** Stops the router process of this folder when one runs; true when there was one. */
   async stopRunning(): Promise<boolean> {
-    const pid = this.current ?? this.runningPid();
+    // The pid file, checked again: the process once adopted may be gone, and its pid reused.
+    const pid = this.runningPid();
     if (pid !== undefined) await endProcess(pid, () => this.call('POST', '/v1/stop').then(() => undefined));
     this.current = undefined;
     await this.close();
@@ -101,7 +104,9 @@ export class BuiltinRouter implements RouterControl {
   runningPid(): number | undefined {
     const pid = readPidFile(join(this.folder, PID_FILE));
     if (pid === undefined || !alive(pid)) return undefined;
-    return commandLine(pid).some((arg) => arg === MAIN || /router\/builtin\/main\.(js|ts)$/.test(arg)) ? pid : undefined;
+    // This folder's router: another service's (a pid reused after a reboot) is not this one.
+    const args = commandLine(pid);
+    return args.some((arg) => arg === MAIN || /router\/builtin\/main\.(js|ts)$/.test(arg)) && args.includes(this.folder) ? pid : undefined;
   }
 
   /** The running router, when it serves this service where it should. */

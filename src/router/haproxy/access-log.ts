@@ -23,7 +23,7 @@ export function parseAccessLine(line: string): AccessLine | undefined {
   return { server: parts[0]!, ms, status: parts[2]!, termination: parts[3]! };
 }
 
-/** The log is cut back to nothing once read past this size (HAProxy appends, so nothing it writes later is lost). */
+/** The log is cut back to nothing once read past this size (HAProxy appends: only lines written between the read and the cut are lost). */
 const MAX_LOG_BYTES = 64 * 1024 * 1024;
 
 /**
@@ -63,6 +63,11 @@ export class AccessLog {
       const size = fstatSync(fd).size;
       if (size < this.offset) {
         this.offset = 0; // cut back by someone else
+        this.partial = '';
+      }
+      // More than a cut's worth unread (no control plane read it for a long while): skipped, not read in one go.
+      if (size - this.offset > MAX_LOG_BYTES) {
+        this.offset = size;
         this.partial = '';
       }
       const buffer = Buffer.alloc(1 << 20);

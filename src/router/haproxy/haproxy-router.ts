@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createServer, isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { targetWeights } from '../../core/weights.js';
@@ -8,7 +8,7 @@ import { reasonOf, RouterError } from '../../errors.js';
 import { alive, childrenOf, commandLine, endProcess, readPidFile, waitForExit } from '../../util/pids.js';
 import { tailLines } from '../../util/tail.js';
 import type { ListenSpec } from '../engine/engine.js';
-import { drainBy, type RouterControl, type RouterSnapshot, type RouterStats, type RouterTarget, type TargetState, type TargetStats } from '../router-control.js';
+import { checkSocketPath, drainBy, type RouterControl, type RouterSnapshot, type RouterStats, type RouterTarget, type TargetState, type TargetStats } from '../router-control.js';
 import { readTlsPair } from '../tls.js';
 import { AccessLog } from './access-log.js';
 import { BACKEND, FRONTEND, maxconnFor, renderConfig, renderErrorFile, serverArgs, type HaproxyFiles } from './config.js';
@@ -41,7 +41,8 @@ let cachedVersion: string | null | undefined;
 /**
  * A service's router as an HAProxy process of its own (master-worker), in `folder`. Targets
  * come and go through the runtime API on a unix socket (mode 0600), never by a reload: a
- * target is a server named `r<release>:<id>`, added in maintenance, then enabled; unrouted by
+ * target is a server named by its id (its release kept beside, in `releases.json`), added in
+ * maintenance, then enabled; unrouted by
  * `state drain`; forgotten by `state maint`, its sessions shut, then `del server`. Weights by
  * release become each server's weight. Latency comes from the access log its worker appends
  * to (`access.log`); the rest of the counts from `show stat`. Left running when the control
@@ -53,13 +54,15 @@ export class HaproxyRouter implements RouterControl {
   private readonly files: HaproxyFiles;
   private readonly metaFile: string;
   private readonly weightsFile: string;
+  /** Each target's release (HAProxy keeps no such thing): `{ "<id>": 7 }`. */
+  private readonly releasesFile: string;
   private readonly errorLog: string;
   private readonly log: AccessLog;
   private address: { host: string; port: number } | undefined;
 
   constructor(
     readonly service: string,
-    private readonly listen: ListenSpec,
+    private listen: ListenSpec,
     private readonly folder: string,
   ) {
     this.kind = `haproxy ${haproxyVersion() ?? '(not installed)'}`;
@@ -72,6 +75,7 @@ export class HaproxyRouter implements RouterControl {
     };
     this.metaFile = join(folder, 'router.json');
     this.weightsFile = join(folder, 'weights.json');
+    this.releasesFile = join(folder, 'releases.json');
     this.errorLog = join(folder, 'haproxy.log');
     this.log = new AccessLog(join(folder, 'access.log'));
   }
@@ -84,33 +88,38 @@ export class HaproxyRouter implements RouterControl {
   /** Adopts the HAProxy that serves this service, or starts one. */
   async start(): Promise<{ host: string; port: number }> {
     if (!haproxyVersion()) throw new RouterError(`the router of service '${this.service}' needs HAProxy, and none is installed (apt-get install haproxy), or run the server with --data-plane builtin`);
+    checkSocketPath(this.service, this.files.socket);
     mkdirSync(this.folder, { recursive: true, mode: 0o700 });
     this.address = (await this.adopt()) ?? (await this.spawn());
+    // Port 0 meant "any" once: a router started again later serves where this one does.
+    this.listen = { ...this.listen, port: this.address.port };
     return this.address;
   }
 
   async route(target: RouterTarget): Promise<void> {
     if (!NAME_CHARS.test(target.id)) throw new RouterError(`instance id '${target.id}': expected letters, digits and _ . : - only`, { badInput: true });
-    const name = serverName(target.id, target.release);
+    if (isIP(target.host) === 0) throw new RouterError(`instance ${target.id}: expected an IP address, got '${target.host}'`, { badInput: true });
+    const name = target.id;
     const servers = await this.servers();
-    for (const other of servers) if (idOf(other.name) === target.id && other.name !== name) await this.remove(other.name);
     const existing = servers.find((s) => s.name === name);
-    if (existing) {
-      if (existing.addr !== target.host || existing.port !== target.port) await this.api(`set server ${BACKEND}/${name} addr ${target.host} port ${target.port}`);
-      await this.api(`set server ${BACKEND}/${name} state ready`);
-    } else {
-      await this.api(`add server ${BACKEND}/${name} ${serverArgs(target.host, target.port, 1)}`);
-      await this.api(`enable health ${BACKEND}/${name}`);
-      await this.api(`enable server ${BACKEND}/${name}`);
-    }
-    await this.reweigh();
+    // The release first: a server never serves under another's weight.
+    this.setRelease(name, target.release);
+    const server = `${BACKEND}/${name}`;
+    const moved = existing !== undefined && (existing.addr !== target.host || existing.port !== target.port);
+    if (!existing) await this.api(`add server ${server} ${serverArgs(target.host, target.port, 1)}`);
+    // One line, one connection: a server left in maintenance (its delete waited on idle connections) comes back as new.
+    const steps = [...(moved ? [`set server ${server} addr ${target.host} port ${target.port}`] : []), existing && !(existing.adminState & ADMIN_MAINT) ? `set server ${server} state ready` : `enable server ${server}`, `enable health ${server}`];
+    await this.api(steps.join('; '));
+    const now: ServerState = { name, addr: target.host, port: target.port, adminState: 0, weight: existing?.weight ?? 1 };
+    await this.reweigh([...servers.filter((s) => s.name !== name), now]);
   }
 
   async unroute(id: string): Promise<void> {
-    const server = (await this.servers()).find((s) => idOf(s.name) === id && !(s.adminState & ADMIN_MAINT));
+    const servers = await this.servers();
+    const server = servers.find((s) => s.name === id && !(s.adminState & ADMIN_MAINT));
     if (!server) return;
     await this.api(`set server ${BACKEND}/${server.name} state drain`);
-    await this.reweigh();
+    await this.reweigh(servers.map((s) => (s === server ? { ...s, adminState: s.adminState | ADMIN_DRAIN } : s)));
   }
 
   drain(id: string, timeoutMs: number): Promise<number> {
@@ -118,7 +127,8 @@ export class HaproxyRouter implements RouterControl {
   }
 
   async forget(id: string): Promise<void> {
-    for (const server of await this.servers()) if (idOf(server.name) === id) await this.remove(server.name);
+    if ((await this.servers()).some((s) => s.name === id)) await this.remove(id);
+    this.setRelease(id, undefined, true);
     await this.reweigh();
   }
 
@@ -129,9 +139,14 @@ export class HaproxyRouter implements RouterControl {
 
   async snapshot(): Promise<RouterSnapshot> {
     const [servers, stat] = await Promise.all([this.servers(), this.stat()]);
+    const releases = this.releases();
+    // Servers left in maintenance by a delete that waited on idle connections: deleted now if they can be.
+    for (const s of servers) if (s.adminState & ADMIN_MAINT && Number(stat.get(s.name)?.scur ?? 0) === 0) await this.command(`del server ${BACKEND}/${s.name}`);
+    // The access log is read every round, so it never grows far past what was read.
+    this.log.read();
     const targets: TargetState[] = servers
       .filter((s) => !(s.adminState & ADMIN_MAINT))
-      .map((s) => ({ id: idOf(s.name), host: s.addr, port: s.port, release: releaseOf(s.name), routed: !(s.adminState & ADMIN_DRAIN), inflight: Number(stat.get(s.name)?.scur ?? 0) }));
+      .map((s) => ({ id: s.name, host: s.addr, port: s.port, release: releases[s.name], routed: !(s.adminState & ADMIN_DRAIN), inflight: Number(stat.get(s.name)?.scur ?? 0) }));
     return { targets, weights: this.weights() };
   }
 
@@ -141,13 +156,14 @@ export class HaproxyRouter implements RouterControl {
     const backend = stat.get('BACKEND') ?? {};
     const frontend = stat.get('FRONTEND') ?? {};
     const n = (row: Record<string, string>, key: string) => Number(row[key] || 0);
+    const releases = this.releases();
     const targets: TargetStats[] = servers
       .filter((s) => !(s.adminState & ADMIN_MAINT))
       .map((s) => {
         const row = stat.get(s.name) ?? {};
         return {
-          id: idOf(s.name),
-          release: releaseOf(s.name),
+          id: s.name,
+          release: releases[s.name],
           routed: !(s.adminState & ADMIN_DRAIN),
           inflight: n(row, 'scur'),
           requests: n(row, 'stot'),
@@ -179,7 +195,8 @@ export class HaproxyRouter implements RouterControl {
 
   /** Stops the HAProxy of this folder when one runs; true when there was one. */
   async stopRunning(): Promise<boolean> {
-    const pid = this.current ?? this.runningPid();
+    // The pid file, checked again: the process once adopted may be gone, and its pid reused.
+    const pid = this.runningPid();
     if (pid === undefined) return false;
     // SIGTERM: the master stops its workers at once (connections are cut: the service is going away).
     await endProcess(pid, () => void process.kill(pid, 'SIGTERM'));
@@ -196,11 +213,30 @@ export class HaproxyRouter implements RouterControl {
     }
   }
 
-  /** Sets each server's weight from the release weights and which servers are routed. */
-  private async reweigh(): Promise<void> {
-    const servers = (await this.servers()).filter((s) => !(s.adminState & ADMIN_MAINT));
+  /** Each target's release, as last routed. */
+  private releases(): Record<string, number | undefined> {
+    try {
+      return JSON.parse(readFileSync(this.releasesFile, 'utf8')) as Record<string, number | undefined>;
+    } catch {
+      return {};
+    }
+  }
+
+  /** Records (or with `remove`, forgets) a target's release. */
+  private setRelease(id: string, release: number | undefined, remove = false): void {
+    const releases = this.releases();
+    if (remove) delete releases[id];
+    else if (release !== undefined || !(id in releases)) releases[id] = release;
+    writeFileSync(`${this.releasesFile}.tmp`, `${JSON.stringify(releases)}\n`, { mode: 0o600 });
+    renameSync(`${this.releasesFile}.tmp`, this.releasesFile);
+  }
+
+  /** Sets each server's weight from the release weights and which servers are routed (`known`: the servers as they are now, when the caller has them). */
+  private async reweigh(known?: ServerState[]): Promise<void> {
+    const servers = (known ?? (await this.servers())).filter((s) => !(s.adminState & ADMIN_MAINT));
+    const releases = this.releases();
     const weights = targetWeights(
-      servers.map((s) => ({ id: s.name, release: releaseOf(s.name), routed: !(s.adminState & ADMIN_DRAIN) })),
+      servers.map((s) => ({ id: s.name, release: releases[s.name], routed: !(s.adminState & ADMIN_DRAIN) })),
       this.weights(),
     );
     const changes = servers.filter((s) => weights.get(s.name) !== s.weight).map((s) => `set server ${BACKEND}/${s.name} weight ${weights.get(s.name)}`);
@@ -290,6 +326,7 @@ export class HaproxyRouter implements RouterControl {
     const meta: HaproxyMeta = { service: this.service, listen: { host: listen.host, port, protocol: listen.protocol, tls: listen.tls !== undefined } };
     writeFileSync(this.metaFile, `${JSON.stringify(meta, null, 2)}\n`, { mode: 0o600 });
     writeFileSync(this.weightsFile, 'null\n', { mode: 0o600 });
+    writeFileSync(this.releasesFile, '{}\n', { mode: 0o600 });
     const access = openSync(join(this.folder, 'access.log'), 'a', 0o600);
     const errors = openSync(this.errorLog, 'a', 0o600);
     const child = spawn('haproxy', ['-W', '-f', this.files.config], { detached: true, stdio: ['ignore', access, errors] });
@@ -332,20 +369,6 @@ export class HaproxyRouter implements RouterControl {
     }
     for (const p of all) await waitForExit(p, 5_000);
   }
-}
-
-/** A target's server name: its release and id (`r7:web-r7-3f2a`; `r:a` without a release). */
-function serverName(id: string, release: number | undefined): string {
-  return `r${release ?? ''}:${id}`;
-}
-
-function idOf(name: string): string {
-  return name.slice(name.indexOf(':') + 1);
-}
-
-function releaseOf(name: string): number | undefined {
-  const release = name.slice(1, name.indexOf(':'));
-  return release === '' ? undefined : Number(release);
 }
 
 /** The port to bind: `port`, checked free, or a free one for 0. A port in use is a RouterError saying so. */
