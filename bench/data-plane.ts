@@ -155,6 +155,7 @@ async function scenario(provider: 'process' | 'docker', dataPlane: DataPlaneKind
     } finally {
       results = [await kept.stop(), await fresh.stop()];
     }
+    for (const [name, r] of [['keep-alive', results[0]!], ['Connection: close', results[1]!]] as const) log(`  wrk (${name}): ${r.requests} requests, ${r.non2xx} non-2xx, socket errors ${JSON.stringify(r.socketErrors)}`);
     const samePid = (await status())[0]!.router.pid === pid;
     const requests = results.reduce((a, r) => a + r.requests, 0);
     const failed = results.reduce((a, r) => a + r.non2xx + r.socketErrors.connect + r.socketErrors.read + r.socketErrors.write + r.socketErrors.timeout, 0);
