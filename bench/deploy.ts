@@ -150,7 +150,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${report}\n`);
   } finally {
     log('cleaning up: instances, control plane, temp home');
-    await plane?.close().catch((error: Error) => log(`  control plane close: ${error.message}`));
+    await plane?.close({ stopRouters: true }).catch((error: Error) => log(`  control plane close: ${error.message}`));
     if (store) {
       const provider = new ProcessProvider(store);
       for (const instance of await provider.list()) await provider.destroy(instance.id, { graceMs: 0 }).catch((error: Error) => log(`  destroy ${instance.id}: ${error.message}`));

@@ -149,7 +149,7 @@ async function main(): Promise<void> {
     const done: string[] = [];
     if (provider) {
       for (const name of [...imagoServices]) await teardownImago(name).catch((error: Error) => log(`  imago service ${name}: ${error.message}`));
-      await plane?.close().catch((error: Error) => log(`  control plane close: ${error.message}`));
+      await plane?.close({ stopRouters: true }).catch((error: Error) => log(`  control plane close: ${error.message}`));
       // Anything else of this home's scope (there should be nothing).
       for (const instance of await provider.list().catch(() => [])) await provider.destroy(instance.id, { graceMs: 0 }).catch((error: Error) => log(`  destroy ${instance.id}: ${error.message}`));
       await provider.close();

@@ -154,7 +154,7 @@ async function main(): Promise<void> {
       ].join('\n'),
     );
   } finally {
-    for (const plane of planes) await plane.close().catch(() => undefined);
+    for (const plane of planes) await plane.close({ stopRouters: true }).catch(() => undefined);
     for (const provider of made) {
       for (const instance of await provider.list().catch(() => [])) await provider.destroy(instance.id, { graceMs: 0 }).catch(() => undefined);
       await provider.close().catch(() => undefined);
