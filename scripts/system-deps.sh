@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages imago and its test suite use, and starts dockerd when none answers.
+# Installs the Debian packages imago and its test suite use (and any named as arguments, as
+# scripts/bench-deps.sh does), and starts dockerd when none answers.
 # Needs root (apt-get). Safe to run again: it installs only what is missing.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -7,14 +8,14 @@ export DEBIAN_FRONTEND=noninteractive
 # util-linux: nsenter (the guard's drift tests); systemd: systemd-analyze (the shipped unit file is checked);
 # haproxy: the default data plane (without it, imago runs its built-in router); openssl: the TLS tests' certificates;
 # redis-server, redis-tools: the TCP data plane's test (a Redis baked from the host, redis-benchmark through the router)
-packages=(bubblewrap busybox-static skopeo umoci docker.io git ca-certificates util-linux systemd haproxy openssl redis-server redis-tools)
+packages=(bubblewrap busybox-static skopeo umoci docker.io git ca-certificates util-linux systemd haproxy openssl redis-server redis-tools "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if ((${#missing[@]})); then
   echo "system-deps: installing ${missing[*]}"
-  # Packages with a daemon (haproxy, redis-server) must not start one on install: imago runs its own.
+  # Packages with a daemon (haproxy, redis-server, nginx) must not start one on install: imago and its benches run their own.
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
     trap 'rm -f /usr/sbin/policy-rc.d' EXIT
