@@ -23,12 +23,12 @@ import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { freeLoopbackPort as freePort } from '../src/controller/ports.js';
 import { DockerProvider } from '../src/providers/docker/docker-provider.js';
 import { ProcessProvider } from '../src/providers/process/process-provider.js';
 import { makeRouter, routerFolder, stopRoutersIn, type DataPlaneKind } from '../src/router/data-plane.js';
 import { ImageStore } from '../src/store/image-store.js';
 import { runChild } from './lib/child.js';
-import { freePort } from './lib/net.js';
 import { formatMs, markdownTable } from './lib/stats.js';
 import { startWrk, type WrkResult } from './lib/wrk.js';
 

@@ -21,11 +21,11 @@ import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { freeLoopbackPort as freePort } from '../src/controller/ports.js';
 import { BuiltinRouter } from '../src/router/builtin/builtin-router.js';
 import { haproxyVersion, HaproxyRouter } from '../src/router/haproxy/haproxy-router.js';
 import type { RouterControl } from '../src/router/router-control.js';
 import { waitForExit } from '../src/util/pids.js';
-import { freePort } from './lib/net.js';
 import { markdownTable, summarise } from './lib/stats.js';
 import { startWrk, type WrkResult } from './lib/wrk.js';
 

@@ -7,7 +7,8 @@ import type { Upstream } from './balancer.js';
 export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect']);
 /** Methods RFC 9110 calls idempotent: sending one twice does what sending it once does. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
-const MAX_ATTEMPTS = 3;
+/** How many targets one request (or connection) is tried on, at most. */
+export const MAX_ATTEMPTS = 3;
 /** Request bodies up to this size are read whole before they are sent, so they can be sent again. */
 const REPLAYABLE_BODY = 1024 * 1024;
 /** How long a target whose connection failed gets no new requests (the control loop decides for good). */
@@ -89,7 +90,12 @@ export async function proxyRequest(host: HttpProxyHost, req: IncomingMessage, re
     }
     host.counters.retried++;
   }
-  fail(host, res, 503, tried.size === 0 ? `service '${host.service}' has no healthy instance` : `no instance of service '${host.service}' accepted the request`);
+  fail(host, res, 503, unserved(host.service, tried));
+}
+
+/** Why a request got no target: none was routed, or every one tried refused it. */
+export function unserved(service: string, tried: ReadonlySet<string>): string {
+  return tried.size === 0 ? `service '${service}' has no healthy instance` : `no instance of service '${service}' accepted the request`;
 }
 
 /** One attempt on one target, streaming its answer to the client with back-pressure. */

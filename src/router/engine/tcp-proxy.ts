@@ -1,8 +1,8 @@
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { observeLatency } from '../router-control.js';
 import type { Upstream } from './balancer.js';
-import { joinTunnel, onConnectFailure } from './tunnel.js';
+import { dialNext, joinTunnel, onConnectFailure } from './tunnel.js';
 
 /** What the TCP proxy needs of its engine. */
 export interface TcpHost {
@@ -11,7 +11,6 @@ export interface TcpHost {
   counters: { requests: number; failed: number; retried: number };
 }
 
-const MAX_ATTEMPTS = 3;
 
 /**
  * Forwards one client connection to a routed target, balancing by connection. A connection the
@@ -25,15 +24,13 @@ export function proxyConnection(host: TcpHost, client: Socket): void {
   client.on('error', () => undefined);
   client.pause();
   const attempt = () => {
-    const upstream = tried.size < MAX_ATTEMPTS ? host.pick(tried) : undefined;
-    if (!upstream) {
+    const dialed = dialNext((exclude) => host.pick(exclude), tried);
+    if (!dialed) {
       host.counters.failed++;
       client.destroy();
       return;
     }
-    tried.add(upstream.target.id);
-    const started = performance.now();
-    const target: Socket = connect({ host: upstream.target.host, port: upstream.target.port });
+    const { upstream, target, started } = dialed;
     let connected = false;
     target.once('connect', () => {
       connected = true;

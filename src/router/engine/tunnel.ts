@@ -1,7 +1,18 @@
-import type { Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Upstream } from './balancer.js';
-import { DOWN_MS, isRefused } from './http-proxy.js';
+import { DOWN_MS, isRefused, MAX_ATTEMPTS } from './http-proxy.js';
+
+/**
+ * Connects to the next target to try, one not in `tried` (which it joins); undefined when
+ * none is left or MAX_ATTEMPTS were tried. `started` is when the attempt began (for latency).
+ */
+export function dialNext(pick: (exclude: ReadonlySet<string>) => Upstream | undefined, tried: Set<string>): { upstream: Upstream; target: Socket; started: number } | undefined {
+  const upstream = tried.size < MAX_ATTEMPTS ? pick(tried) : undefined;
+  if (!upstream) return undefined;
+  tried.add(upstream.target.id);
+  return { upstream, target: connect({ host: upstream.target.host, port: upstream.target.port }), started: performance.now() };
+}
 
 /**
  * Joins a client connection and a connected target byte for byte. The pair counts as in flight

@@ -1,10 +1,9 @@
 import type { IncomingMessage } from 'node:http';
-import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { observeLatency } from '../router-control.js';
 import type { Upstream } from './balancer.js';
-import { forwardHeaders } from './http-proxy.js';
-import { joinTunnel, onConnectFailure } from './tunnel.js';
+import { forwardHeaders, unserved } from './http-proxy.js';
+import { dialNext, joinTunnel, onConnectFailure } from './tunnel.js';
 
 /** What upgrade pass-through needs of its engine. */
 export interface UpgradeHost {
@@ -16,7 +15,6 @@ export interface UpgradeHost {
   counters: { requests: number; failed: number; retried: number };
 }
 
-const MAX_ATTEMPTS = 3;
 /** Upgrade and Connection are what this request is about: they go on (other hop-by-hop headers do not). */
 const KEEP = new Set(['upgrade', 'connection']);
 
@@ -39,16 +37,14 @@ export function proxyUpgrade(host: UpgradeHost, req: IncomingMessage, client: Du
   client.on('error', () => undefined);
 
   const attempt = () => {
-    const upstream = host.pick(tried);
-    if (!upstream || tried.size >= MAX_ATTEMPTS) {
+    const dialed = dialNext((exclude) => host.pick(exclude), tried);
+    if (!dialed) {
       host.counters.failed++;
-      const body = `${JSON.stringify({ error: tried.size === 0 ? `service '${host.service}' has no healthy instance` : `no instance of service '${host.service}' accepted the request` })}\n`;
+      const body = `${JSON.stringify({ error: unserved(host.service, tried) })}\n`;
       client.end(`HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
       return;
     }
-    tried.add(upstream.target.id);
-    const started = performance.now();
-    const target: Socket = connect({ host: upstream.target.host, port: upstream.target.port });
+    const { upstream, target, started } = dialed;
     let connected = false;
     target.once('connect', () => {
       connected = true;
