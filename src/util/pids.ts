@@ -76,3 +76,19 @@ export async function endProcess(pid: number, ask: () => Promise<void> | void, g
   }
   await waitForExit(pid, graceMs);
 }
+
+/**
+ * SIGKILLs a process and the processes it started (a stopped child would not notice its
+ * parent's death, and keep what it holds: HAProxy's worker its port), and waits until all are gone.
+ */
+export async function killTree(pid: number): Promise<void> {
+  const all = [pid, ...childrenOf(pid)];
+  for (const p of all) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+  for (const p of all) await waitForExit(p, 5_000);
+}

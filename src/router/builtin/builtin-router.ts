@@ -4,10 +4,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from 'undici';
 import { reasonOf, RouterError } from '../../errors.js';
-import { alive, commandLine, endProcess, readPidFile, waitForExit } from '../../util/pids.js';
+import { alive, commandLine, endProcess, killTree, readPidFile } from '../../util/pids.js';
 import { tailLines } from '../../util/tail.js';
 import type { ListenSpec } from '../engine/engine.js';
 import { checkSocketPath, drainBy, type RouterControl, type RouterSnapshot, type RouterStats, type RouterTarget } from '../router-control.js';
+import { checkServedAs } from '../served-as.js';
 import { readTlsPair } from '../tls.js';
 import { CONFIG_FILE, CONTROL_SOCKET, EXIT, LOG_FILE, PID_FILE, type BuiltinConfig, type BuiltinHealth } from './protocol.js';
 
@@ -118,14 +119,10 @@ export class BuiltinRouter implements RouterControl {
       health = (await this.call('GET', '/v1/health')) as BuiltinHealth;
     } catch (error) {
       // It runs but does not answer (hung, or its socket was removed): it goes, a new one starts.
-      await this.kill(pid);
+      await killTree(pid);
       return undefined;
     }
-    const wanted = this.listen;
-    const same = health.service === this.service && health.listen.protocol === wanted.protocol && health.listen.tls === (wanted.tls !== undefined) && (wanted.port === 0 || (health.listen.port === wanted.port && health.listen.host === wanted.host));
-    if (!same) {
-      throw new RouterError(`a router for service '${this.service}' already runs (pid ${pid}) on ${health.listen.host}:${health.listen.port} (${health.listen.protocol}${health.listen.tls ? ', tls' : ''}), not as asked (${wanted.host}:${wanted.port} ${wanted.protocol}${wanted.tls ? ', tls' : ''})`);
-    }
+    checkServedAs(health, this.service, this.listen, `pid ${pid}`);
     this.current = pid;
     return { host: health.listen.host, port: health.listen.port };
   }
@@ -159,21 +156,13 @@ export class BuiltinRouter implements RouterControl {
         }
       }
       if (Date.now() >= deadline) {
-        if (child.pid) await this.kill(child.pid);
+        if (child.pid) await killTree(child.pid);
         throw new RouterError(`the router of service '${this.service}' did not start within ${START_TIMEOUT_MS / 1000}s (its log: ${logFile})`);
       }
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
 
-  private async kill(pid: number): Promise<void> {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      return;
-    }
-    await waitForExit(pid, 5_000);
-  }
 
   /** One control call; any failure is a RouterError naming the router. */
   private async call(method: string, path: string, body?: unknown): Promise<unknown> {

@@ -5,10 +5,11 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { targetWeights } from '../../core/weights.js';
 import { reasonOf, RouterError } from '../../errors.js';
-import { alive, childrenOf, commandLine, endProcess, readPidFile, waitForExit } from '../../util/pids.js';
+import { alive, commandLine, endProcess, killTree, readPidFile } from '../../util/pids.js';
 import { tailLines } from '../../util/tail.js';
 import type { ListenSpec } from '../engine/engine.js';
 import { checkSocketPath, drainBy, type RouterControl, type RouterSnapshot, type RouterStats, type RouterTarget, type TargetState, type TargetStats } from '../router-control.js';
+import { checkServedAs } from '../served-as.js';
 import { readTlsPair } from '../tls.js';
 import { AccessLog } from './access-log.js';
 import { BACKEND, FRONTEND, maxconnFor, renderConfig, renderErrorFile, serverArgs, type HaproxyFiles } from './config.js';
@@ -243,19 +244,15 @@ export class HaproxyRouter implements RouterControl {
     if (changes.length > 0) await this.api(changes.join('; '));
   }
 
-  /** Takes a server out: maintenance, its sessions shut, then deleted (retried while idle connections close). */
+  /** Takes a server out: maintenance, its sessions shut, then deleted (or left for a later snapshot to delete). */
   private async remove(name: string): Promise<void> {
     await this.api(`set server ${BACKEND}/${name} state maint`);
     await this.api(`shutdown sessions server ${BACKEND}/${name}`);
     this.log.forget(name);
-    const deadline = Date.now() + 2_000;
-    for (;;) {
-      const answer = await this.command(`del server ${BACKEND}/${name}`);
-      if (!isRuntimeError(answer)) return;
-      // Idle pooled connections close within a moment; a server left in maintenance is never routed to, and is replaced when its id comes back.
-      if (Date.now() >= deadline) return;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    // Refused while idle pooled connections remain (they close within pool-purge-delay): the
+    // server stays in maintenance, never routed to, and a later snapshot deletes it. Nothing
+    // here waits for that: a forget is on the control loop's path.
+    await this.command(`del server ${BACKEND}/${name}`);
   }
 
   private async servers(): Promise<ServerState[]> {
@@ -303,14 +300,10 @@ export class HaproxyRouter implements RouterControl {
       await runtimeCommand(this.files.socket, 'show info');
     } catch {
       // It runs but does not answer (hung, or its socket was removed): it goes, a new one starts.
-      await this.kill(pid);
+      await killTree(pid);
       return undefined;
     }
-    const wanted = this.listen;
-    const same = meta.service === this.service && meta.listen.protocol === wanted.protocol && meta.listen.tls === (wanted.tls !== undefined) && (wanted.port === 0 || (meta.listen.port === wanted.port && meta.listen.host === wanted.host));
-    if (!same) {
-      throw new RouterError(`a router for service '${this.service}' already runs (haproxy pid ${pid}) on ${meta.listen.host}:${meta.listen.port} (${meta.listen.protocol}${meta.listen.tls ? ', tls' : ''}), not as asked (${wanted.host}:${wanted.port} ${wanted.protocol}${wanted.tls ? ', tls' : ''})`);
-    }
+    checkServedAs(meta, this.service, this.listen, `haproxy pid ${pid}`);
     this.current = pid;
     return { host: meta.listen.host, port: meta.listen.port };
   }
@@ -350,25 +343,13 @@ export class HaproxyRouter implements RouterControl {
         return { host: listen.host, port };
       }
       if (Date.now() >= deadline) {
-        if (child.pid) await this.kill(child.pid);
+        if (child.pid) await killTree(child.pid);
         throw new RouterError(`the router of service '${this.service}' (haproxy) did not start within ${START_TIMEOUT_MS / 1000}s (its log: ${this.errorLog})`);
       }
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
 
-  /** Kills the master and its workers (a stopped worker would not notice its master's death, and keep the port). */
-  private async kill(pid: number): Promise<void> {
-    const all = [pid, ...childrenOf(pid)];
-    for (const p of all) {
-      try {
-        process.kill(p, 'SIGKILL');
-      } catch {
-        // gone already
-      }
-    }
-    for (const p of all) await waitForExit(p, 5_000);
-  }
 }
 
 /** The port to bind: `port`, checked free, or a free one for 0. A port in use is a RouterError saying so. */
