@@ -421,8 +421,8 @@ export class ServiceLoop {
     );
     // The desired state moved while this round observed (a deploy, a rollback adopting kept
     // instances): decide on the new one in the next round, never on a mix of both.
-    const again = readDesired(this.ctx.db, this.name, this.specs);
-    if (again.desired.release !== state.desired.release || again.service.updatedAt !== state.service.updatedAt) return { wakeAt: undefined, acted: true };
+    const row = getService(this.ctx.db, this.name);
+    if (row?.releaseId !== state.service.releaseId || row?.updatedAt !== state.service.updatedAt) return { wakeAt: undefined, acted: true };
     const now = this.clock.now();
     const actions = reconcile(state.desired, observation.observed, { now });
     this.recordDrift(observation, state);
