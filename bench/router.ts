@@ -13,6 +13,14 @@
  *
  *   node --import tsx bench/router.ts [--rounds 3] [--seconds 5] [--connections 16]
  *
+ * Every instance and every proxy runs in a session of its own (spawned detached), as imago's
+ * routers must be to outlive their control plane, and as a supervisor runs a real HAProxy or
+ * nginx. It matters on a machine where the load, the proxy and the instances share two
+ * cores: Linux's autogroup scheduler (`/proc/sys/kernel/sched_autogroup_enabled`) shares CPU
+ * fairly between sessions first, so a proxy alone in its session against peers and instances
+ * in the bench's gets less: a standalone HAProxy in a session of its own measured 0.80x of
+ * the same HAProxy in the bench's session (an experiment of 2026-12-01, 4 rounds).
+ *
  * Needs haproxy, nginx and wrk (scripts/bench-deps.sh).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -56,7 +64,7 @@ async function main(): Promise<void> {
     // The same 3 instances behind every path.
     const ports = [await freePort(), await freePort(), await freePort()];
     for (const [i, port] of ports.entries()) {
-      children.push(spawn(process.execPath, [join(repoRoot, 'examples', 'hello', 'app', 'server.js')], { env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', APP_VERSION: `i${i}` }, stdio: 'ignore' }));
+      children.push(spawn(process.execPath, [join(repoRoot, 'examples', 'hello', 'app', 'server.js')], { env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', APP_VERSION: `i${i}` }, stdio: 'ignore', detached: true }));
     }
     for (const port of ports) await answers(`http://127.0.0.1:${port}/`);
 
@@ -95,7 +103,7 @@ async function main(): Promise<void> {
         '',
       ].join('\n'),
     );
-    children.push(spawn('haproxy', ['-f', haproxyCfg], { stdio: 'ignore' }));
+    children.push(spawn('haproxy', ['-f', haproxyCfg], { stdio: 'ignore', detached: true }));
     paths.push({ name: 'haproxy standalone', url: `http://127.0.0.1:${haproxyPort}/` });
 
     const nginxPort = await freePort();
@@ -117,7 +125,7 @@ async function main(): Promise<void> {
         '',
       ].join('\n'),
     );
-    children.push(spawn('nginx', ['-c', nginxConf, '-p', dir], { stdio: 'ignore' }));
+    children.push(spawn('nginx', ['-c', nginxConf, '-p', dir], { stdio: 'ignore', detached: true }));
     paths.push({ name: 'nginx standalone', url: `http://127.0.0.1:${nginxPort}/` });
     for (const path of paths) await answers(path.url);
 

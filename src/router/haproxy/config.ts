@@ -53,9 +53,14 @@ export function renderConfig(service: string, listen: ListenSpec, files: Haproxy
     ...(http ? ['  timeout http-request 30s', '  timeout http-keep-alive 60s'] : []),
     '  retries 3',
     '  option redispatch 1',
-    // `aggressive`: a first request may go over an idle connection already reused once (a
-    // client with a connection per request would otherwise never reuse one: 0.6× of `always`).
-    ...(http ? ['  retry-on conn-failure empty-response', '  option http-keep-alive', '  http-reuse aggressive'] : []),
+    // `always`: any request, a client's first included, may go over any idle connection to the
+    // server, as the built-in router's pools do. `aggressive` reuses only connections already
+    // reused once, so clients with a connection per request (every request a first one) never
+    // reuse any: measured 0.67× of `always` (BENCHMARKS.md). The race it guards against, an
+    // instance closing an idle connection as a request is sent on it, is the same in both modes
+    // for every later request, and is retried by `retry-on` below when the request may be
+    // done twice.
+    ...(http ? ['  retry-on conn-failure empty-response', '  option http-keep-alive', '  http-reuse always'] : []),
     ...(http
       ? [`  errorfile 502 ${files.errorFiles[502]}`, `  errorfile 503 ${files.errorFiles[503]}`, `  errorfile 504 ${files.errorFiles[504]}`]
       : []),

@@ -17,6 +17,8 @@ import { isRuntimeError, parseServersState, parseStatCsv, runtimeCommand, type S
 
 /** How long HAProxy may take to serve after it is started. */
 const START_TIMEOUT_MS = 10_000;
+/** How often a started router reads the access log HAProxy appends to. */
+const LOG_READ_MS = 1_000;
 /** Admin state bits of `show servers state`: forced maintenance, and forced drain. */
 const ADMIN_MAINT = 0x01;
 const ADMIN_DRAIN = 0x08;
@@ -60,6 +62,9 @@ export class HaproxyRouter implements RouterControl {
   private readonly errorLog: string;
   private readonly log: AccessLog;
   private address: { host: string; port: number } | undefined;
+  private logTimer: NodeJS.Timeout | undefined;
+  /** The backend's servers as last read or set (see `servers`); undefined: read them again. */
+  private known: ServerState[] | undefined;
 
   constructor(
     readonly service: string,
@@ -91,7 +96,10 @@ export class HaproxyRouter implements RouterControl {
     if (!haproxyVersion()) throw new RouterError(`the router of service '${this.service}' needs HAProxy, and none is installed (apt-get install haproxy), or run the server with --data-plane builtin`);
     checkSocketPath(this.service, this.files.socket);
     mkdirSync(this.folder, { recursive: true, mode: 0o700 });
+    this.known = undefined;
     this.address = (await this.adopt()) ?? (await this.spawn());
+    // The access log is read every second, off the control loop's path, so it never grows far past what was read.
+    this.logTimer ??= setInterval(() => this.log.read(), LOG_READ_MS).unref();
     // Port 0 meant "any" once: a router started again later serves where this one does.
     this.listen = { ...this.listen, port: this.address.port };
     return this.address;
@@ -108,19 +116,22 @@ export class HaproxyRouter implements RouterControl {
     const server = `${BACKEND}/${name}`;
     const moved = existing !== undefined && (existing.addr !== target.host || existing.port !== target.port);
     if (!existing) await this.api(`add server ${server} ${serverArgs(target.host, target.port, 1)}`);
-    // One line, one connection: a server left in maintenance (its delete waited on idle connections) comes back as new.
-    const steps = [...(moved ? [`set server ${server} addr ${target.host} port ${target.port}`] : []), existing && !(existing.adminState & ADMIN_MAINT) ? `set server ${server} state ready` : `enable server ${server}`, `enable health ${server}`];
-    await this.api(steps.join('; '));
     const now: ServerState = { name, addr: target.host, port: target.port, adminState: 0, weight: existing?.weight ?? 1 };
-    await this.reweigh([...servers.filter((s) => s.name !== name), now]);
+    const weighed = this.weigh([...servers.filter((s) => s.name !== name), now]);
+    // One line, one connection: enabled (a server left in maintenance, its delete having waited
+    // on idle connections, comes back as new), then every weight that moved.
+    const enable = existing && !(existing.adminState & ADMIN_MAINT) ? `set server ${server} state ready` : `enable server ${server}`;
+    await this.api([...(moved ? [`set server ${server} addr ${target.host} port ${target.port}`] : []), enable, `enable health ${server}`, ...weighed.changes].join('; '));
+    this.known = weighed.servers;
   }
 
   async unroute(id: string): Promise<void> {
     const servers = await this.servers();
     const server = servers.find((s) => s.name === id && !(s.adminState & ADMIN_MAINT));
     if (!server) return;
-    await this.api(`set server ${BACKEND}/${server.name} state drain`);
-    await this.reweigh(servers.map((s) => (s === server ? { ...s, adminState: s.adminState | ADMIN_DRAIN } : s)));
+    const weighed = this.weigh(servers.map((s) => (s === server ? { ...s, adminState: s.adminState | ADMIN_DRAIN } : s)));
+    await this.api([`set server ${BACKEND}/${server.name} state drain`, ...weighed.changes].join('; '));
+    this.known = weighed.servers;
   }
 
   drain(id: string, timeoutMs: number): Promise<number> {
@@ -139,12 +150,10 @@ export class HaproxyRouter implements RouterControl {
   }
 
   async snapshot(): Promise<RouterSnapshot> {
-    const [servers, stat] = await Promise.all([this.servers(), this.stat()]);
+    const [servers, stat] = await Promise.all([this.servers(true), this.stat()]);
     const releases = this.releases();
     // Servers left in maintenance by a delete that waited on idle connections: deleted now if they can be.
-    for (const s of servers) if (s.adminState & ADMIN_MAINT && Number(stat.get(s.name)?.scur ?? 0) === 0) await this.command(`del server ${BACKEND}/${s.name}`);
-    // The access log is read every round, so it never grows far past what was read.
-    this.log.read();
+    for (const s of servers) if (s.adminState & ADMIN_MAINT && Number(stat.get(s.name)?.scur ?? 0) === 0) await this.delete(s.name);
     const targets: TargetState[] = servers
       .filter((s) => !(s.adminState & ADMIN_MAINT))
       .map((s) => ({ id: s.name, host: s.addr, port: s.port, release: releases[s.name], routed: !(s.adminState & ADMIN_DRAIN), inflight: Number(stat.get(s.name)?.scur ?? 0) }));
@@ -152,7 +161,7 @@ export class HaproxyRouter implements RouterControl {
   }
 
   async stats(): Promise<RouterStats> {
-    const [servers, stat] = await Promise.all([this.servers(), this.stat()]);
+    const [servers, stat] = await Promise.all([this.servers(true), this.stat()]);
     this.log.read();
     const backend = stat.get('BACKEND') ?? {};
     const frontend = stat.get('FRONTEND') ?? {};
@@ -186,11 +195,14 @@ export class HaproxyRouter implements RouterControl {
 
   /** Lets go: HAProxy serves on (there is no connection to close). */
   async close(): Promise<void> {
+    clearInterval(this.logTimer);
+    this.logTimer = undefined;
     this.address = undefined;
   }
 
   /** Stops HAProxy (SIGTERM to its master, then SIGKILL). */
   async stop(): Promise<void> {
+    await this.close();
     await this.stopRunning();
   }
 
@@ -202,6 +214,7 @@ export class HaproxyRouter implements RouterControl {
     // SIGTERM: the master stops its workers at once (connections are cut: the service is going away).
     await endProcess(pid, () => void process.kill(pid, 'SIGTERM'));
     this.current = undefined;
+    this.known = undefined;
     return true;
   }
 
@@ -232,31 +245,50 @@ export class HaproxyRouter implements RouterControl {
     renameSync(`${this.releasesFile}.tmp`, this.releasesFile);
   }
 
-  /** Sets each server's weight from the release weights and which servers are routed (`known`: the servers as they are now, when the caller has them). */
-  private async reweigh(known?: ServerState[]): Promise<void> {
-    const servers = (known ?? (await this.servers())).filter((s) => !(s.adminState & ADMIN_MAINT));
+  /** Sets each server's weight from the release weights and which servers are routed. */
+  private async reweigh(): Promise<void> {
+    const weighed = this.weigh(await this.servers());
+    if (weighed.changes.length > 0) await this.api(weighed.changes.join('; '));
+    this.known = weighed.servers;
+  }
+
+  /** The `set server … weight` commands that give `servers` their weights by release and routing, and the servers as they are once those are done. */
+  private weigh(servers: ServerState[]): { changes: string[]; servers: ServerState[] } {
+    const live = servers.filter((s) => !(s.adminState & ADMIN_MAINT));
     const releases = this.releases();
     const weights = targetWeights(
-      servers.map((s) => ({ id: s.name, release: releases[s.name], routed: !(s.adminState & ADMIN_DRAIN) })),
+      live.map((s) => ({ id: s.name, release: releases[s.name], routed: !(s.adminState & ADMIN_DRAIN) })),
       this.weights(),
     );
-    const changes = servers.filter((s) => weights.get(s.name) !== s.weight).map((s) => `set server ${BACKEND}/${s.name} weight ${weights.get(s.name)}`);
-    if (changes.length > 0) await this.api(changes.join('; '));
+    const changes = live.filter((s) => weights.get(s.name) !== s.weight).map((s) => `set server ${BACKEND}/${s.name} weight ${weights.get(s.name)}`);
+    return { changes, servers: servers.map((s) => (weights.has(s.name) ? { ...s, weight: weights.get(s.name)! } : s)) };
   }
 
   /** Takes a server out: maintenance, its sessions shut, then deleted (or left for a later snapshot to delete). */
   private async remove(name: string): Promise<void> {
-    await this.api(`set server ${BACKEND}/${name} state maint`);
-    await this.api(`shutdown sessions server ${BACKEND}/${name}`);
+    await this.api(`set server ${BACKEND}/${name} state maint; shutdown sessions server ${BACKEND}/${name}`);
+    this.known = this.known?.map((s) => (s.name === name ? { ...s, adminState: s.adminState | ADMIN_MAINT } : s));
     this.log.forget(name);
     // Refused while idle pooled connections remain (they close within pool-purge-delay): the
     // server stays in maintenance, never routed to, and a later snapshot deletes it. Nothing
     // here waits for that: a forget is on the control loop's path.
-    await this.command(`del server ${BACKEND}/${name}`);
+    await this.delete(name);
   }
 
-  private async servers(): Promise<ServerState[]> {
-    return parseServersState(await this.api(`show servers state ${BACKEND}`));
+  /** `del server`, which may be refused (idle connections remain): the server is then left in maintenance. */
+  private async delete(name: string): Promise<void> {
+    if (/Server deleted/.test(await this.command(`del server ${BACKEND}/${name}`))) this.known = this.known?.filter((s) => s.name !== name);
+  }
+
+  /**
+   * The backend's servers: as HAProxy last said (`fresh`: asked now), kept true by this
+   * router's own changes in between. Nothing else changes a server's admin state, address or
+   * weight; any failed command forgets what was known.
+   */
+  private async servers(fresh = false): Promise<ServerState[]> {
+    if (!fresh && this.known) return this.known;
+    this.known = parseServersState(await this.api(`show servers state ${BACKEND}`));
+    return this.known;
   }
 
   /** `show stat` of the router's frontend, backend and servers, by server name (`FRONTEND`, `BACKEND` for those). */
@@ -269,7 +301,10 @@ export class HaproxyRouter implements RouterControl {
   private async api(command: string): Promise<string> {
     const answer = await this.command(command);
     // `show` answers are data (a check's "Connection refused" among them); the others answer nothing, or what went wrong.
-    if (!command.startsWith('show ') && isRuntimeError(answer)) throw new RouterError(`the router of service '${this.service}' refused '${command}': ${answer.trim()}`);
+    if (!command.startsWith('show ') && isRuntimeError(answer)) {
+      this.known = undefined;
+      throw new RouterError(`the router of service '${this.service}' refused '${command}': ${answer.trim()}`);
+    }
     return answer;
   }
 
@@ -278,6 +313,7 @@ export class HaproxyRouter implements RouterControl {
     try {
       return await runtimeCommand(this.files.socket, command);
     } catch (error) {
+      this.known = undefined;
       throw new RouterError(`the router of service '${this.service}'${this.current ? ` (haproxy pid ${this.current})` : ''} failed '${command.split(' ').slice(0, 2).join(' ')}': ${reasonOf(error)}`, { cause: error });
     }
   }
