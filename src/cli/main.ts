@@ -4,6 +4,7 @@ import { IMAGO_VERSION } from '../version.js';
 import { registerBake } from './commands/bake.js';
 import { registerDeploy } from './commands/deploy.js';
 import { registerImages } from './commands/images.js';
+import { registerLogs } from './commands/logs.js';
 import { registerServer } from './commands/server.js';
 
 /** Builds the `imago` command tree. */
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerImages(program);
   registerServer(program);
   registerDeploy(program);
+  registerLogs(program);
   return program;
 }
 

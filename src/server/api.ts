@@ -6,6 +6,7 @@ import type { ServiceSpec } from '../config/types.js';
 import { ConfigError, DeployError, HttpError, ImageError, ImagoError, RouterError } from '../errors.js';
 import { LockError } from '../state/errors.js';
 import { IMAGO_VERSION } from '../version.js';
+import type { LogQuery } from '../logs/log-store.js';
 import type { ControlPlane } from './control-plane.js';
 import { authorized } from './token.js';
 
@@ -26,6 +27,7 @@ export function createApi(plane: ControlPlane, token: string): Server {
     ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/rollback$/, async ([name], body, req) => plane.rollback(name!, toOf(body), actorOf(req))],
     ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/scale$/, async ([name], body, req) => plane.scale(name!, replicasOf(name!, body), actorOf(req))],
     ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/drill$/, async ([name], body, req) => plane.drill(name!, killOf(body), actorOf(req))],
+    ['GET', /^\/v1\/services\/([a-z0-9._/-]+)\/logs$/, async ([name], _body, req) => plane.logsOf(logQueryOf(name!, new URL(req.url ?? '/', 'http://imago').searchParams))],
     ['GET', /^\/v1\/drift$/, async (_params, _body, req) => plane.drift(new URL(req.url ?? '/', 'http://imago').searchParams.get('service') ?? undefined)],
   ];
   return createServer((req, res) => {
@@ -116,6 +118,31 @@ function replicasOf(name: string, body: unknown): number {
     throw new HttpError(400, `services.${name}.replicas: expected a whole number of instances from 0 to ${MAX_REPLICAS}, got ${JSON.stringify(replicas)}`);
   }
   return replicas;
+}
+
+/**
+ * A logs query from the URL: `release`, `instance`, `since` and `until` (ms since the epoch),
+ * `grep`, `tail`, `after` (an id), `limit`. Each number is checked and named when wrong.
+ */
+export function logQueryOf(service: string, params: URLSearchParams): LogQuery {
+  const whole = (key: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined => {
+    const text = params.get(key);
+    if (text === null || text === '') return undefined;
+    const value = Number(text);
+    if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value < min || value > max) throw new HttpError(400, `logs: '${key}' must be a whole number from ${min} to ${max}, got '${text}'`);
+    return value;
+  };
+  return {
+    service,
+    release: whole('release', 1),
+    instance: params.get('instance') || undefined,
+    since: whole('since', 0),
+    until: whole('until', 0),
+    grep: params.get('grep') || undefined,
+    tail: whole('tail', 0, 1_000_000),
+    afterId: whole('after', 0),
+    limit: whole('limit', 1, 1_000_000),
+  };
 }
 
 function killOf(body: unknown): number | 'all' {

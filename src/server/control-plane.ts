@@ -25,6 +25,8 @@ import { getRelease, lastGoodRelease, listReleases, liveRelease, setReleaseStatu
 import { ensureService, getService, listServices } from '../state/services.js';
 import type { DriftFinding, Release } from '../state/types.js';
 import type { ImageStore } from '../store/image-store.js';
+import { LogCollection, type LogCollectionOptions } from '../logs/log-collection.js';
+import { DEFAULT_LOG_LIMIT, type LogDrops, type LogQuery, type StoredLogLine } from '../logs/log-store.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { alive } from '../util/pids.js';
 
@@ -41,6 +43,8 @@ export interface ControlPlaneOptions {
   router?: (service: string, listen: { host: string; port: number }) => RouterControl;
   /** The loops' timer between rounds (default 2 s). */
   tickMs?: number;
+  /** How the central log store is kept (retention, the collector's bounds). */
+  logs?: LogCollectionOptions;
 }
 
 /** What `imago drill` reports. */
@@ -79,6 +83,8 @@ export class ControlPlane {
   private lockRenewal: NodeJS.Timeout | undefined;
   /** Image configs by digest, read once for every loop. */
   readonly configs: ImageConfigs;
+  /** What every instance printed, collected into `<home>/logs.db` (opened at start). */
+  private logs: LogCollection | undefined;
 
   constructor(
     private readonly store: ImageStore,
@@ -106,6 +112,8 @@ export class ControlPlane {
   async start(): Promise<void> {
     this.takePlaneLock();
     const db = this.store.db;
+    this.logs = new LogCollection(this.store.home, db, this.env, this.opts.logs);
+    this.logs.start();
     const specs = new SpecCache(db);
     for (const deploy of runningDeploys(db)) {
       breakLock(db, `service:${deploy.service}`);
@@ -157,6 +165,21 @@ export class ControlPlane {
     const spec = new SpecCache(this.store.db).of(target.id);
     const loop = this.loops.get(service) ?? (await this.loopFor(spec, actor));
     return deployRelease(loop, { spec, digest: target.digest as Digest, actor, rollbackOf: target.id });
+  }
+
+  /**
+   * A service's stored log lines that match `query`, oldest first, with the id to ask after
+   * for what comes next (a follower), and the lines its instances printed that were dropped.
+   */
+  logsOf(query: LogQuery): { lines: StoredLogLine[]; lastId: number; drops: LogDrops[] } {
+    if (!this.logs) throw new ImagoError('the control plane has not started');
+    if (!getService(this.store.db, query.service)) throw new HttpError(404, `no service '${query.service}' (imago status lists them)`);
+    this.logs.pass(); // what was printed up to now, not up to the last pass
+    const lines = this.logs.store.query(query);
+    // Every line stored up to now was looked at, unless the limit cut the answer short.
+    const cut = query.tail === undefined && lines.length >= (query.limit ?? DEFAULT_LOG_LIMIT);
+    const lastId = cut ? lines.at(-1)!.id : Math.max(this.logs.store.lastId(), query.afterId ?? 0);
+    return { lines, lastId, drops: this.logs.store.drops(query.service) };
   }
 
   /** Sets a service's replicas (no release, no rollout) and waits until that many are healthy. */
@@ -262,6 +285,9 @@ export class ControlPlane {
     }
     this.loops.clear();
     await this.providers.close();
+    // After the providers: the docker provider's followers have copied the engine's last lines.
+    this.logs?.close();
+    this.logs = undefined;
     clearInterval(this.lockRenewal);
     try {
       releaseLock(this.store.db, PLANE_LOCK, this.lockOwner);

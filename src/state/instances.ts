@@ -228,3 +228,9 @@ function toInstance(row: Row): InstanceRow {
     output: row.output === null || row.output === undefined ? undefined : (JSON.parse(row.output) as string[]),
   };
 }
+
+/** Every instance ever recorded, with its release's version: what the log collector labels lines with. */
+export function instanceLabels(db: Db): Array<{ id: string; service: string; version: number; state: InstanceState; endedAt: string | undefined }> {
+  const rows = db.prepare('SELECT i.id, i.service, r.version, i.state, i.ended_at FROM instances i JOIN releases r ON r.id = i.release_id ORDER BY i.created_at, i.id').all() as Array<{ id: string; service: string; version: number; state: InstanceState; ended_at: string | null }>;
+  return rows.map((r) => ({ id: r.id, service: r.service, version: r.version, state: r.state, endedAt: orUndefined(r.ended_at) }));
+}

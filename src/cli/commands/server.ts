@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import { rm, writeFile } from 'node:fs/promises';
+import { parseByteSize } from '../../config/byte-size.js';
+import { parseDuration } from '../../config/duration.js';
 import { ConfigError } from '../../errors.js';
 import { resolveHome } from '../../store/home.js';
 import { serverFile } from '../api-client.js';
@@ -14,13 +16,19 @@ export function registerServer(program: Command): void {
     .option('--env <name>', 'environment name recorded on instances', 'default')
     .option('--data-plane <kind>', 'what serves the services: auto (haproxy when installed, else builtin), haproxy, builtin, or in-process (dies with the server)', 'auto')
     .option('--stop-routers', 'on exit, stop the routers too (by default they keep serving, and the next server adopts them)')
-    .action(async (opts: { listen: string; env: string; dataPlane: string; stopRouters?: boolean }, cmd: Command) => {
+    .option('--logs-max-age <duration>', "how long the log store keeps instances' lines", '7d')
+    .option('--logs-max-size <size>', "how much the log store keeps (the oldest lines go first)", '1GiB')
+    .action(async (opts: { listen: string; env: string; dataPlane: string; stopRouters?: boolean; logsMaxAge: string; logsMaxSize: string }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const match = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):(\d{1,5})$/.exec(opts.listen);
       if (!match || Number(match[2]) > 65535) throw new ConfigError(`--listen: expected a loopback address like "127.0.0.1:7420", got "${opts.listen}"`);
       const home = resolveHome(global.home);
       const { parseDataPlane } = await import('../../router/data-plane.js');
       const dataPlane = parseDataPlane(opts.dataPlane);
+      const maxAgeMs = parseDuration(opts.logsMaxAge, { max: 3650 * 86_400_000 });
+      if (typeof maxAgeMs !== 'number') throw new ConfigError(`--logs-max-age: ${maxAgeMs.error}`);
+      const maxBytes = parseByteSize(opts.logsMaxSize);
+      if (typeof maxBytes !== 'number') throw new ConfigError(`--logs-max-size: ${maxBytes.error}`);
       const [{ ImageStore }, { Providers }, { ControlPlane }, { createApi, listen }, { ensureToken }] = await Promise.all([
         import('../../store/image-store.js'),
         import('../../providers/registry.js'),
@@ -29,7 +37,7 @@ export function registerServer(program: Command): void {
         import('../../server/token.js'),
       ]);
       const store = await ImageStore.open(home);
-      const plane = new ControlPlane(store, Providers.forStore(store), { env: opts.env, dataPlane });
+      const plane = new ControlPlane(store, Providers.forStore(store), { env: opts.env, dataPlane, logs: { retention: { maxAgeMs, maxBytes } } });
       await plane.start();
       for (const [service, reason] of plane.unavailable) process.stderr.write(`warning: service '${service}' was not adopted: ${reason}\n`);
       const token = await ensureToken(home);

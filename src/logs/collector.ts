@@ -1,0 +1,181 @@
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { reasonOf } from '../errors.js';
+import type { LogLine, LogStore, LogStream } from './log-store.js';
+
+/** One instance's output file, and what its lines are labelled with. */
+export interface LogSource {
+  file: string;
+  service: string;
+  env: string;
+  release: number | undefined;
+  instance: string;
+  stream: LogStream;
+  /** The instance is gone and its provider wrote its last line: once read to the end, the file is done. */
+  ended: boolean;
+}
+
+/** How the collector bounds itself. */
+export interface CollectorLimits {
+  /** Unread output of one instance past this is skipped (counted as dropped), oldest first. Default 64 MiB. */
+  maxBacklogBytes: number;
+  /** Bytes read per file per pass, so one loud instance never starves the others. Default 2 MiB. */
+  bytesPerPass: number;
+  /** Bytes read in one pass over every file, so a pass never holds the event loop (and the API) long. Default 4 MiB. */
+  bytesPerPassTotal: number;
+  /** A line longer than this is cut into lines of this length. Default 16 KiB. */
+  maxLineBytes: number;
+}
+
+export const DEFAULT_COLLECTOR_LIMITS: CollectorLimits = { maxBacklogBytes: 64 * 1024 * 1024, bytesPerPass: 2 * 1024 * 1024, bytesPerPassTotal: 4 * 1024 * 1024, maxLineBytes: 16 * 1024 };
+
+const NEWLINE = 0x0a;
+
+/**
+ * Moves what instances print from their output files (which the providers write, and which
+ * the instances never wait on) into the log store. Each pass reads every source on from where
+ * the store says the last pass stopped, and stores the lines with the new position in one
+ * transaction: a control plane that dies and starts again reads on, losing and repeating
+ * nothing. An instance that prints faster than the store takes is never slowed: its file
+ * grows, and past `maxBacklogBytes` the oldest unread part is skipped and counted as dropped.
+ */
+export class LogCollector {
+  /** Files read to their end after their instance ended: never read again. */
+  private readonly done = new Set<string>();
+  private readonly limits: CollectorLimits;
+  /** Where the next pass starts in the sources (after a pass that ran out of budget). */
+  private next = 0;
+
+  constructor(
+    private readonly store: LogStore,
+    limits: Partial<CollectorLimits> = {},
+    private readonly now: () => number = Date.now,
+  ) {
+    this.limits = { ...DEFAULT_COLLECTOR_LIMITS, ...limits };
+  }
+
+  /** True once `file` was read to its end after its instance ended. */
+  isDone(file: string): boolean {
+    return this.done.has(file);
+  }
+
+  /**
+   * One pass over `sources`: returns the lines stored, and the sources that still have more
+   * to read than one pass takes (the caller passes again soon). A source that cannot be read
+   * is reported in `errors` and tried again next pass.
+   */
+  collect(sources: LogSource[]): { lines: number; more: boolean; errors: string[] } {
+    const lines: LogLine[] = [];
+    const positions: Array<{ file: string; instance: string; offset: number }> = [];
+    const errors: string[] = [];
+    let more = false;
+    let budget = this.limits.bytesPerPassTotal;
+    // Round-robin start: when the budget runs out, the next pass begins where this one stopped.
+    const order = [...sources.slice(this.next % Math.max(1, sources.length)), ...sources.slice(0, this.next % Math.max(1, sources.length))];
+    for (const [i, source] of order.entries()) {
+      if (!source.file || this.done.has(source.file)) continue;
+      if (budget <= 0) {
+        more = true;
+        this.next = (this.next + i) % sources.length;
+        break;
+      }
+      try {
+        const read = this.read(source, lines, Math.min(budget, this.limits.bytesPerPass));
+        if (read === undefined) continue;
+        positions.push({ file: source.file, instance: source.instance, offset: read.offset });
+        budget -= read.bytes;
+        if (read.more) more = true;
+        else if (source.ended && read.complete) this.done.add(source.file);
+      } catch (error) {
+        errors.push(`${source.instance}: ${reasonOf(error)}`);
+      }
+    }
+    if (lines.length > 0 || positions.length > 0) this.store.append(lines, positions);
+    return { lines: lines.length, more, errors };
+  }
+
+  /** Reads one source on from its position into `out`; undefined when there was nothing new. */
+  private read(source: LogSource, out: LogLine[], maxBytes: number): { offset: number; bytes: number; more: boolean; complete: boolean } | undefined {
+    let fd: number;
+    try {
+      fd = openSync(source.file, 'r');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        if (source.ended) this.done.add(source.file);
+        return undefined; // not written yet, or gone
+      }
+      throw error;
+    }
+    try {
+      const size = fstatSync(fd).size;
+      let offset = this.store.positionOf(source.file);
+      if (size < offset) offset = 0; // cut back by someone: read it again from its start
+      if (size === offset) {
+        if (source.ended) this.done.add(source.file);
+        return undefined;
+      }
+      const now = this.now();
+      if (size - offset > this.limits.maxBacklogBytes) {
+        // The newest part is kept, from the start of a line: everything before it goes, counted line by line.
+        const skipTo = nextLineStart(fd, size - this.limits.maxBacklogBytes, size);
+        const skipped = countLines(fd, offset, skipTo);
+        this.store.recordDrop(source.service, source.instance, skipped, skipTo - offset, `more than ${sizeText(this.limits.maxBacklogBytes)} of output waited to be collected`, now);
+        offset = skipTo;
+      }
+      const length = Math.min(maxBytes, size - offset);
+      const buffer = Buffer.allocUnsafe(length);
+      const n = readSync(fd, buffer, 0, length, offset);
+      let start = 0;
+      const label = { service: source.service, env: source.env, release: source.release, instance: source.instance, stream: source.stream, at: now };
+      const push = (from: number, to: number) => out.push({ ...label, text: buffer.toString('utf8', from, to > from && buffer[to - 1] === 0x0d ? to - 1 : to) });
+      for (let i = 0; i < n; i++) {
+        if (buffer[i] === NEWLINE) {
+          push(start, i);
+          start = i + 1;
+        } else if (i + 1 - start >= this.limits.maxLineBytes) {
+          push(start, i + 1); // too long: cut here, the rest is the next line
+          start = i + 1;
+        }
+      }
+      const atEnd = offset + n === size;
+      // The rest has no newline yet: left for the next pass, unless the instance is gone (it is its last line).
+      if (start < n && atEnd && source.ended) {
+        push(start, n);
+        start = n;
+      }
+      const next = offset + start;
+      return { offset: next, bytes: n, more: !atEnd, complete: next === size };
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+/** The newlines in bytes [from, to) of `fd`. */
+function countLines(fd: number, from: number, to: number): number {
+  const buffer = Buffer.allocUnsafe(1 << 20);
+  let lines = 0;
+  for (let at = from; at < to; ) {
+    const n = readSync(fd, buffer, 0, Math.min(buffer.length, to - at), at);
+    if (n <= 0) break;
+    for (let i = 0; i < n; i++) if (buffer[i] === NEWLINE) lines++;
+    at += n;
+  }
+  return lines;
+}
+
+/** The offset just after the first newline at or after `from` (or `size` when there is none). */
+function nextLineStart(fd: number, from: number, size: number): number {
+  const buffer = Buffer.allocUnsafe(64 * 1024);
+  for (let at = from; at < size; ) {
+    const n = readSync(fd, buffer, 0, Math.min(buffer.length, size - at), at);
+    if (n <= 0) break;
+    const i = buffer.indexOf(NEWLINE, 0);
+    if (i >= 0 && i < n) return at + i + 1;
+    at += n;
+  }
+  return size;
+}
+
+function sizeText(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${Math.round(bytes / 1024 / 1024)} MiB` : `${bytes} bytes`;
+}

@@ -1,0 +1,119 @@
+import { join } from 'node:path';
+import { reasonOf } from '../errors.js';
+import { FINAL_INSTANCE_STATES, instanceLabels } from '../state/instances.js';
+import type { Db } from '../store/db.js';
+import { LogCollector, type CollectorLimits, type LogSource } from './collector.js';
+import { LogStore, type LogRetention } from './log-store.js';
+
+/** What a control plane's log collection keeps, and how often it looks. */
+export interface LogCollectionOptions {
+  retention?: Partial<LogRetention>;
+  limits?: Partial<CollectorLimits>;
+  /** Between passes when nothing is waiting (default 200 ms). */
+  intervalMs?: number;
+  /** Between retention cuts (default 60 s). */
+  retainEveryMs?: number;
+  now?: () => number;
+}
+
+/** Seven days, one GiB: what the store keeps unless told otherwise. */
+export const DEFAULT_RETENTION: LogRetention = { maxAgeMs: 7 * 24 * 3600_000, maxBytes: 1024 ** 3 };
+
+/**
+ * An instance's output file is written until a while after it ended (the docker provider
+ * copies the engine's last lines as it destroys the container): read to its end only after
+ * this long is it done.
+ */
+const SETTLE_MS = 120_000;
+
+/**
+ * A control plane's logs: the store (`<home>/logs.db`) and the collector that fills it from
+ * every instance's output file (`<home>/logs/<id>.log`, written by the providers), labelled
+ * from the state database, on a timer of its own. Retention runs every minute.
+ */
+export class LogCollection {
+  readonly store: LogStore;
+  private readonly collector: LogCollector;
+  private readonly retention: LogRetention;
+  private timer: NodeJS.Timeout | undefined;
+  private retainTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly now: () => number;
+  /** The last pass's failure (a file that could not be read), for status. */
+  lastError: string | undefined;
+  /** Lines stored since this collection started. */
+  collected = 0;
+
+  constructor(
+    private readonly home: string,
+    private readonly db: Db,
+    private readonly env: string,
+    private readonly options: LogCollectionOptions = {},
+  ) {
+    this.now = options.now ?? Date.now;
+    this.retention = { ...DEFAULT_RETENTION, ...options.retention };
+    this.store = new LogStore(join(home, 'logs.db'));
+    this.collector = new LogCollector(this.store, options.limits, this.now);
+  }
+
+  /** Starts collecting on a timer (and cutting by retention). */
+  start(): void {
+    const pass = () => {
+      if (this.closed) return;
+      const more = this.pass();
+      this.timer = setTimeout(pass, more ? 0 : (this.options.intervalMs ?? 200));
+      this.timer.unref();
+    };
+    pass();
+    this.retainTimer = setInterval(() => this.retain(), this.options.retainEveryMs ?? 60_000);
+    this.retainTimer.unref();
+    this.retain();
+  }
+
+  /** One pass over every instance's file; true when some file has more waiting than one pass reads. */
+  pass(): boolean {
+    try {
+      const result = this.collector.collect(this.sources());
+      this.collected += result.lines;
+      this.lastError = result.errors.length > 0 ? result.errors.join('; ') : undefined;
+      return result.more;
+    } catch (error) {
+      this.lastError = reasonOf(error);
+      return false;
+    }
+  }
+
+  /** Cuts what retention no longer keeps; returns how many lines went. */
+  retain(): number {
+    try {
+      return this.store.retain(this.retention, this.now());
+    } catch (error) {
+      this.lastError = reasonOf(error);
+      return 0;
+    }
+  }
+
+  /** Reads what is waiting, then stops the timers and closes the store. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.timer);
+    clearInterval(this.retainTimer);
+    for (let i = 0; i < 100 && this.pass(); i++);
+    this.store.close();
+  }
+
+  private sources(): LogSource[] {
+    const now = this.now();
+    return instanceLabels(this.db).map((i) => ({
+      file: join(this.home, 'logs', `${i.id}.log`),
+      service: i.service,
+      env: this.env,
+      release: i.version,
+      instance: i.id,
+      // Both providers keep an instance's stdout and stderr in one file, in the order written.
+      stream: 'output' as const,
+      ended: FINAL_INSTANCE_STATES.includes(i.state) && i.endedAt !== undefined && now - Date.parse(i.endedAt) > SETTLE_MS,
+    }));
+  }
+}

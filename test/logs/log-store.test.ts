@@ -1,0 +1,165 @@
+import assert from 'node:assert/strict';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { LogCollector, type LogSource } from '../../src/logs/collector.js';
+import { LogStore, type LogLine } from '../../src/logs/log-store.js';
+
+const dir = await mkdtemp(join(tmpdir(), 'imago-logs-'));
+after(() => rm(dir, { recursive: true, force: true }));
+let n = 0;
+const freshStore = () => new LogStore(join(dir, `logs-${++n}.db`));
+
+const line = (over: Partial<LogLine>): LogLine => ({ at: 1_000, service: 'web', env: 'default', release: 1, instance: 'web-r1-a', stream: 'output', text: 'hello', ...over });
+
+describe('log store', () => {
+  it('answers by service, release, instance, time, a fixed string and a tail, oldest first', () => {
+    const store = freshStore();
+    store.append([
+      line({ at: 1_000, text: 'GET / 200' }),
+      line({ at: 2_000, text: 'GET /a 500', instance: 'web-r1-b' }),
+      line({ at: 3_000, text: 'GET /b 200', release: 2, instance: 'web-r2-c' }),
+      line({ at: 4_000, text: 'other service', service: 'api' }),
+      line({ at: 5_000, text: 'GET /c 500 (a.b)', release: 2, instance: 'web-r2-c' }),
+    ]);
+    const texts = (q: Parameters<LogStore['query']>[0]) => store.query(q).map((l) => l.text);
+    assert.deepEqual(texts({ service: 'web' }), ['GET / 200', 'GET /a 500', 'GET /b 200', 'GET /c 500 (a.b)']);
+    assert.deepEqual(texts({ service: 'web', release: 2 }), ['GET /b 200', 'GET /c 500 (a.b)']);
+    assert.deepEqual(texts({ service: 'web', instance: 'web-r1-b' }), ['GET /a 500']);
+    assert.deepEqual(texts({ service: 'web', since: 2_000, until: 3_000 }), ['GET /a 500', 'GET /b 200']);
+    assert.deepEqual(texts({ service: 'web', grep: '500' }), ['GET /a 500', 'GET /c 500 (a.b)']);
+    // A fixed string, not a pattern: the dot and brackets match themselves only.
+    assert.deepEqual(texts({ service: 'web', grep: '(a.b)' }), ['GET /c 500 (a.b)']);
+    assert.deepEqual(texts({ service: 'web', grep: 'a*b' }), []);
+    assert.deepEqual(texts({ service: 'web', tail: 2 }), ['GET /b 200', 'GET /c 500 (a.b)']);
+    const first = store.query({ service: 'web', limit: 1 })[0]!;
+    assert.deepEqual(texts({ service: 'web', afterId: first.id, grep: '200' }), ['GET /b 200']);
+    assert.equal(store.query({ service: 'api' })[0]!.release, 1);
+    store.close();
+  });
+
+  it('retention by age removes the lines older than the age, oldest first, and counts their bytes out', () => {
+    const store = freshStore();
+    store.append(Array.from({ length: 12_000 }, (_, i) => line({ at: i, text: `line ${i}` })));
+    const before = store.bytes();
+    const removed = store.retain({ maxAgeMs: 2_000, maxBytes: Number.MAX_SAFE_INTEGER }, 12_000);
+    assert.equal(removed, 10_000);
+    const left = store.query({ service: 'web', limit: 100_000 });
+    assert.equal(left.length, 2_000);
+    assert.equal(left[0]!.text, 'line 10000');
+    assert.ok(store.bytes() < before / 5, `bytes ${store.bytes()} of ${before}`);
+    store.close();
+  });
+
+  it('retention by size removes the oldest lines until the rest fit', () => {
+    const store = freshStore();
+    store.append(Array.from({ length: 20_000 }, (_, i) => line({ at: 0, text: `${String(i).padStart(6, '0')} ${'x'.repeat(100)}` })));
+    const budget = Math.floor(store.bytes() / 4);
+    store.retain({ maxAgeMs: Number.MAX_SAFE_INTEGER, maxBytes: budget }, 0);
+    assert.ok(store.bytes() <= budget, `${store.bytes()} bytes kept, budget ${budget}`);
+    const left = store.query({ service: 'web', limit: 100_000 });
+    assert.ok(left.length >= 4_900 && left.length <= 5_000, `${left.length} lines left`);
+    // The newest survive, in order, with no gap.
+    assert.equal(left.at(-1)!.text.slice(0, 6), '019999');
+    assert.equal(Number(left[0]!.text.slice(0, 6)), 20_000 - left.length);
+    store.close();
+  });
+});
+
+describe('log collector', () => {
+  const source = (file: string, over: Partial<LogSource> = {}): LogSource => ({ file, service: 'web', env: 'default', release: 3, instance: 'web-r3-x', stream: 'output', ended: false, ...over });
+
+  it('reads on from where it stopped, across a new store object and collector: nothing lost, nothing twice', () => {
+    const file = join(dir, 'a.log');
+    const dbFile = join(dir, 'restart.db');
+    writeFileSync(file, 'one\ntwo\nthr');
+    let store = new LogStore(dbFile);
+    assert.equal(new LogCollector(store).collect([source(file)]).lines, 2);
+    store.close();
+    // The "control plane" starts again; the instance went on printing meanwhile.
+    appendFileSync(file, 'ee\nfour\n');
+    store = new LogStore(dbFile);
+    const collector = new LogCollector(store);
+    assert.equal(collector.collect([source(file)]).lines, 2);
+    assert.equal(collector.collect([source(file)]).lines, 0);
+    assert.deepEqual(store.query({ service: 'web' }).map((l) => [l.text, l.release, l.instance]), [
+      ['one', 3, 'web-r3-x'],
+      ['two', 3, 'web-r3-x'],
+      ['three', 3, 'web-r3-x'],
+      ['four', 3, 'web-r3-x'],
+    ]);
+    store.close();
+  });
+
+  it('stores the last line without a newline once the instance has ended, then never reads the file again', () => {
+    const file = join(dir, 'ended.log');
+    writeFileSync(file, 'a\nlast words');
+    const store = freshStore();
+    const collector = new LogCollector(store);
+    collector.collect([source(file)]);
+    assert.deepEqual(store.query({ service: 'web' }).map((l) => l.text), ['a']);
+    collector.collect([source(file, { ended: true })]);
+    assert.deepEqual(store.query({ service: 'web' }).map((l) => l.text), ['a', 'last words']);
+    assert.equal(collector.isDone(file), true);
+    store.close();
+  });
+
+  it('cuts a line past the length bound, and skips a backlog past its bound, counting every line it dropped', () => {
+    const file = join(dir, 'loud.log');
+    const lines = Array.from({ length: 1_000 }, (_, i) => `${String(i).padStart(4, '0')} ${'y'.repeat(95)}`);
+    writeFileSync(file, `${lines.join('\n')}\n${'z'.repeat(250)}\n`);
+    const store = freshStore();
+    // 10 KB of backlog kept of about 100 KB: the oldest 900-odd lines are dropped.
+    const collector = new LogCollector(store, { maxBacklogBytes: 10_000, maxLineBytes: 100, bytesPerPass: 1_000_000 });
+    collector.collect([source(file)]);
+    const kept = store.query({ service: 'web', limit: 10_000 });
+    const [drop] = store.drops('web');
+    assert.ok(drop, 'a drop is recorded');
+    assert.equal(drop.instance, 'web-r3-x');
+    // Every line is either stored whole or counted as dropped (the long one is stored in pieces).
+    const whole = kept.filter((l) => /^\d{4} /.test(l.text)).length;
+    assert.equal(whole + drop.lines, 1_000);
+    assert.ok(drop.lines > 850 && drop.lines < 1_000, `${drop.lines} dropped`);
+    assert.equal(kept.at(-1)!.text, 'z'.repeat(50));
+    assert.equal(kept.at(-2)!.text, 'z'.repeat(100));
+    assert.equal(kept.at(-3)!.text, 'z'.repeat(100));
+    assert.match(drop.reason, /waited to be collected/);
+    store.close();
+  });
+
+  it('reads at most its per-pass bound from one file and says more is waiting', () => {
+    const file = join(dir, 'big.log');
+    writeFileSync(file, 'x'.repeat(99) + '\n'.repeat(1) + `${'w'.repeat(99)}\n`.repeat(99));
+    const store = freshStore();
+    const collector = new LogCollector(store, { bytesPerPass: 1_000 });
+    const first = collector.collect([source(file)]);
+    assert.equal(first.lines, 10);
+    assert.equal(first.more, true);
+    let passes = 1;
+    while (collector.collect([source(file)]).more) passes++;
+    assert.equal(store.count(), 100);
+    assert.ok(passes >= 9, `${passes} passes`);
+    store.close();
+  });
+
+  it('bounds a whole pass, and the next pass starts with the file the last one did not reach', () => {
+    const loud = join(dir, 'loud-a.log');
+    const quiet = join(dir, 'quiet-b.log');
+    writeFileSync(loud, `${'a'.repeat(99)}\n`.repeat(50));
+    writeFileSync(quiet, 'b\n');
+    const store = freshStore();
+    const collector = new LogCollector(store, { bytesPerPass: 10_000, bytesPerPassTotal: 1_000 });
+    const sources = [source(loud, { instance: 'a' }), source(quiet, { instance: 'b' })];
+    const first = collector.collect(sources);
+    assert.equal(first.lines, 10);
+    assert.equal(first.more, true);
+    // The quiet one is read next, before the loud one goes on.
+    collector.collect(sources);
+    assert.equal(store.query({ service: 'web', instance: 'b' }).length, 1);
+    while (collector.collect(sources).more);
+    assert.equal(store.query({ service: 'web', instance: 'a', limit: 1_000 }).length, 50);
+    store.close();
+  });
+});
