@@ -18,15 +18,17 @@ export interface LogSource {
 export interface CollectorLimits {
   /** Unread output of one instance past this is skipped (counted as dropped), oldest first. Default 64 MiB. */
   maxBacklogBytes: number;
-  /** Bytes read per file per pass, so one loud instance never starves the others. Default 2 MiB. */
+  /** Bytes read per file per pass, so one loud instance never starves the others. Default 1 MiB. */
   bytesPerPass: number;
-  /** Bytes read in one pass over every file, so a pass never holds the event loop (and the API) long. Default 4 MiB. */
+  /** Bytes read in one pass over every file, so a pass never holds the event loop (and the API) long. Default 1 MiB (some 50 ms of inserts). */
   bytesPerPassTotal: number;
   /** A line longer than this is cut into lines of this length. Default 16 KiB. */
   maxLineBytes: number;
+  /** Bytes of a backlog past `maxBacklogBytes` counted and skipped per pass. Default 32 MiB. */
+  skipPerPass: number;
 }
 
-export const DEFAULT_COLLECTOR_LIMITS: CollectorLimits = { maxBacklogBytes: 64 * 1024 * 1024, bytesPerPass: 2 * 1024 * 1024, bytesPerPassTotal: 4 * 1024 * 1024, maxLineBytes: 16 * 1024 };
+export const DEFAULT_COLLECTOR_LIMITS: CollectorLimits = { maxBacklogBytes: 64 * 1024 * 1024, bytesPerPass: 1024 * 1024, bytesPerPassTotal: 1024 * 1024, maxLineBytes: 16 * 1024, skipPerPass: 32 * 1024 * 1024 };
 
 const NEWLINE = 0x0a;
 
@@ -115,11 +117,12 @@ export class LogCollector {
       }
       const now = this.now();
       if (size - offset > this.limits.maxBacklogBytes) {
-        // The newest part is kept, from the start of a line: everything before it goes, counted line by line.
-        const skipTo = nextLineStart(fd, size - this.limits.maxBacklogBytes, size);
+        // Too far behind: the oldest part is counted line by line and skipped, never stored,
+        // a bounded stretch per pass (the event loop is never held long), up to a line's start.
+        const skipTo = nextLineStart(fd, Math.min(size - this.limits.maxBacklogBytes, offset + this.limits.skipPerPass), size);
         const skipped = countLines(fd, offset, skipTo);
         this.store.recordDrop(source.service, source.instance, skipped, skipTo - offset, `more than ${sizeText(this.limits.maxBacklogBytes)} of output waited to be collected`, now);
-        offset = skipTo;
+        return { offset: skipTo, bytes: 0, more: skipTo < size, complete: false };
       }
       const length = Math.min(maxBytes, size - offset);
       const buffer = Buffer.allocUnsafe(length);
@@ -157,7 +160,7 @@ function countLines(fd: number, from: number, to: number): number {
   for (let at = from; at < to; ) {
     const n = readSync(fd, buffer, 0, Math.min(buffer.length, to - at), at);
     if (n <= 0) break;
-    for (let i = 0; i < n; i++) if (buffer[i] === NEWLINE) lines++;
+    for (let i = buffer.indexOf(NEWLINE, 0); i >= 0 && i < n; i = buffer.indexOf(NEWLINE, i + 1)) lines++;
     at += n;
   }
   return lines;

@@ -112,8 +112,11 @@ describe('log collector', () => {
     writeFileSync(file, `${lines.join('\n')}\n${'z'.repeat(250)}\n`);
     const store = freshStore();
     // 10 KB of backlog kept of about 100 KB: the oldest 900-odd lines are dropped.
-    const collector = new LogCollector(store, { maxBacklogBytes: 10_000, maxLineBytes: 100, bytesPerPass: 1_000_000 });
-    collector.collect([source(file)]);
+    const collector = new LogCollector(store, { maxBacklogBytes: 10_000, maxLineBytes: 100, bytesPerPass: 1_000_000, skipPerPass: 50_000 });
+    // A pass skips at most 50 KB: two passes skip, then the rest is stored.
+    let passes = 0;
+    while (collector.collect([source(file)]).more) passes++;
+    assert.equal(passes, 2);
     const kept = store.query({ service: 'web', limit: 10_000 });
     const [drop] = store.drops('web');
     assert.ok(drop, 'a drop is recorded');
@@ -161,5 +164,29 @@ describe('log collector', () => {
     while (collector.collect(sources).more);
     assert.equal(store.query({ service: 'web', instance: 'a', limit: 1_000 }).length, 50);
     store.close();
+  });
+});
+
+describe('logs query parameters', () => {
+  it('reads each filter from the URL, and names a bad number and what was expected', async () => {
+    const { logQueryOf } = await import('../../src/server/api.js');
+    const q = logQueryOf('web', new URLSearchParams('release=2&instance=web-r2-a&since=10&until=20&grep=ERR&tail=5&after=7&limit=9'));
+    assert.deepEqual(q, { service: 'web', release: 2, instance: 'web-r2-a', since: 10, until: 20, grep: 'ERR', tail: 5, afterId: 7, limit: 9 });
+    assert.deepEqual(logQueryOf('web', new URLSearchParams('')), { service: 'web', release: undefined, instance: undefined, since: undefined, until: undefined, grep: undefined, tail: undefined, afterId: undefined, limit: undefined });
+    assert.throws(() => logQueryOf('web', new URLSearchParams('tail=-1')), /logs: 'tail' must be a whole number from 0 to 1000000, got '-1'/);
+    assert.throws(() => logQueryOf('web', new URLSearchParams('release=0')), /'release' must be a whole number from 1/);
+    assert.throws(() => logQueryOf('web', new URLSearchParams('since=1h')), /'since' must be a whole number from 0 .* got '1h'/);
+  });
+});
+
+describe('imago logs times', () => {
+  it('takes a duration back from now or a date and time, and names what it expected otherwise', async () => {
+    const { parseLogTime } = await import('../../src/cli/commands/logs.js');
+    const now = Date.parse('2026-12-01T12:00:00Z');
+    assert.equal(parseLogTime('--since', '1h', now), now - 3600_000);
+    assert.equal(parseLogTime('--since', '2d', now), now - 2 * 86_400_000);
+    assert.equal(parseLogTime('--until', '2026-12-01T11:00:00Z', now), Date.parse('2026-12-01T11:00:00Z'));
+    assert.equal(parseLogTime('--until', '2026-12-01 11:00Z', now), Date.parse('2026-12-01T11:00Z'));
+    assert.throws(() => parseLogTime('--since', 'yesterday', now), /--since: expected a duration back from now .* got 'yesterday'/);
   });
 });
