@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { hostname, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { HttpError, ImagoError } from '../errors.js';
 import { tokenPath } from '../server/token.js';
@@ -33,7 +34,7 @@ export class ApiClient {
     try {
       res = await fetch(`${this.base}${path}`, {
         method,
-        headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json', 'x-imago-actor': process.env.USER ?? 'cli' },
+        headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json', 'x-imago-actor': cliActor() },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
     } catch (error) {
@@ -43,4 +44,16 @@ export class ApiClient {
     if (!res.ok) throw new HttpError(res.status, payload.error ?? `the server answered ${res.status}`);
     return payload;
   }
+}
+
+/** Who asks: the OS user and host of this CLI (`alice@build-01`), in the characters the server accepts. */
+export function cliActor(): string {
+  let user = process.env.USER ?? 'cli';
+  try {
+    user = userInfo().username;
+  } catch {
+    // no passwd entry for this uid: the environment's word for it
+  }
+  const clean = (text: string) => text.replace(/[^\w.-]/g, '_');
+  return `${clean(user)}@${clean(hostname())}`.slice(0, 64);
 }

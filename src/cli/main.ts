@@ -4,6 +4,7 @@ import { IMAGO_VERSION } from '../version.js';
 import { registerBake } from './commands/bake.js';
 import { registerDeploy } from './commands/deploy.js';
 import { registerImages } from './commands/images.js';
+import { registerLedger } from './commands/ledger.js';
 import { registerLogs } from './commands/logs.js';
 import { registerServer } from './commands/server.js';
 
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerServer(program);
   registerDeploy(program);
   registerLogs(program);
+  registerLedger(program);
   return program;
 }
 

@@ -63,10 +63,15 @@ export function appendEvent(db: Db, event: NewEvent, now: Date = new Date()): Le
     .immediate();
 }
 
-/** Lists events oldest first: all, one service's, those after `sinceSeq`, at most `limit`. */
-export function listEvents(db: Db, filter: { service?: string; releaseId?: number; sinceSeq?: number; limit?: number } = {}): LedgerEvent[] {
+/** Lists events oldest first: all, one service's, those after `sinceSeq`, those at or after `since` (a Date), at most `limit`. */
+export function listEvents(db: Db, filter: { service?: string; releaseId?: number; sinceSeq?: number; since?: Date; limit?: number } = {}): LedgerEvent[] {
   const where: string[] = ['seq > @sinceSeq'];
   const params: Record<string, unknown> = { sinceSeq: filter.sinceSeq ?? 0, limit: filter.limit ?? -1 };
+  if (filter.since !== undefined) {
+    // Every time is written by toISOString (UTC, fixed width): text order is time order.
+    where.push('at >= @since');
+    params.since = filter.since.toISOString();
+  }
   if (filter.service !== undefined) {
     where.push('service = @service');
     params.service = filter.service;
@@ -139,4 +144,9 @@ function toEvent(row: EventRow): LedgerEvent {
 
 function short(hash: string): string {
   return hash.slice(0, 12);
+}
+
+/** The seq of the newest event (0 when the ledger is empty). */
+export function lastEventSeq(db: Db): number {
+  return (db.prepare('SELECT max(seq) AS seq FROM events').get() as { seq: number | null }).seq ?? 0;
 }
