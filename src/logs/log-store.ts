@@ -62,6 +62,8 @@ export const DEFAULT_LOG_LIMIT = 10_000;
 
 /** The bytes a stored line is counted as: its text and what the row holds besides. */
 const ROW_OVERHEAD = 64;
+/** The totals row that counts a service's stored lines: `lines:<service>`. */
+const LINES_PREFIX = 'lines:';
 /** Rows removed per statement when retention cuts (so a big cut never holds the database long). */
 const CUT_CHUNK = 5_000;
 
@@ -135,13 +137,17 @@ export class LogStore {
     this.insert = this.db.prepare('INSERT INTO lines (at, service, env, release, instance, stream, text) VALUES (?, ?, ?, ?, ?, ?, ?)');
     const position = this.db.prepare('INSERT INTO sources (file, instance, offset) VALUES (?, ?, ?) ON CONFLICT(file) DO UPDATE SET offset = excluded.offset');
     const addBytes = this.db.prepare("INSERT INTO totals (name, value) VALUES ('bytes', ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value");
+    const addLines = this.db.prepare('INSERT INTO totals (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value');
     this.appendMany = this.db.transaction((lines: LogLine[], positions: Array<{ file: string; instance: string; offset: number }>) => {
       let bytes = 0;
+      const perService = new Map<string, number>();
       for (const l of lines) {
         this.insert.run(l.at, l.service, l.env, l.release ?? null, l.instance, l.stream, l.text);
         bytes += Buffer.byteLength(l.text) + ROW_OVERHEAD;
+        perService.set(l.service, (perService.get(l.service) ?? 0) + 1);
       }
       if (bytes > 0) addBytes.run(bytes);
+      for (const [service, n] of perService) addLines.run(`${LINES_PREFIX}${service}`, n);
       for (const p of positions) position.run(p.file, p.instance, p.offset);
     });
   }
@@ -208,6 +214,12 @@ export class LogStore {
   /** The bytes the stored lines count as (their text, and a row's overhead each). */
   bytes(): number {
     return (this.db.prepare("SELECT value FROM totals WHERE name = 'bytes'").get() as { value: number } | undefined)?.value ?? 0;
+  }
+
+  /** Lines ever stored per service (retention does not take them back: a counter). */
+  linesStored(): Array<{ service: string; lines: number }> {
+    const rows = this.db.prepare("SELECT name, value FROM totals WHERE name LIKE 'lines:%' ORDER BY name").all() as Array<{ name: string; value: number }>;
+    return rows.map((r) => ({ service: r.name.slice(LINES_PREFIX.length), lines: r.value }));
   }
 
   /** How many lines are stored. */

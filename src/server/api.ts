@@ -36,6 +36,13 @@ export function createApi(plane: ControlPlane, token: string): Server {
         const url = new URL(req.url ?? '/', 'http://imago');
         if (req.method === 'GET' && url.pathname === '/v1/ping') return send(res, 200, { ok: true, version: IMAGO_VERSION });
         if (!authorized(req.headers.authorization, token)) throw new HttpError(401, 'missing or wrong API token: send Authorization: Bearer <token from the state folder>');
+        // Prometheus' text format, not JSON (a scrape sends the token as any client does).
+        if (req.method === 'GET' && url.pathname === '/metrics') {
+          const metrics = await plane.metrics();
+          res.writeHead(200, { 'content-type': metrics.contentType });
+          res.end(metrics.text);
+          return;
+        }
         const match = routes.find(([method, pattern]) => method === req.method && pattern.test(url.pathname));
         if (!match) throw new HttpError(404, `no route ${req.method} ${url.pathname}`);
         const params = match[1].exec(url.pathname)!.slice(1);

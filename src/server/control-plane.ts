@@ -26,6 +26,8 @@ import { ensureService, getService, listServices } from '../state/services.js';
 import type { DriftFinding, Release } from '../state/types.js';
 import type { ImageStore } from '../store/image-store.js';
 import { LogCollection, type LogCollectionOptions } from '../logs/log-collection.js';
+import { stateCounts } from '../state/counts.js';
+import { renderMetrics, type MetricsInput } from './metrics.js';
 import { DEFAULT_LOG_LIMIT, type LogDrops, type LogQuery, type StoredLogLine } from '../logs/log-store.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { alive } from '../util/pids.js';
@@ -180,6 +182,26 @@ export class ControlPlane {
     const cut = query.tail === undefined && lines.length >= (query.limit ?? DEFAULT_LOG_LIMIT);
     const lastId = cut ? lines.at(-1)!.id : Math.max(this.logs.store.lastId(), query.afterId ?? 0);
     return { lines, lastId, drops: this.logs.store.drops(query.service) };
+  }
+
+  /** One scrape of `/metrics`: counts from the state database and the log store, and each router's. */
+  async metrics(): Promise<{ contentType: string; text: string }> {
+    const db = this.store.db;
+    const routers: MetricsInput['routers'] = [];
+    for (const [service, loop] of this.loops) {
+      // A router that does not answer is left out of this scrape (its counts come back with it).
+      const stats = await loop.ctx.router.stats().then(summariseStats, () => undefined);
+      if (!stats) continue;
+      const releases = Object.fromEntries(Object.entries(stats.releases).map(([id, t]) => [id === 'none' ? id : String(getRelease(db, Number(id))?.version ?? id), t]));
+      routers.push({ service, kind: loop.ctx.router.kind.split(' ')[0]!, requests: stats.requests, failed: stats.failed, retried: stats.retried, releases });
+    }
+    const drops = new Map<string, number>();
+    for (const d of this.logs?.store.drops() ?? []) drops.set(d.service, (drops.get(d.service) ?? 0) + d.lines);
+    return renderMetrics({
+      state: stateCounts(db),
+      logs: { stored: this.logs?.store.linesStored() ?? [], dropped: [...drops].map(([service, lines]) => ({ service, lines })) },
+      routers,
+    });
   }
 
   /** Sets a service's replicas (no release, no rollout) and waits until that many are healthy. */
