@@ -8,8 +8,9 @@ export DEBIAN_FRONTEND=noninteractive
 # util-linux: nsenter (the guard's drift tests); systemd: systemd-analyze (the shipped unit file is checked);
 # haproxy: the default data plane (without it, imago runs its built-in router); openssl: the TLS tests' certificates;
 # redis-server, redis-tools: the TCP data plane's test (a Redis baked from the host, redis-benchmark through the router);
-# prometheus: the /metrics test scrapes imago with a real Prometheus and reads a value back through its query API
-packages=(bubblewrap busybox-static skopeo umoci docker.io git ca-certificates util-linux systemd haproxy openssl redis-server redis-tools prometheus "$@")
+# prometheus: the /metrics test scrapes imago with a real Prometheus and reads a value back through its query API;
+# rsyslog: the log forwarding test runs rsyslogd on a loopback port and checks every line arrives, across its restart
+packages=(bubblewrap busybox-static skopeo umoci docker.io git ca-certificates util-linux systemd haproxy openssl redis-server redis-tools prometheus rsyslog "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

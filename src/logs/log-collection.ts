@@ -4,6 +4,8 @@ import { FINAL_INSTANCE_STATES, instanceLabels } from '../state/instances.js';
 import type { Db } from '../store/db.js';
 import { LogCollector, type CollectorLimits, type LogSource } from './collector.js';
 import { LogStore, type LogRetention } from './log-store.js';
+import type { SyslogTarget } from './syslog.js';
+import { SyslogForwarder } from './syslog-forwarder.js';
 
 /** What a control plane's log collection keeps, and how often it looks. */
 export interface LogCollectionOptions {
@@ -14,6 +16,8 @@ export interface LogCollectionOptions {
   /** Between retention cuts (default 60 s). */
   retainEveryMs?: number;
   now?: () => number;
+  /** Forward every stored line to this syslog server (RFC 5424 over TCP or TLS). */
+  forward?: { target: SyslogTarget; ca?: string | undefined };
 }
 
 /** Seven days, one GiB: what the store keeps unless told otherwise. */
@@ -43,6 +47,8 @@ export class LogCollection {
   lastError: string | undefined;
   /** Lines stored since this collection started. */
   collected = 0;
+  /** The syslog forwarder, when one is configured. */
+  readonly forwarder: SyslogForwarder | undefined;
 
   constructor(
     private readonly home: string,
@@ -54,6 +60,7 @@ export class LogCollection {
     this.retention = { ...DEFAULT_RETENTION, ...options.retention };
     this.store = new LogStore(join(home, 'logs.db'));
     this.collector = new LogCollector(this.store, options.limits, this.now);
+    this.forwarder = options.forward ? new SyslogForwarder(this.store, options.forward.target, { ca: options.forward.ca }) : undefined;
   }
 
   /** Starts collecting on a timer (and cutting by retention). */
@@ -68,6 +75,7 @@ export class LogCollection {
     this.retainTimer = setInterval(() => this.retain(), this.options.retainEveryMs ?? 60_000);
     this.retainTimer.unref();
     this.retain();
+    this.forwarder?.start();
   }
 
   /** One pass over every instance's file; true when some file has more waiting than one pass reads. */
@@ -93,13 +101,14 @@ export class LogCollection {
     }
   }
 
-  /** Reads what is waiting, then stops the timers and closes the store. */
-  close(): void {
+  /** Reads what is waiting, ends the forwarder's connection, then stops the timers and closes the store. */
+  async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
     clearInterval(this.retainTimer);
     for (let i = 0; i < 100 && this.pass(); i++);
+    await this.forwarder?.close();
     this.store.close();
   }
 

@@ -16,7 +16,7 @@ export interface LogLine {
   text: string;
 }
 
-/** A stored line with its place in the store (ids grow in the order lines were stored). */
+/** A stored line with its place in the store (ids grow in the order lines were stored, and are never used twice). */
 export interface StoredLogLine extends LogLine {
   id: number;
 }
@@ -69,7 +69,7 @@ const CUT_CHUNK = 5_000;
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS lines (
-    id       INTEGER PRIMARY KEY,
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
     at       INTEGER NOT NULL,
     service  TEXT NOT NULL,
     env      TEXT NOT NULL,
@@ -204,6 +204,21 @@ export class LogStore {
     const rows = this.db.prepare(`SELECT * FROM lines WHERE ${where.join(' AND ')} ORDER BY id ${order} LIMIT ?`).all(...args, count) as Row[];
     if (query.tail !== undefined) rows.reverse();
     return rows.map(toLine);
+  }
+
+  /** Up to `limit` lines of every service stored after `id`, oldest first (what a forwarder sends next). */
+  after(id: number, limit: number): StoredLogLine[] {
+    return (this.db.prepare('SELECT * FROM lines WHERE id > ? ORDER BY id LIMIT ?').all(id, limit) as Row[]).map(toLine);
+  }
+
+  /** A named number kept in the store (a forwarder's position), 0 when never set. */
+  getTotal(name: string): number {
+    return (this.db.prepare('SELECT value FROM totals WHERE name = ?').get(name) as { value: number } | undefined)?.value ?? 0;
+  }
+
+  /** Sets a named number kept in the store. */
+  setTotal(name: string, value: number): void {
+    this.db.prepare('INSERT INTO totals (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value').run(name, value);
   }
 
   /** The id of the newest line stored (0 when none is). */

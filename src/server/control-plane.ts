@@ -200,6 +200,7 @@ export class ControlPlane {
     return renderMetrics({
       state: stateCounts(db),
       logs: { stored: this.logs?.store.linesStored() ?? [], dropped: [...drops].map(([service, lines]) => ({ service, lines })) },
+      forwarder: this.logs?.forwarder?.state,
       routers,
     });
   }
@@ -308,7 +309,7 @@ export class ControlPlane {
     this.loops.clear();
     await this.providers.close();
     // After the providers: the docker provider's followers have copied the engine's last lines.
-    this.logs?.close();
+    await this.logs?.close();
     this.logs = undefined;
     clearInterval(this.lockRenewal);
     try {

@@ -1,12 +1,15 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { TrafficSummary } from '../router/stats-summary.js';
 import type { StateCounts } from '../state/counts.js';
+import type { ForwarderState } from '../logs/syslog-forwarder.js';
 
 /** What one scrape of `/metrics` reports, gathered by the control plane. */
 export interface MetricsInput {
   state: StateCounts;
   /** Log lines stored and dropped, by service. */
   logs: { stored: Array<{ service: string; lines: number }>; dropped: Array<{ service: string; lines: number }> };
+  /** The syslog forwarder, when one is configured. */
+  forwarder?: ForwarderState | undefined;
   /** Each service's router: its totals, and per release (by version) what its instances served. */
   routers: Array<{
     service: string;
@@ -45,6 +48,14 @@ export async function renderMetrics(input: MetricsInput): Promise<{ contentType:
   for (const r of input.logs.stored) stored.inc({ service: r.service }, r.lines);
   const dropped = new Counter({ name: 'imago_log_dropped_lines_total', help: 'Lines of instance output not stored (a backlog past its bound), by service', labelNames: ['service'], ...on });
   for (const r of input.logs.dropped) dropped.inc({ service: r.service }, r.lines);
+  if (input.forwarder) {
+    const f = input.forwarder;
+    const target = { target: f.target };
+    new Gauge({ name: 'imago_syslog_connected', help: 'Whether the syslog forwarder is connected (1) or not (0)', labelNames: ['target'], ...on }).set(target, f.connected ? 1 : 0);
+    new Counter({ name: 'imago_syslog_forwarded_total', help: 'Log lines written to the syslog connection since the control plane started', labelNames: ['target'], ...on }).inc(target, f.sent);
+    new Counter({ name: 'imago_syslog_resent_total', help: 'Log lines sent again after a broken syslog connection', labelNames: ['target'], ...on }).inc(target, f.resent);
+    new Counter({ name: 'imago_syslog_dropped_total', help: 'Log lines retention removed before the forwarder sent them', labelNames: ['target'], ...on }).inc(target, f.dropped);
+  }
 
   const requests = new Counter({ name: 'imago_router_requests_total', help: "Requests (TCP: connections) the service's router took since it started", labelNames: ['service', 'data_plane'], ...on });
   const failed = new Counter({ name: 'imago_router_failed_total', help: "Requests the service's router failed (no instance, an instance that failed or timed out)", labelNames: ['service'], ...on });

@@ -89,3 +89,17 @@ for (const providerName of ['process', 'docker'] as const) {
     });
   });
 }
+
+describe('imago server --syslog', () => {
+  it('refuses a target that is not tcp:// or tls://, and a CA without TLS, before it starts', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'imago-syslog-flag-'));
+    after(() => rm(home, { recursive: true, force: true }));
+    const bad = await imago(['server', '--syslog', 'udp://127.0.0.1:514'], { home });
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--syslog: expected tcp:\/\/host:port or tls:\/\/host:port .* got 'udp:\/\/127\.0\.0\.1:514'/);
+    const ca = await imago(['server', '--syslog', 'tcp://127.0.0.1:514', '--syslog-ca', '/nonexistent.pem'], { home });
+    assert.equal(ca.code, 2);
+    assert.match(ca.stderr, /--syslog-ca: only with a tls:\/\/ --syslog target/);
+  });
+});
+

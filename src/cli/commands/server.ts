@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { parseByteSize } from '../../config/byte-size.js';
 import { parseDuration } from '../../config/duration.js';
 import { ConfigError } from '../../errors.js';
@@ -18,7 +18,9 @@ export function registerServer(program: Command): void {
     .option('--stop-routers', 'on exit, stop the routers too (by default they keep serving, and the next server adopts them)')
     .option('--logs-max-age <duration>', "how long the log store keeps instances' lines", '7d')
     .option('--logs-max-size <size>', "how much the log store keeps (the oldest lines go first)", '1GiB')
-    .action(async (opts: { listen: string; env: string; dataPlane: string; stopRouters?: boolean; logsMaxAge: string; logsMaxSize: string }, cmd: Command) => {
+    .option('--syslog <url>', "forward every instance's lines to a syslog server: tcp://host:port, or tls://host:port (RFC 5424, octet-counted)")
+    .option('--syslog-ca <file>', 'with tls://, the CA certificate (PEM) that signs the syslog server\'s (default: the system\'s CAs)')
+    .action(async (opts: { listen: string; env: string; dataPlane: string; stopRouters?: boolean; logsMaxAge: string; logsMaxSize: string; syslog?: string; syslogCa?: string }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const match = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):(\d{1,5})$/.exec(opts.listen);
       if (!match || Number(match[2]) > 65535) throw new ConfigError(`--listen: expected a loopback address like "127.0.0.1:7420", got "${opts.listen}"`);
@@ -29,6 +31,13 @@ export function registerServer(program: Command): void {
       if (typeof maxAgeMs !== 'number') throw new ConfigError(`--logs-max-age: ${maxAgeMs.error}`);
       const maxBytes = parseByteSize(opts.logsMaxSize);
       if (typeof maxBytes !== 'number') throw new ConfigError(`--logs-max-size: ${maxBytes.error}`);
+      const { parseSyslogTarget } = await import('../../logs/syslog.js');
+      const target = opts.syslog ? parseSyslogTarget(opts.syslog) : undefined;
+      if (target && 'error' in target) throw new ConfigError(`--syslog: ${target.error}`);
+      if (opts.syslogCa && !target?.tls) throw new ConfigError('--syslog-ca: only with a tls:// --syslog target');
+      const ca = opts.syslogCa ? await readFile(opts.syslogCa, 'utf8').catch((error: NodeJS.ErrnoException) => {
+        throw new ConfigError(`--syslog-ca: cannot read ${opts.syslogCa}: ${error.code ?? error.message}`);
+      }) : undefined;
       const [{ ImageStore }, { Providers }, { ControlPlane }, { createApi, listen }, { ensureToken }] = await Promise.all([
         import('../../store/image-store.js'),
         import('../../providers/registry.js'),
@@ -37,7 +46,7 @@ export function registerServer(program: Command): void {
         import('../../server/token.js'),
       ]);
       const store = await ImageStore.open(home);
-      const plane = new ControlPlane(store, Providers.forStore(store), { env: opts.env, dataPlane, logs: { retention: { maxAgeMs, maxBytes } } });
+      const plane = new ControlPlane(store, Providers.forStore(store), { env: opts.env, dataPlane, logs: { retention: { maxAgeMs, maxBytes }, ...(target ? { forward: { target, ca } } : {}) } });
       await plane.start();
       for (const [service, reason] of plane.unavailable) process.stderr.write(`warning: service '${service}' was not adopted: ${reason}\n`);
       const token = await ensureToken(home);

@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { LogStore, type LogLine } from '../../src/logs/log-store.js';
+import { formatSyslog, octetFrame, parseSyslogTarget } from '../../src/logs/syslog.js';
+import { SyslogForwarder } from '../../src/logs/syslog-forwarder.js';
+import { waitForExit } from '../../src/util/pids.js';
+import { freePort, waitFor } from '../support/net.js';
+
+describe('syslog messages', () => {
+  it('formats a line as RFC 5424 with imago structured data, octet-counted', () => {
+    const message = formatSyslog({ id: 42, at: Date.UTC(2026, 11, 1, 12, 0, 0, 5), service: 'web', env: 'pr"od]', release: 3, instance: 'web-r3-abc', stream: 'output', text: 'GET / 200 – ok' }, 'host 1');
+    assert.equal(message, '<134>1 2026-12-01T12:00:00.005Z host_1 web web-r3-abc - [imago@32473 env="pr\\"od\\]" release="3" id="42"] GET / 200 – ok');
+    assert.equal(octetFrame('é'), '2 é');
+  });
+
+  it('takes tcp:// and tls:// targets, and names what it expected otherwise', () => {
+    assert.deepEqual(parseSyslogTarget('tcp://127.0.0.1:514'), { tls: false, host: '127.0.0.1', port: 514, url: 'tcp://127.0.0.1:514' });
+    assert.deepEqual(parseSyslogTarget('tls://[::1]:6514'), { tls: true, host: '::1', port: 6514, url: 'tls://[::1]:6514' });
+    for (const bad of ['udp://h:514', 'tcp://h', 'tcp://h:0', 'h:514']) assert.match((parseSyslogTarget(bad) as { error: string }).error, /expected tcp:\/\/host:port or tls:\/\/host:port/);
+  });
+});
+
+describe('forwarding to rsyslog', () => {
+  const daemons: ChildProcess[] = [];
+  let dir = '';
+  after(async () => {
+    for (const d of daemons) if (d.pid && d.exitCode === null && d.signalCode === null) {
+      d.kill('SIGKILL');
+      await waitForExit(d.pid, 5_000);
+    }
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('delivers every line, in order, across a restart of rsyslog', async () => {
+    assert.equal(spawnSync('rsyslogd', ['-v']).status, 0, 'rsyslogd is installed (scripts/system-deps.sh installs it)');
+    dir = await mkdtemp(join(tmpdir(), 'imago-syslog-'));
+    const port = await freePort();
+    const out = join(dir, 'received.log');
+    const conf = join(dir, 'rsyslog.conf');
+    await writeFile(
+      conf,
+      [
+        `global(workDirectory="${dir}")`,
+        'module(load="imtcp")',
+        `input(type="imtcp" address="127.0.0.1" port="${port}")`,
+        'template(name="line" type="string" string="%app-name% %procid% %structured-data% %msg%\\n")',
+        `*.* action(type="omfile" file="${out}" template="line")`,
+        '',
+      ].join('\n'),
+    );
+    const listening = () => new Promise<boolean>((resolve) => {
+      const s = connect({ host: '127.0.0.1', port }, () => (s.destroy(), resolve(true)));
+      s.on('error', () => resolve(false));
+    });
+    const startRsyslog = async () => {
+      let said = '';
+      const d = spawn('rsyslogd', ['-n', '-f', conf, '-i', join(dir, 'rsyslogd.pid')], { stdio: ['ignore', 'pipe', 'pipe'] });
+      d.stdout!.on('data', (b: Buffer) => (said += b.toString()));
+      d.stderr!.on('data', (b: Buffer) => (said += b.toString()));
+      daemons.push(d);
+      await waitFor('rsyslogd listens', async () => (await listening()) || d.exitCode !== null, 10_000);
+      assert.equal(d.exitCode, null, `rsyslogd exited: ${said}`);
+      return d;
+    };
+    const store = new LogStore(join(dir, 'logs.db'));
+    let n = 0;
+    const append = (count: number) => {
+      const lines: LogLine[] = [];
+      for (let i = 0; i < count; i++) lines.push({ at: Date.now(), service: 'web', env: 'prod', release: 1, instance: 'web-r1-a', stream: 'output', text: `line ${++n}` });
+      store.append(lines);
+    };
+    const received = async () => {
+      const text = await readFile(out, 'utf8').catch(() => '');
+      return text.split('\n').filter(Boolean).map((l) => Number(/id="(\d+)"/.exec(l)?.[1]));
+    };
+    const firstSeen = (ids: number[]) => [...new Set(ids)];
+
+    let rsyslog = await startRsyslog();
+    append(500);
+    const forwarder = new SyslogForwarder(store, parseSyslogTarget(`tcp://127.0.0.1:${port}`) as never, { backoff: { minMs: 50, maxMs: 500 }, batch: 100 });
+    forwarder.start();
+    try {
+      await waitFor('the first 500 lines arrived', async () => firstSeen(await received()).length >= 500, 20_000);
+      const sample = (await readFile(out, 'utf8')).split('\n')[0]!;
+      assert.match(sample, /^web web-r1-a \[imago@32473 env="prod" release="1" id="1"\] ?line 1$/);
+
+      // Lines keep coming while rsyslog stops, stays down, and starts again.
+      const feeding = setInterval(() => append(20), 10);
+      try {
+        await waitFor('more lines in flight', () => n >= 800, 10_000);
+        rsyslog.kill('SIGTERM');
+        assert.ok(await waitForExit(rsyslog.pid!, 10_000), 'rsyslogd stopped');
+        await waitFor('the forwarder saw the connection go', () => !forwarder.state.connected, 10_000);
+        const downAt = n;
+        await waitFor('lines printed while rsyslog was down', () => n >= downAt + 300, 10_000);
+        rsyslog = await startRsyslog();
+      } finally {
+        clearInterval(feeding);
+      }
+      append(200);
+      const total = n;
+      await waitFor(`all ${total} lines arrived`, async () => firstSeen(await received()).length >= total, 30_000);
+      const ids = await received();
+      assert.deepEqual(firstSeen(ids), Array.from({ length: total }, (_, i) => i + 1), 'every line, in order');
+      // Only the lines of the resend window can come twice.
+      assert.ok(ids.length - total <= forwarder.state.resent, `${ids.length - total} repeats, ${forwarder.state.resent} resent`);
+      assert.equal(forwarder.state.dropped, 0);
+    } finally {
+      await forwarder.close();
+      store.close();
+    }
+  });
+});
