@@ -1,6 +1,5 @@
 import { constants } from 'node:os';
 import type { Observed, ObservedInstance, PendingFailure } from '../core/fleet.js';
-import { ProviderError } from '../errors.js';
 import { Label, type Provider, type ProviderInstance } from '../providers/provider.js';
 import type { RouterControl } from '../router/router-control.js';
 import { awaitingReplacement, FINAL_INSTANCE_STATES, getInstance, lastFailure, listInstances, LIVE_INSTANCE_STATES } from '../state/instances.js';
@@ -8,6 +7,7 @@ import type { InstanceRow } from '../state/types.js';
 import type { Db } from '../store/db.js';
 import type { Executor } from './executor.js';
 import type { HealthWatchers } from './health-watchers.js';
+import { withDeadline } from '../util/deadline.js';
 
 /** What one look at a service found: reconcile's input, and the provider's view of each instance. */
 export interface Observation {
@@ -115,18 +115,6 @@ export async function observe(ctx: ObserveContext, desiredRelease: number | unde
 
 /** How long a provider may take to list a service's instances. */
 const LIST_TIMEOUT_MS = 30_000;
-
-/** `work`, or an error naming `what` when it takes longer than `ms` (the work itself goes on). */
-function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new ProviderError(`${what} within ${Math.round(ms / 1000)}s`)), ms);
-    timer.unref();
-    work.then(
-      (value) => (clearTimeout(timer), resolve(value)),
-      (error: unknown) => (clearTimeout(timer), reject(error)),
-    );
-  });
-}
 
 /** A failed instance as reconcile sees it: its reason with its last output lines, once known. */
 function toFailure(row: InstanceRow): PendingFailure {

@@ -58,6 +58,12 @@ export interface ProviderInstance {
   foreign?: boolean;
 }
 
+/** What an instance uses: CPU time since it started, and memory now. */
+export interface InstanceUsage {
+  cpuSeconds: number;
+  memoryBytes: number;
+}
+
 /** Something a provider saw happen to an instance, soon after it happened. */
 export interface ProviderEvent {
   id: string;
@@ -89,6 +95,11 @@ export interface Provider {
    * control loop's timer finds the same a little later). Returns the function that stops it.
    */
   watch?(listener: (event: ProviderEvent) => void): () => void;
+  /**
+   * The CPU and memory of running instances among `ids` (optional; those it cannot read are
+   * left out): for `/metrics`.
+   */
+  usage?(ids: string[]): Promise<Map<string, InstanceUsage>>;
   /** Lets go of what this object holds (log streams, connections); instances keep running. */
   close(): Promise<void>;
 }

@@ -30,6 +30,7 @@ import { stateCounts } from '../state/counts.js';
 import { renderMetrics, type MetricsInput } from './metrics.js';
 import { DEFAULT_LOG_LIMIT, type LogDrops, type LogQuery, type StoredLogLine } from '../logs/log-store.js';
 import { systemClock, type Clock } from '../util/clock.js';
+import { withDeadline } from '../util/deadline.js';
 import { alive } from '../util/pids.js';
 
 /** How a control plane is put together (tests swap the clock, the probes, the ports and the router). */
@@ -60,6 +61,9 @@ export interface DrillResult {
   failedRequests: number;
   retriedRequests: number;
 }
+
+/** How long a scrape waits for a provider's CPU and memory readings. */
+const USAGE_DEADLINE_MS = 3_000;
 
 /** The one control plane of a state folder: its lock's name. */
 const PLANE_LOCK = 'control-plane';
@@ -195,12 +199,25 @@ export class ControlPlane {
       const releases = Object.fromEntries(Object.entries(stats.releases).map(([id, t]) => [id === 'none' ? id : String(getRelease(db, Number(id))?.version ?? id), t]));
       routers.push({ service, kind: loop.ctx.router.kind.split(' ')[0]!, requests: stats.requests, failed: stats.failed, retried: stats.retried, releases });
     }
+    const usage: NonNullable<MetricsInput['usage']> = [];
+    for (const [service, loop] of this.loops) {
+      const running = loop.snapshot().instances.filter((i) => i.state === 'running');
+      const provider = loop.ctx.provider;
+      if (!provider.usage || running.length === 0) continue;
+      // An engine slow to answer costs this scrape its usage, never the scrape.
+      const read = await withDeadline(provider.usage(running.map((i) => i.id)), USAGE_DEADLINE_MS, `the ${provider.name} provider did not read CPU and memory`).catch(() => undefined);
+      for (const i of running) {
+        const u = read?.get(i.id);
+        if (u) usage.push({ service, instance: i.id, release: String(i.release === undefined ? '-' : (getRelease(db, i.release)?.version ?? i.release)), ...u });
+      }
+    }
     const drops = new Map<string, number>();
     for (const d of this.logs?.store.drops() ?? []) drops.set(d.service, (drops.get(d.service) ?? 0) + d.lines);
     return renderMetrics({
       state: stateCounts(db),
       logs: { stored: this.logs?.store.linesStored() ?? [], dropped: [...drops].map(([service, lines]) => ({ service, lines })) },
       forwarder: this.logs?.forwarder?.state,
+      usage,
       routers,
     });
   }

@@ -10,6 +10,8 @@ export interface MetricsInput {
   logs: { stored: Array<{ service: string; lines: number }>; dropped: Array<{ service: string; lines: number }> };
   /** The syslog forwarder, when one is configured. */
   forwarder?: ForwarderState | undefined;
+  /** CPU and memory of each running instance, as its provider reads them. */
+  usage?: Array<{ service: string; instance: string; release: string; cpuSeconds: number; memoryBytes: number }>;
   /** Each service's router: its totals, and per release (by version) what its instances served. */
   routers: Array<{
     service: string;
@@ -48,6 +50,13 @@ export async function renderMetrics(input: MetricsInput): Promise<{ contentType:
   for (const r of input.logs.stored) stored.inc({ service: r.service }, r.lines);
   const dropped = new Counter({ name: 'imago_log_dropped_lines_total', help: 'Lines of instance output not stored (a backlog past its bound), by service', labelNames: ['service'], ...on });
   for (const r of input.logs.dropped) dropped.inc({ service: r.service }, r.lines);
+  const cpu = new Counter({ name: 'imago_instance_cpu_seconds_total', help: 'CPU time an instance used since it started (process: its cgroup; docker: the engine)', labelNames: ['service', 'instance', 'release'], ...on });
+  const memory = new Gauge({ name: 'imago_instance_memory_bytes', help: 'Memory an instance uses now, page cache it could give back left out', labelNames: ['service', 'instance', 'release'], ...on });
+  for (const u of input.usage ?? []) {
+    const labels = { service: u.service, instance: u.instance, release: u.release };
+    cpu.inc(labels, u.cpuSeconds);
+    memory.set(labels, u.memoryBytes);
+  }
   if (input.forwarder) {
     const f = input.forwarder;
     const target = { target: f.target };

@@ -43,6 +43,13 @@ describe('/metrics', () => {
     assert.match(text, /^imago_instances\{service="web",state="serving"\} 2$/m);
     assert.match(text, /^imago_deploys_total\{service="web",outcome="succeeded"\} 1$/m);
     assert.match(text, /^imago_deploy_duration_seconds_count\{service="web",outcome="succeeded"\} 1$/m);
+    // Each running instance's CPU and memory, from its cgroup (a node process: some MB, some CPU time).
+    const memory = [...text.matchAll(/^imago_instance_memory_bytes\{service="web",instance="web-r1-\w+",release="1"\} (\d+)$/gm)].map((m) => Number(m[1]));
+    assert.equal(memory.length, 2, text);
+    for (const m of memory) assert.ok(m > 5_000_000 && m < 2_000_000_000, `memory ${m}`);
+    const cpu = [...text.matchAll(/^imago_instance_cpu_seconds_total\{service="web",instance="web-r1-\w+",release="1"\} ([\d.e-]+)$/gm)].map((m) => Number(m[1]));
+    assert.equal(cpu.length, 2);
+    for (const c of cpu) assert.ok(c > 0, `cpu ${c}`);
     await waitFor('the router counted the 20 requests', async () => {
       const t = await (await fetch(`http://127.0.0.1:${api}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
       const m = /^imago_router_requests_total\{service="web",data_plane="(?:haproxy|built-in)"\} (\d+)$/m.exec(t);

@@ -16,5 +16,9 @@ runProviderSuite('fake', {
       reason: 'the fake runs no sandbox: it models the contract (lifecycle, labels, volumes, exits), not isolation, which the real providers test',
       tests: ['runs as the image user, alone in its pid namespace', 'cannot write to its root filesystem, can write to a private /tmp'],
     },
+    {
+      reason: 'the fake runs no process of its own: it has no CPU or memory to read (usage is optional in the Provider contract)',
+      tests: ['reads the CPU and memory of a running instance, and none of one that is gone'],
+    },
   ],
 });

@@ -161,6 +161,19 @@ export function runProviderSuite(name: string, options: SuiteOptions): void {
       assert.equal(await provider.inspect(instance.id), undefined);
     });
 
+    test('reads the CPU and memory of a running instance, and none of one that is gone', async () => {
+      assert.ok(provider.usage, 'the provider reads usage');
+      const instance = await start();
+      // Some work for the CPU counter to count.
+      for (let i = 0; i < 50; i++) await getJson(`http://127.0.0.1:${instance.address.port}/`);
+      const usage = (await provider.usage([instance.id, 'suite-r1-nosuchinstance'])).get(instance.id);
+      assert.ok(usage, 'a running instance has a reading');
+      assert.ok(usage.memoryBytes > 1_000_000 && usage.memoryBytes < 4_000_000_000, `memory ${usage.memoryBytes}`);
+      assert.ok(usage.cpuSeconds > 0 && usage.cpuSeconds < 3600, `cpu ${usage.cpuSeconds}`);
+      await provider.destroy(instance.id, { graceMs: 0 });
+      assert.equal((await provider.usage([instance.id])).size, 0);
+    });
+
     test('lists by label, and a new provider object (a restart) finds the running instances', async () => {
       const instance = await start({ labels: { 'imago.service': 'suite', 'imago.release': '7', 'imago.digest': digest } });
       const listed = await provider.list({ 'imago.release': '7' });

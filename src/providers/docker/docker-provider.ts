@@ -5,7 +5,7 @@ import { DEFAULTS } from '../../config/normalise.js';
 import { ProviderError } from '../../errors.js';
 import { isDigest, type Digest } from '../../oci/digest.js';
 import type { ImageStore } from '../../store/image-store.js';
-import { Label, type InstanceSpec, type Provider, type ProviderEvent, type ProviderInstance } from '../provider.js';
+import { Label, type InstanceSpec, type InstanceUsage, type Provider, type ProviderEvent, type ProviderInstance } from '../provider.js';
 import { RootfsCache } from '../process/rootfs-cache.js';
 import { resolveUser } from '../process/users.js';
 import { containerCreateOptions, DockerLabel, NETWORK, volumeName } from './container-config.js';
@@ -254,6 +254,30 @@ export class DockerProvider implements Provider {
     const container = this.docker.getContainer(info.Id);
     await this.signal(container, 'SIGKILL');
     if (!(await this.stopped(container, KILL_WAIT_MS))) throw new ProviderError(`failed to kill instance '${id}': its container survived SIGKILL for ${KILL_WAIT_MS / 1000}s`);
+  }
+
+  /**
+   * The CPU and memory of each running instance among `ids`, from the engine's one-shot stats:
+   * CPU time in use since the container started, and memory as `docker stats` counts it (its
+   * usage less the inactive page cache).
+   */
+  async usage(ids: string[]): Promise<Map<string, InstanceUsage>> {
+    const out = new Map<string, InstanceUsage>();
+    await Promise.all(
+      ids.map(async (id) => {
+        const info = await this.inspectRaw(id).catch(() => undefined);
+        if (!info?.State.Running) return;
+        const stats = (await this.docker
+          .getContainer(info.Id)
+          .stats({ stream: false, 'one-shot': true })
+          .catch(() => undefined)) as { cpu_stats?: { cpu_usage?: { total_usage?: number } }; memory_stats?: { usage?: number; stats?: Record<string, number | undefined> } } | undefined;
+        const usage = stats?.memory_stats?.usage;
+        if (usage === undefined) return;
+        const cache = stats?.memory_stats?.stats?.inactive_file ?? stats?.memory_stats?.stats?.total_inactive_file ?? 0;
+        out.set(id, { cpuSeconds: (stats?.cpu_stats?.cpu_usage?.total_usage ?? 0) / 1e9, memoryBytes: Math.max(0, usage - cache) });
+      }),
+    );
+    return out;
   }
 
   /** Tells `listener` of exits and outside changes as the engine's event stream reports them. */

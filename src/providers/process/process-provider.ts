@@ -11,11 +11,12 @@ import { isDigest, type Digest } from '../../oci/digest.js';
 import { existingDirInRoot, resolveInRoot } from '../../oci/safe-path.js';
 import type { ImageConfig } from '../../oci/types.js';
 import type { ImageStore } from '../../store/image-store.js';
-import type { InstanceSpec, Provider, ProviderEvent, ProviderInstance } from '../provider.js';
+import type { InstanceSpec, InstanceUsage, Provider, ProviderEvent, ProviderInstance } from '../provider.js';
 import { instanceCgroup, JOIN_CGROUPS_SCRIPT, removeCgroup } from './cgroup.js';
 import { DEFAULT_DRIFT_SCHEDULE, DriftScanner, type DriftSchedule } from './drift-scanner.js';
 import { isRunning, processGroupOf, processStartTime, signal } from './proc.js';
 import { RootfsCache } from './rootfs-cache.js';
+import { instanceUsage } from './usage.js';
 import { resolveUser } from './users.js';
 
 /** What the provider remembers of an instance, in `<home>/instances/<id>.json`. */
@@ -273,6 +274,18 @@ export class ProcessProvider implements Provider {
     for (const name of names.filter((n) => n.endsWith('.json') && !n.startsWith('.')).sort()) {
       const record = await this.read(name.slice(0, -'.json'.length));
       if (record) out.push(record);
+    }
+    return out;
+  }
+
+  /** The CPU and memory of each running instance among `ids`, from its cgroups (see instanceUsage). */
+  async usage(ids: string[]): Promise<Map<string, InstanceUsage>> {
+    const out = new Map<string, InstanceUsage>();
+    for (const id of ids) {
+      const record = await this.read(id);
+      if (!record || !isRunning(record.pid, record.startTime)) continue;
+      const usage = await instanceUsage(record.cgroups ?? [], record.appPid);
+      if (usage) out.set(id, usage);
     }
     return out;
   }
