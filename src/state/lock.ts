@@ -2,6 +2,7 @@ import { ConfigError } from '../errors.js';
 import { describeValue } from '../config/describe-value.js';
 import type { Db } from '../store/db.js';
 import { checkText } from './check.js';
+import { appendEvent } from './ledger.js';
 import { LockError } from './errors.js';
 import type { Lock } from './types.js';
 
@@ -27,6 +28,8 @@ export function acquireLock(db: Db, name: string, owner: string, ttlMs: number, 
         owner,
         lock.expiresAt,
       );
+      // Taken (not renewed by its holder): in the ledger, with whose lease ran out, if any.
+      if (!(row && row.owner === owner && row.expires_at > now)) lockEvent(db, 'lock.acquired', name, owner, now, row ? { from: row.owner, expired: true } : {});
       return lock;
     })
     .immediate();
@@ -56,6 +59,7 @@ export function releaseLock(db: Db, name: string, owner: string, now: number = D
       if (!row) return false;
       if (row.owner !== owner) throw heldBy(row, now, `failed to release lock '${name}' for '${owner}': `);
       db.prepare(`DELETE FROM locks WHERE name = ?`).run(name);
+      lockEvent(db, 'lock.released', name, owner, now);
       return true;
     })
     .immediate();
@@ -70,10 +74,22 @@ export function breakLock(db: Db, name: string): string | undefined {
   return db
     .transaction((): string | undefined => {
       const row = readRow(db, name);
-      if (row) db.prepare(`DELETE FROM locks WHERE name = ?`).run(name);
+      if (row) {
+        db.prepare(`DELETE FROM locks WHERE name = ?`).run(name);
+        lockEvent(db, 'lock.broken', name, 'imago', Date.now(), { from: row.owner });
+      }
       return row?.owner;
     })
     .immediate();
+}
+
+/**
+ * A lock's event in the ledger: the actor is the owner's first part (the deploy's actor, or
+ * `imago-server` for the control plane's own lock), the service that of a `service:<name>` lock.
+ */
+function lockEvent(db: Db, kind: string, name: string, owner: string, now: number, extra: Record<string, unknown> = {}): void {
+  const service = /^service:(.+)$/.exec(name)?.[1];
+  appendEvent(db, { actor: owner.split(':')[0] || owner, kind, ...(service ? { service } : {}), data: { lock: name, owner, ...extra } }, new Date(now));
 }
 
 /** Who holds the lock `name` now, or undefined when it is free or its lease ran out. */

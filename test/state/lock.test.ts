@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError } from '../../src/errors.js';
 import { LockError } from '../../src/state/errors.js';
-import { acquireLock, readLock, releaseLock, renewLock } from '../../src/state/lock.js';
+import { listEvents } from '../../src/state/ledger.js';
+import { acquireLock, breakLock, readLock, releaseLock, renewLock } from '../../src/state/lock.js';
 import { dbFactory } from '../support/fresh-db.js';
 
 const { freshDb, reopen } = await dbFactory('imago-state-lock-');
@@ -10,6 +11,25 @@ const T0 = Date.parse('2030-01-01T00:00:00Z');
 const lockError = (pattern: RegExp) => (e: unknown) => e instanceof LockError && pattern.test(e.message);
 
 describe('locks', () => {
+  it('is in the ledger when taken, taken over from a lapsed holder, released and broken; never for a renewal', () => {
+    const db = freshDb();
+    acquireLock(db, 'service:web', 'alice@h:1:aa', 1_000, 0);
+    acquireLock(db, 'service:web', 'alice@h:1:aa', 1_000, 500);
+    renewLock(db, 'service:web', 'alice@h:1:aa', 1_000, 700);
+    acquireLock(db, 'service:web', 'bob@h:2:bb', 1_000, 5_000);
+    releaseLock(db, 'service:web', 'bob@h:2:bb', 5_100);
+    acquireLock(db, 'control-plane', 'imago-server:h:3', 1_000, 6_000);
+    breakLock(db, 'control-plane');
+    const events = listEvents(db).map((e) => [e.kind, e.actor, e.service ?? null, e.data.from ?? null]);
+    assert.deepEqual(events, [
+      ['lock.acquired', 'alice@h', 'web', null],
+      ['lock.acquired', 'bob@h', 'web', 'alice@h:1:aa'],
+      ['lock.released', 'bob@h', 'web', null],
+      ['lock.acquired', 'imago-server', null, null],
+      ['lock.broken', 'imago', null, 'imago-server:h:3'],
+    ]);
+  });
+
   it('is taken when free, and refused to another owner with who holds it and until when', () => {
     const db = freshDb();
     assert.deepEqual(acquireLock(db, 'deploy:web', 'alice', 30_000, T0), { name: 'deploy:web', owner: 'alice', expiresAt: T0 + 30_000 });
