@@ -10,8 +10,12 @@
  *    was held at a time).
  * 2. Query: `--lines` (5,000,000) stored lines over 24 h of one service, then
  *    `--since 1h --grep X` (as `imago logs web --since 1h --grep X` asks), 5 times; the median.
+ * 3. The cost of collection to an instance: an HTTP server (node, as examples/hello) that
+ *    prints a line per request to its output file, as the providers give it one, measured with
+ *    wrk (-t1 -c16, 5 s, `--rounds` rounds rotated): printing nothing; a line per request with
+ *    nothing reading the file; a line per request while a LogCollector stores them.
  *
- *   node --import tsx bench/logs.ts [--writers 10] [--seconds 5] [--line-bytes 100] [--lines 5000000]
+ *   node --import tsx bench/logs.ts [--writers 10] [--seconds 5] [--line-bytes 100] [--lines 5000000] [--rounds 3]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -138,8 +142,92 @@ function query(dir: string, lines: number): string[] {
   ];
 }
 
+/** A server that answers as hello does, printing one access line per request when LOG=1. */
+const SERVER = `
+const { createServer } = require('node:http');
+const log = process.env.LOG === '1';
+createServer((req, res) => {
+  if (log) console.log(new Date().toISOString() + ' ' + req.method + ' ' + req.url + ' 200 from ' + req.socket.remoteAddress);
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end('{"app":"hello"}\\n');
+}).listen(Number(process.env.PORT), '127.0.0.1', () => console.log('listening'));
+`;
+
+async function collectionCost(dir: string, rounds: number): Promise<string[]> {
+  const { freeLoopbackPort } = await import('../src/controller/ports.js');
+  const { startWrk } = await import('./lib/wrk.js');
+  const { openSync, closeSync } = await import('node:fs');
+  const cases = [
+    { name: 'no line per request', log: false, collect: false },
+    { name: 'a line per request, nothing reading it', log: true, collect: false },
+    { name: 'a line per request, collected into the store', log: true, collect: true },
+  ];
+  const servers: Array<{ name: string; url: string; child: ChildProcess; file: string; collect: boolean }> = [];
+  const store = new LogStore(join(dir, 'cost.db'));
+  const collector = new LogCollector(store);
+  let collecting: LogSource[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const pass = () => {
+    const more = collector.collect(collecting).more;
+    timer = setTimeout(pass, more ? 0 : 200);
+  };
+  try {
+    for (const [i, c] of cases.entries()) {
+      const port = await freeLoopbackPort();
+      const file = join(dir, `server-${i}.log`);
+      const out = openSync(file, 'a');
+      // A session of its own, as an instance is.
+      const child = spawn(process.execPath, ['-e', SERVER], { env: { ...process.env, PORT: String(port), LOG: c.log ? '1' : '0' }, stdio: ['ignore', out, out], detached: true });
+      closeSync(out);
+      servers.push({ name: c.name, url: `http://127.0.0.1:${port}/`, child, file, collect: c.collect });
+    }
+    for (const srv of servers) {
+      const deadline = Date.now() + 10_000;
+      while (!(await fetch(srv.url).then((r) => r.ok, () => false))) {
+        if (Date.now() > deadline) throw new Error(`${srv.url} did not answer within 10 s`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    const results = new Map<string, number[]>();
+    for (let round = 0; round < rounds; round++) {
+      for (let k = 0; k < servers.length; k++) {
+        const srv = servers[(k + round) % servers.length]!;
+        collecting = srv.collect ? [{ file: srv.file, service: 'web', env: 'bench', release: 1, instance: 'web-r1-cost', stream: 'output', ended: false }] : [];
+        clearTimeout(timer);
+        pass();
+        const run = await startWrk(srv.url, 5, { threads: 1, connections: 16 }).done;
+        // What the run printed is collected before the next run starts (not counted against it).
+        collecting = srv.collect ? collecting : [];
+        while (collector.collect(collecting).more);
+        results.set(srv.name, [...(results.get(srv.name) ?? []), run.rps]);
+        log(`  round ${round + 1}/${rounds} ${srv.name}: ${Math.round(run.rps)} req/s`);
+      }
+    }
+    const peer = results.get(cases[0]!.name)!;
+    return [
+      `Cost of collection to an instance (wrk -t1 -c16 -d5s, ${rounds} rounds rotated; the ratio is each round's against printing nothing in the same round, then the median):`,
+      '',
+      markdownTable(
+        ['instance', `req/s (${rounds} rounds)`, 'vs no line'],
+        cases.map((c) => {
+          const runs = results.get(c.name)!;
+          return [c.name, runs.map((r) => Math.round(r).toLocaleString('en')).join(' / '), `${summarise(runs.map((r, i) => r / peer[i]!))!.median.toFixed(2)}×`];
+        }),
+      ),
+      '',
+      `Lines stored while collecting: ${store.count().toLocaleString('en')}.`,
+      '',
+    ];
+  } finally {
+    clearTimeout(timer);
+    for (const srv of servers) if (srv.child.pid) try { process.kill(srv.child.pid, 'SIGKILL'); } catch { /* gone */ }
+    store.close();
+  }
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { writers: { type: 'string' }, seconds: { type: 'string' }, 'line-bytes': { type: 'string' }, lines: { type: 'string' } } });
+  const { values } = parseArgs({ options: { writers: { type: 'string' }, seconds: { type: 'string' }, 'line-bytes': { type: 'string' }, lines: { type: 'string' }, rounds: { type: 'string' } } });
+  const rounds = Number(values.rounds ?? 3);
   const writers = Number(values.writers ?? 10);
   const seconds = Number(values.seconds ?? 5);
   const lineBytes = Number(values['line-bytes'] ?? 100);
@@ -150,8 +238,10 @@ async function main(): Promise<void> {
     const a = await ingest(dir, writers, seconds, lineBytes);
     log('query');
     const b = query(dir, lines);
-    const command = `node --import tsx bench/logs.ts --writers ${writers} --seconds ${seconds} --line-bytes ${lineBytes} --lines ${lines}`;
-    process.stdout.write([`# Log store bench, ${new Date().toISOString()}`, '', `\`${command}\` on ${cpus().length} cores.`, '', ...a, ...b].join('\n'));
+    log('cost of collection');
+    const c = await collectionCost(dir, rounds);
+    const command = `node --import tsx bench/logs.ts --writers ${writers} --seconds ${seconds} --line-bytes ${lineBytes} --lines ${lines} --rounds ${rounds}`;
+    process.stdout.write([`# Log store bench, ${new Date().toISOString()}`, '', `\`${command}\` on ${cpus().length} cores.`, '', ...a, ...b, ...c].join('\n'));
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
