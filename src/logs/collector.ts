@@ -1,6 +1,6 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { reasonOf } from '../errors.js';
-import type { LogLine, LogStore, LogStream } from './log-store.js';
+import { BLOCK_LINES, type LogBlock, type LogStore, type LogStream } from './log-store.js';
 
 /** One instance's output file, and what its lines are labelled with. */
 export interface LogSource {
@@ -66,7 +66,7 @@ export class LogCollector {
    * is reported in `errors` and tried again next pass.
    */
   collect(sources: LogSource[]): { lines: number; more: boolean; errors: string[] } {
-    const lines: LogLine[] = [];
+    const blocks: LogBlock[] = [];
     const positions: Array<{ file: string; instance: string; offset: number }> = [];
     const errors: string[] = [];
     let more = false;
@@ -81,7 +81,7 @@ export class LogCollector {
         break;
       }
       try {
-        const read = this.read(source, lines, Math.min(budget, this.limits.bytesPerPass));
+        const read = this.read(source, blocks, Math.min(budget, this.limits.bytesPerPass));
         if (read === undefined) continue;
         positions.push({ file: source.file, instance: source.instance, offset: read.offset });
         budget -= read.bytes;
@@ -91,12 +91,12 @@ export class LogCollector {
         errors.push(`${source.instance}: ${reasonOf(error)}`);
       }
     }
-    if (lines.length > 0 || positions.length > 0) this.store.append(lines, positions);
-    return { lines: lines.length, more, errors };
+    if (blocks.length > 0 || positions.length > 0) this.store.appendBlocks(blocks, positions);
+    return { lines: blocks.reduce((a, b) => a + b.count, 0), more, errors };
   }
 
   /** Reads one source on from its position into `out`; undefined when there was nothing new. */
-  private read(source: LogSource, out: LogLine[], maxBytes: number): { offset: number; bytes: number; more: boolean; complete: boolean } | undefined {
+  private read(source: LogSource, out: LogBlock[], maxBytes: number): { offset: number; bytes: number; more: boolean; complete: boolean } | undefined {
     let fd: number;
     try {
       fd = openSync(source.file, 'r');
@@ -127,24 +127,36 @@ export class LogCollector {
       const length = Math.min(maxBytes, size - offset);
       const buffer = Buffer.allocUnsafe(length);
       const n = readSync(fd, buffer, 0, length, offset);
-      let start = 0;
       const label = { service: source.service, env: source.env, release: source.release, instance: source.instance, stream: source.stream, at: now };
-      const push = (from: number, to: number) => out.push({ ...label, text: buffer.toString('utf8', from, to > from && buffer[to - 1] === 0x0d ? to - 1 : to) });
-      for (let i = 0; i < n; i++) {
-        if (buffer[i] === NEWLINE) {
-          push(start, i);
-          start = i + 1;
-        } else if (i + 1 - start >= this.limits.maxLineBytes) {
-          push(start, i + 1); // too long: cut here, the rest is the next line
-          start = i + 1;
+      const blocks = new BlockBuilder(buffer, label, out);
+      const max = this.limits.maxLineBytes;
+      let start = 0;
+      while (start < n) {
+        const newline = buffer.indexOf(NEWLINE, start);
+        if (newline === -1 || newline >= n) {
+          // No newline yet: a rest past the length bound is cut now, the remainder waits.
+          while (n - start >= max) {
+            blocks.line(start, start + max);
+            start += max;
+          }
+          break;
         }
+        // Too long: cut at the bound; each piece is a line of its own.
+        let from = start;
+        while (newline - from > max) {
+          blocks.line(from, from + max);
+          from += max;
+        }
+        blocks.line(from, newline);
+        start = newline + 1;
       }
       const atEnd = offset + n === size;
       // The rest has no newline yet: left for the next pass, unless the instance is gone (it is its last line).
       if (start < n && atEnd && source.ended) {
-        push(start, n);
+        blocks.line(start, n);
         start = n;
       }
+      blocks.flush();
       const next = offset + start;
       return { offset: next, bytes: n, more: !atEnd, complete: next === size };
     } finally {
@@ -182,3 +194,46 @@ function nextLineStart(fd: number, from: number, size: number): number {
 function sizeText(bytes: number): string {
   return bytes >= 1024 * 1024 ? `${Math.round(bytes / 1024 / 1024)} MiB` : `${bytes} bytes`;
 }
+
+/**
+ * Gathers the lines of one read into blocks without making a string of each: runs of lines
+ * that sit one after another in the buffer become one slice (its newlines are the block's),
+ * and only a cut line or a dropped carriage return starts a new slice.
+ */
+class BlockBuilder {
+  private slices: string[] = [];
+  private from = -1;
+  private to = -1;
+  private count = 0;
+
+  constructor(
+    private readonly buffer: Buffer,
+    private readonly label: Omit<LogBlock, 'text' | 'count'>,
+    private readonly out: LogBlock[],
+  ) {}
+
+  /** A line: bytes [from, to) of the buffer, its newline not among them. */
+  line(from: number, to: number): void {
+    if (to > from && this.buffer[to - 1] === 0x0d) to--; // CRLF: the CR goes
+    if (this.from < 0) this.from = from;
+    else if (from !== this.to + 1 || this.buffer[this.to] !== NEWLINE) {
+      // Not right after the last line and its newline: the slice so far ends here.
+      this.slices.push(this.buffer.toString('utf8', this.from, this.to));
+      this.from = from;
+    }
+    this.to = to;
+    if (++this.count >= BLOCK_LINES) this.flush();
+  }
+
+  /** Ends the block being gathered. */
+  flush(): void {
+    if (this.count === 0) return;
+    this.slices.push(this.buffer.toString('utf8', this.from, this.to));
+    this.out.push({ ...this.label, text: this.slices.join('\n'), count: this.count });
+    this.slices = [];
+    this.from = -1;
+    this.to = -1;
+    this.count = 0;
+  }
+}
+

@@ -16,6 +16,13 @@ export interface LogLine {
   text: string;
 }
 
+/** Lines of one source read at one time, as the store keeps them: their texts joined by newlines. */
+export interface LogBlock extends Omit<LogLine, 'text'> {
+  /** The lines, joined by `\n` (no line holds one). */
+  text: string;
+  count: number;
+}
+
 /** A stored line with its place in the store (ids grow in the order lines were stored, and are never used twice). */
 export interface StoredLogLine extends LogLine {
   id: number;
@@ -60,26 +67,30 @@ export interface LogRetention {
 /** Lines one query answers at most, unless it asks for fewer. */
 export const DEFAULT_LOG_LIMIT = 10_000;
 
-/** The bytes a stored line is counted as: its text and what the row holds besides. */
+/** The bytes a stored line is counted as: its text and its share of what a row holds besides. */
 const ROW_OVERHEAD = 64;
 /** The totals row that counts a service's stored lines: `lines:<service>`. */
 const LINES_PREFIX = 'lines:';
-/** Rows removed per statement when retention cuts (so a big cut never holds the database long). */
-const CUT_CHUNK = 5_000;
+/** Blocks removed per statement when retention cuts (so a big cut never holds the database long). */
+const CUT_CHUNK = 500;
+/** Lines per block at most: a query that needs one line decodes at most this many. */
+export const BLOCK_LINES = 1_000;
 
 const SCHEMA = `
-  CREATE TABLE IF NOT EXISTS lines (
-    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+  CREATE TABLE IF NOT EXISTS blocks (
+    first    INTEGER PRIMARY KEY,
+    count    INTEGER NOT NULL,
     at       INTEGER NOT NULL,
     service  TEXT NOT NULL,
     env      TEXT NOT NULL,
     release  INTEGER,
     instance TEXT NOT NULL,
     stream   TEXT NOT NULL,
+    bytes    INTEGER NOT NULL,
     text     TEXT NOT NULL
   );
-  CREATE INDEX IF NOT EXISTS lines_by_service ON lines(service, at);
-  CREATE INDEX IF NOT EXISTS lines_by_instance ON lines(instance, id);
+  CREATE INDEX IF NOT EXISTS blocks_by_service ON blocks(service, at);
+  CREATE INDEX IF NOT EXISTS blocks_by_instance ON blocks(instance, first);
   CREATE TABLE IF NOT EXISTS sources (
     file     TEXT PRIMARY KEY,
     instance TEXT NOT NULL,
@@ -99,29 +110,34 @@ const SCHEMA = `
   );
 `;
 
-interface Row {
-  id: number;
+interface BlockRow {
+  first: number;
+  count: number;
   at: number;
   service: string;
   env: string;
   release: number | null;
   instance: string;
   stream: string;
+  bytes: number;
   text: string;
 }
 
 /**
  * The central store of what instances print: a SQLite database of its own (`logs.db`), apart
  * from the state database, so that a flood of output never slows or bloats the control
- * plane's own records. Lines are kept after their instance and release are gone, until
- * retention (by age, then by total size) removes the oldest first. It also holds the
- * collector's read positions (so a restarted control plane reads on where the last one
- * stopped) and the count of every line it could not keep.
+ * plane's own records. Lines are kept in blocks: the lines of one source read in one pass
+ * (same time and labels), up to 1,000 a row, joined by newlines, so storing a line costs a
+ * share of a row and not a row of its own. Every line has an id of its own (its block's
+ * first id plus its place), growing in the order lines were stored and never used twice.
+ * Lines are kept after their instance and release are gone, until retention (by age, then by
+ * total size) removes the oldest blocks first. It also holds the collector's read positions
+ * (so a restarted control plane reads on where the last one stopped) and the count of every
+ * line it could not keep.
  */
 export class LogStore {
   private readonly db: Database.Database;
-  private readonly insert: Database.Statement;
-  private readonly appendMany: (lines: LogLine[], positions: Array<{ file: string; instance: string; offset: number }>) => void;
+  private readonly appendMany: (blocks: LogBlock[], positions: Array<{ file: string; instance: string; offset: number }>) => void;
 
   constructor(readonly file: string) {
     try {
@@ -134,30 +150,49 @@ export class LogStore {
     } catch (error) {
       throw new ImagoError(`the log store ${file} cannot be opened: ${(error as Error).message}`, { cause: error });
     }
-    this.insert = this.db.prepare('INSERT INTO lines (at, service, env, release, instance, stream, text) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    const insert = this.db.prepare('INSERT INTO blocks (first, count, at, service, env, release, instance, stream, bytes, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
     const position = this.db.prepare('INSERT INTO sources (file, instance, offset) VALUES (?, ?, ?) ON CONFLICT(file) DO UPDATE SET offset = excluded.offset');
-    const addBytes = this.db.prepare("INSERT INTO totals (name, value) VALUES ('bytes', ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value");
-    const addLines = this.db.prepare('INSERT INTO totals (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value');
-    this.appendMany = this.db.transaction((lines: LogLine[], positions: Array<{ file: string; instance: string; offset: number }>) => {
+    const add = this.db.prepare('INSERT INTO totals (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value');
+    this.appendMany = this.db.transaction((blocks: LogBlock[], positions: Array<{ file: string; instance: string; offset: number }>) => {
+      let next = this.getTotal('next_id') || 1;
       let bytes = 0;
       const perService = new Map<string, number>();
-      for (const l of lines) {
-        this.insert.run(l.at, l.service, l.env, l.release ?? null, l.instance, l.stream, l.text);
-        bytes += Buffer.byteLength(l.text) + ROW_OVERHEAD;
-        perService.set(l.service, (perService.get(l.service) ?? 0) + 1);
+      for (const b of blocks) {
+        if (b.count === 0) continue;
+        const size = Buffer.byteLength(b.text) - (b.count - 1) + ROW_OVERHEAD * b.count;
+        insert.run(next, b.count, b.at, b.service, b.env, b.release ?? null, b.instance, b.stream, size, b.text);
+        next += b.count;
+        bytes += size;
+        perService.set(b.service, (perService.get(b.service) ?? 0) + b.count);
       }
-      if (bytes > 0) addBytes.run(bytes);
-      for (const [service, n] of perService) addLines.run(`${LINES_PREFIX}${service}`, n);
+      this.setTotal('next_id', next);
+      if (bytes > 0) add.run('bytes', bytes);
+      for (const [service, n] of perService) add.run(`${LINES_PREFIX}${service}`, n);
       for (const p of positions) position.run(p.file, p.instance, p.offset);
     });
   }
 
   /**
    * Stores `lines` and the read positions they were read up to, in one transaction: a crash
-   * keeps both or neither, so no line is stored twice or skipped.
+   * keeps both or neither, so no line is stored twice or skipped. A newline inside a line's
+   * text is stored as a space.
    */
   append(lines: LogLine[], positions: Array<{ file: string; instance: string; offset: number }> = []): void {
-    this.appendMany(lines, positions);
+    const blocks: LogBlock[] = [];
+    for (let i = 0; i < lines.length; ) {
+      // A block: the run of lines with the same time and labels, at most BLOCK_LINES of them.
+      const l = lines[i]!;
+      let j = i + 1;
+      while (j < lines.length && j - i < BLOCK_LINES && sameBlock(l, lines[j]!)) j++;
+      blocks.push({ at: l.at, service: l.service, env: l.env, release: l.release, instance: l.instance, stream: l.stream, count: j - i, text: lines.slice(i, j).map((x) => x.text.replace(/\n/g, ' ')).join('\n') });
+      i = j;
+    }
+    this.appendMany(blocks, positions);
+  }
+
+  /** Stores blocks as they are (the collector's way: no line is made an object of its own) and the read positions, in one transaction. */
+  appendBlocks(blocks: LogBlock[], positions: Array<{ file: string; instance: string; offset: number }> = []): void {
+    this.appendMany(blocks, positions);
   }
 
   /** Where the collector stopped reading `file` (0 when it never read it). */
@@ -195,20 +230,41 @@ export class LogStore {
     if (query.instance !== undefined) (where.push('instance = ?'), args.push(query.instance));
     if (query.since !== undefined) (where.push('at >= ?'), args.push(query.since));
     if (query.until !== undefined) (where.push('at <= ?'), args.push(query.until));
-    if (query.afterId !== undefined) (where.push('id > ?'), args.push(query.afterId));
-    if (query.grep !== undefined && query.grep !== '') (where.push('instr(text, ?) > 0'), args.push(query.grep));
+    if (query.afterId !== undefined) (where.push('first + count - 1 > ?'), args.push(query.afterId));
+    const grep = query.grep !== undefined && query.grep !== '' ? query.grep : undefined;
+    // A block with no match anywhere in its text is skipped by SQLite, never decoded.
+    if (grep !== undefined) (where.push('instr(text, ?) > 0'), args.push(grep));
     const limit = Math.max(1, Math.min(query.limit ?? DEFAULT_LOG_LIMIT, 1_000_000));
-    const count = query.tail !== undefined ? Math.min(Math.max(0, query.tail), limit) : limit;
-    // The last N: read newest first, then turned around.
-    const order = query.tail !== undefined ? 'DESC' : 'ASC';
-    const rows = this.db.prepare(`SELECT * FROM lines WHERE ${where.join(' AND ')} ORDER BY id ${order} LIMIT ?`).all(...args, count) as Row[];
-    if (query.tail !== undefined) rows.reverse();
-    return rows.map(toLine);
+    const tail = query.tail !== undefined;
+    const want = tail ? Math.min(Math.max(0, query.tail!), limit) : limit;
+    const out: StoredLogLine[] = [];
+    if (want === 0) return out;
+    const matches = (l: StoredLogLine) => (query.afterId === undefined || l.id > query.afterId) && (grep === undefined || l.text.includes(grep));
+    // The last N: blocks newest first, each read from its end, then turned around.
+    const rows = this.db.prepare(`SELECT * FROM blocks WHERE ${where.join(' AND ')} ORDER BY first ${tail ? 'DESC' : 'ASC'}`).iterate(...args) as IterableIterator<BlockRow>;
+    for (const row of rows) {
+      const lines = linesOf(row);
+      if (tail) lines.reverse();
+      for (const l of lines) {
+        if (!matches(l)) continue;
+        out.push(l);
+        if (out.length >= want) break;
+      }
+      if (out.length >= want) break; // (ends the statement's iteration)
+    }
+    if (tail) out.reverse();
+    return out;
   }
 
   /** Up to `limit` lines of every service stored after `id`, oldest first (what a forwarder sends next). */
   after(id: number, limit: number): StoredLogLine[] {
-    return (this.db.prepare('SELECT * FROM lines WHERE id > ? ORDER BY id LIMIT ?').all(id, limit) as Row[]).map(toLine);
+    const out: StoredLogLine[] = [];
+    const rows = this.db.prepare('SELECT * FROM blocks WHERE first + count - 1 > ? ORDER BY first').iterate(id) as IterableIterator<BlockRow>;
+    for (const row of rows) {
+      for (const l of linesOf(row)) if (l.id > id && out.length < limit) out.push(l);
+      if (out.length >= limit) break;
+    }
+    return out;
   }
 
   /** A named number kept in the store (a forwarder's position), 0 when never set. */
@@ -223,12 +279,12 @@ export class LogStore {
 
   /** The id of the newest line stored (0 when none is). */
   lastId(): number {
-    return (this.db.prepare('SELECT max(id) AS id FROM lines').get() as { id: number | null }).id ?? 0;
+    return (this.db.prepare('SELECT max(first + count - 1) AS id FROM blocks').get() as { id: number | null }).id ?? 0;
   }
 
   /** The bytes the stored lines count as (their text, and a row's overhead each). */
   bytes(): number {
-    return (this.db.prepare("SELECT value FROM totals WHERE name = 'bytes'").get() as { value: number } | undefined)?.value ?? 0;
+    return this.getTotal('bytes');
   }
 
   /** Lines ever stored per service (retention does not take them back: a counter). */
@@ -239,26 +295,38 @@ export class LogStore {
 
   /** How many lines are stored. */
   count(): number {
-    return (this.db.prepare('SELECT count(*) AS n FROM lines').get() as { n: number }).n;
+    return (this.db.prepare('SELECT coalesce(sum(count), 0) AS n FROM blocks').get() as { n: number }).n;
   }
 
   /**
-   * Removes what retention no longer keeps, oldest first: lines older than `maxAgeMs`, then
-   * the oldest lines until the rest fit in `maxBytes`. Returns how many lines went.
+   * Removes what retention no longer keeps, oldest first: blocks older than `maxAgeMs`, then
+   * the oldest blocks until the rest fit in `maxBytes` (so up to a block, 1,000 lines, more
+   * than the excess may go). Returns how many lines went.
    */
   retain(retention: LogRetention, now: number): number {
     let removed = 0;
     const cutBefore = now - retention.maxAgeMs;
-    // By age: ids grow with time, so the old lines are the first ids (a chunk at a time).
     for (;;) {
-      const cut = this.cutOldest(CUT_CHUNK, cutBefore);
-      removed += cut;
-      if (cut < CUT_CHUNK) break;
+      const cut = this.cut(this.db.prepare('SELECT first, count, bytes FROM blocks WHERE at < ? ORDER BY first LIMIT ?').all(cutBefore, CUT_CHUNK) as CutRow[]);
+      removed += cut.lines;
+      if (cut.blocks < CUT_CHUNK) break;
     }
     while (this.bytes() > retention.maxBytes) {
-      const cut = this.cutOldest(Math.min(CUT_CHUNK, Math.max(1, this.linesOver(retention.maxBytes))));
-      removed += cut;
-      if (cut === 0) break;
+      let excess = this.bytes() - retention.maxBytes;
+      const oldest = this.db.prepare('SELECT first, count, bytes FROM blocks ORDER BY first LIMIT ?').all(CUT_CHUNK) as CutRow[];
+      const chosen: CutRow[] = [];
+      for (const b of oldest) {
+        if (excess <= 0) break;
+        chosen.push(b);
+        excess -= b.bytes;
+      }
+      const cut = this.cut(chosen);
+      removed += cut.lines;
+      if (cut.blocks === 0) {
+        // Nothing left to cut: the count was off (an older store's); it is what remains.
+        this.setTotal('bytes', (this.db.prepare('SELECT coalesce(sum(bytes), 0) AS b FROM blocks').get() as { b: number }).b);
+        break;
+      }
     }
     return removed;
   }
@@ -268,29 +336,32 @@ export class LogStore {
     this.db.close();
   }
 
-  /** About how many of the oldest lines must go for the rest to fit in `maxBytes`. */
-  private linesOver(maxBytes: number): number {
-    const total = this.bytes();
-    const count = this.count();
-    if (count === 0) return 0;
-    return Math.ceil((total - maxBytes) / (total / count));
-  }
-
-  /** Removes up to `n` of the oldest lines (only those before `before`, when given); returns how many went. */
-  private cutOldest(n: number, before?: number): number {
+  /** Removes `blocks` and counts their bytes out, in one transaction. */
+  private cut(blocks: CutRow[]): { blocks: number; lines: number } {
+    if (blocks.length === 0) return { blocks: 0, lines: 0 };
     return this.db.transaction(() => {
-      const filter = before === undefined ? '' : 'WHERE at < ?';
-      const rows = this.db.prepare(`SELECT id, length(CAST(text AS BLOB)) AS size FROM lines ${filter} ORDER BY id LIMIT ?`).all(...(before === undefined ? [] : [before]), n) as Array<{ id: number; size: number }>;
-      if (rows.length === 0) return 0;
-      if (before === undefined) this.db.prepare('DELETE FROM lines WHERE id <= ?').run(rows.at(-1)!.id);
-      else this.db.prepare('DELETE FROM lines WHERE id <= ? AND at < ?').run(rows.at(-1)!.id, before);
-      const bytes = rows.reduce((a, r) => a + r.size + ROW_OVERHEAD, 0);
+      const remove = this.db.prepare('DELETE FROM blocks WHERE first = ?');
+      for (const b of blocks) remove.run(b.first);
+      const bytes = blocks.reduce((a, b) => a + b.bytes, 0);
       this.db.prepare("UPDATE totals SET value = max(0, value - ?) WHERE name = 'bytes'").run(bytes);
-      return rows.length;
+      return { blocks: blocks.length, lines: blocks.reduce((a, b) => a + b.count, 0) };
     })();
   }
 }
 
-function toLine(row: Row): StoredLogLine {
-  return { id: row.id, at: row.at, service: row.service, env: row.env, release: row.release ?? undefined, instance: row.instance, stream: row.stream as LogStream, text: row.text };
+interface CutRow {
+  first: number;
+  count: number;
+  bytes: number;
+}
+
+/** True when two lines go in one block: the same time and labels. */
+function sameBlock(a: LogLine, b: LogLine): boolean {
+  return a.at === b.at && a.service === b.service && a.env === b.env && a.release === b.release && a.instance === b.instance && a.stream === b.stream;
+}
+
+/** A block's lines, each with its id. */
+function linesOf(row: BlockRow): StoredLogLine[] {
+  const base = { at: row.at, service: row.service, env: row.env, release: row.release ?? undefined, instance: row.instance, stream: row.stream as LogStream };
+  return row.text.split('\n', row.count).map((text, i) => ({ ...base, id: row.first + i, text }));
 }

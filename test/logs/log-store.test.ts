@@ -93,6 +93,21 @@ describe('log collector', () => {
     store.close();
   });
 
+  it('keeps empty lines, drops the CR of CRLF, and gives every line its own id across blocks', () => {
+    const file = join(dir, 'crlf.log');
+    writeFileSync(file, 'a\r\nb\n\nc\n' + 'n\n'.repeat(2_500));
+    const store = freshStore();
+    new LogCollector(store).collect([source(file)]);
+    const lines = store.query({ service: 'web', limit: 10_000 });
+    assert.deepEqual(lines.slice(0, 4).map((l) => l.text), ['a', 'b', '', 'c']);
+    assert.equal(lines.length, 2_504);
+    // Ids run on with no gap and no repeat, across the blocks of 1,000 lines.
+    assert.deepEqual(lines.map((l) => l.id), Array.from({ length: 2_504 }, (_, i) => lines[0]!.id + i));
+    assert.equal(store.query({ service: 'web', tail: 1 })[0]!.id, lines.at(-1)!.id);
+    assert.equal(store.query({ service: 'web', afterId: lines[1_500]!.id }).length, 1_003);
+    store.close();
+  });
+
   it('stores the last line without a newline once the instance has ended, then never reads the file again', () => {
     const file = join(dir, 'ended.log');
     writeFileSync(file, 'a\nlast words');
