@@ -46,6 +46,8 @@ export class LogCollector {
   private readonly limits: CollectorLimits;
   /** Where the next pass starts in the sources (after a pass that ran out of budget). */
   private next = 0;
+  /** Files this pass finished: their instance ended, and every line of theirs is stored. */
+  private finishing: string[] = [];
 
   constructor(
     private readonly store: LogStore,
@@ -53,6 +55,11 @@ export class LogCollector {
     private readonly now: () => number = Date.now,
   ) {
     this.limits = { ...DEFAULT_COLLECTOR_LIMITS, ...limits };
+  }
+
+  private finish(file: string): void {
+    this.done.add(file);
+    this.finishing.push(file);
   }
 
   /** True once `file` was read to its end after its instance ended. */
@@ -65,8 +72,10 @@ export class LogCollector {
    * to read than one pass takes (the caller passes again soon). A source that cannot be read
    * is reported in `errors` and tried again next pass.
    */
-  collect(sources: LogSource[]): { lines: number; more: boolean; errors: string[] } {
+  collect(sources: LogSource[]): { lines: number; more: boolean; errors: string[]; finished: string[] } {
     const blocks: LogBlock[] = [];
+    const completed: string[] = [];
+    this.finishing = [];
     const positions: Array<{ file: string; instance: string; offset: number }> = [];
     const errors: string[] = [];
     let more = false;
@@ -86,13 +95,15 @@ export class LogCollector {
         positions.push({ file: source.file, instance: source.instance, offset: read.offset });
         budget -= read.bytes;
         if (read.more) more = true;
-        else if (source.ended && read.complete) this.done.add(source.file);
+        else if (source.ended && read.complete) completed.push(source.file);
       } catch (error) {
         errors.push(`${source.instance}: ${reasonOf(error)}`);
       }
     }
     if (blocks.length > 0 || positions.length > 0) this.store.appendBlocks(blocks, positions);
-    return { lines: blocks.reduce((a, b) => a + b.count, 0), more, errors };
+    // Done only once stored: a failed append leaves them to be read again.
+    for (const file of completed) this.finish(file);
+    return { lines: blocks.reduce((a, b) => a + b.count, 0), more, errors, finished: this.finishing };
   }
 
   /** Reads one source on from its position into `out`; undefined when there was nothing new. */
@@ -102,7 +113,7 @@ export class LogCollector {
       fd = openSync(source.file, 'r');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-        if (source.ended) this.done.add(source.file);
+        if (source.ended) this.done.add(source.file); // never written: nothing to keep or remove
         return undefined; // not written yet, or gone
       }
       throw error;
@@ -112,7 +123,7 @@ export class LogCollector {
       let offset = this.store.positionOf(source.file);
       if (size < offset) offset = 0; // cut back by someone: read it again from its start
       if (size === offset) {
-        if (source.ended) this.done.add(source.file);
+        if (source.ended) this.finish(source.file);
         return undefined;
       }
       const now = this.now();

@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { reasonOf } from '../errors.js';
 import { FINAL_INSTANCE_STATES, instanceLabels } from '../state/instances.js';
@@ -16,6 +17,8 @@ export interface LogCollectionOptions {
   /** Between retention cuts (default 60 s). */
   retainEveryMs?: number;
   now?: () => number;
+  /** How long after an instance ended its file is read to its end and removed (default 120 s). */
+  settleMs?: number;
   /** Forward every stored line to this syslog server (RFC 5424 over TCP or TLS). */
   forward?: { target: SyslogTarget; ca?: string | undefined };
 }
@@ -83,6 +86,15 @@ export class LogCollection {
     try {
       const result = this.collector.collect(this.sources());
       this.collected += result.lines;
+      // Every line of these is in the store: the files go, so the output is not kept twice.
+      for (const file of result.finished) {
+        try {
+          rmSync(file, { force: true });
+          this.store.forgetSource(file);
+        } catch (error) {
+          result.errors.push(`${file}: ${reasonOf(error)}`);
+        }
+      }
       this.lastError = result.errors.length > 0 ? result.errors.join('; ') : undefined;
       return result.more;
     } catch (error) {
@@ -122,7 +134,7 @@ export class LogCollection {
       instance: i.id,
       // Both providers keep an instance's stdout and stderr in one file, in the order written.
       stream: 'output' as const,
-      ended: FINAL_INSTANCE_STATES.includes(i.state) && i.endedAt !== undefined && now - Date.parse(i.endedAt) > SETTLE_MS,
+      ended: FINAL_INSTANCE_STATES.includes(i.state) && i.endedAt !== undefined && now - Date.parse(i.endedAt) > (this.options.settleMs ?? SETTLE_MS),
     }));
   }
 }
