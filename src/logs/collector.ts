@@ -1,6 +1,6 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { reasonOf } from '../errors.js';
-import { BLOCK_LINES, type LogBlock, type LogStore, type LogStream } from './log-store.js';
+import { BLOCK_LINES, type DropRecord, type LogBlock, type LogStore, type LogStream } from './log-store.js';
 
 /** One instance's output file, and what its lines are labelled with. */
 export interface LogSource {
@@ -75,6 +75,7 @@ export class LogCollector {
   collect(sources: LogSource[]): { lines: number; more: boolean; errors: string[]; finished: string[] } {
     const blocks: LogBlock[] = [];
     const completed: string[] = [];
+    const drops: DropRecord[] = [];
     this.finishing = [];
     const positions: Array<{ file: string; instance: string; offset: number }> = [];
     const errors: string[] = [];
@@ -90,7 +91,7 @@ export class LogCollector {
         break;
       }
       try {
-        const read = this.read(source, blocks, Math.min(budget, this.limits.bytesPerPass));
+        const read = this.read(source, blocks, drops, Math.min(budget, this.limits.bytesPerPass));
         if (read === undefined) continue;
         positions.push({ file: source.file, instance: source.instance, offset: read.offset });
         budget -= read.bytes;
@@ -100,14 +101,14 @@ export class LogCollector {
         errors.push(`${source.instance}: ${reasonOf(error)}`);
       }
     }
-    if (blocks.length > 0 || positions.length > 0) this.store.appendBlocks(blocks, positions);
+    if (blocks.length > 0 || positions.length > 0) this.store.appendBlocks(blocks, positions, drops);
     // Done only once stored: a failed append leaves them to be read again.
     for (const file of completed) this.finish(file);
     return { lines: blocks.reduce((a, b) => a + b.count, 0), more, errors, finished: this.finishing };
   }
 
   /** Reads one source on from its position into `out`; undefined when there was nothing new. */
-  private read(source: LogSource, out: LogBlock[], maxBytes: number): { offset: number; bytes: number; more: boolean; complete: boolean } | undefined {
+  private read(source: LogSource, out: LogBlock[], drops: DropRecord[], maxBytes: number): { offset: number; bytes: number; more: boolean; complete: boolean } | undefined {
     let fd: number;
     try {
       fd = openSync(source.file, 'r');
@@ -132,7 +133,8 @@ export class LogCollector {
         // a bounded stretch per pass (the event loop is never held long), up to a line's start.
         const skipTo = nextLineStart(fd, Math.min(size - this.limits.maxBacklogBytes, offset + this.limits.skipPerPass), size);
         const skipped = countLines(fd, offset, skipTo);
-        this.store.recordDrop(source.service, source.instance, skipped, skipTo - offset, `more than ${sizeText(this.limits.maxBacklogBytes)} of output waited to be collected`, now);
+        // Counted with the position that skips them, in one transaction: never counted twice.
+        drops.push({ service: source.service, instance: source.instance, lines: skipped, bytes: skipTo - offset, reason: `more than ${sizeText(this.limits.maxBacklogBytes)} of output waited to be collected`, at: now });
         return { offset: skipTo, bytes: 0, more: skipTo < size, complete: false };
       }
       const length = Math.min(maxBytes, size - offset);
@@ -146,7 +148,7 @@ export class LogCollector {
         const newline = buffer.indexOf(NEWLINE, start);
         if (newline === -1 || newline >= n) {
           // No newline yet: a rest past the length bound is cut now, the remainder waits.
-          while (n - start >= max) {
+          while (n - start > max) {
             blocks.line(start, start + max);
             start += max;
           }

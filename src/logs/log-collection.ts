@@ -48,6 +48,7 @@ export class LogCollection {
   private readonly now: () => number;
   /** The last pass's failure (a file that could not be read), for status. */
   lastError: string | undefined;
+  private lastPassAt = 0;
   /** Lines stored since this collection started. */
   collected = 0;
   /** The syslog forwarder, when one is configured. */
@@ -83,6 +84,7 @@ export class LogCollection {
 
   /** One pass over every instance's file; true when some file has more waiting than one pass reads. */
   pass(): boolean {
+    this.lastPassAt = this.now();
     try {
       const result = this.collector.collect(this.sources());
       this.collected += result.lines;
@@ -95,12 +97,23 @@ export class LogCollection {
           result.errors.push(`${file}: ${reasonOf(error)}`);
         }
       }
-      this.lastError = result.errors.length > 0 ? result.errors.join('; ') : undefined;
+      this.report(result.errors.length > 0 ? result.errors.join('; ') : undefined);
       return result.more;
     } catch (error) {
-      this.lastError = reasonOf(error);
+      this.report(reasonOf(error));
       return false;
     }
+  }
+
+  /** Keeps the last failure, and says each new one on the server's stderr (its log) once. */
+  private report(error: string | undefined): void {
+    if (error && error !== this.lastError) process.stderr.write(`imago: log collection: ${error}\n`);
+    this.lastError = error;
+  }
+
+  /** A pass now, unless one ran in the last pass interval (a reader asking often never holds the event loop more than the timer would). */
+  passSoon(): void {
+    if (this.now() - this.lastPassAt >= (this.options.intervalMs ?? 200)) this.pass();
   }
 
   /** Cuts what retention no longer keeps; returns how many lines went. */
@@ -108,7 +121,7 @@ export class LogCollection {
     try {
       return this.store.retain(this.retention, this.now());
     } catch (error) {
-      this.lastError = reasonOf(error);
+      this.report(`retention: ${reasonOf(error)}`);
       return 0;
     }
   }

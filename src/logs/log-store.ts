@@ -58,6 +58,16 @@ export interface LogDrops {
   lastAt: number;
 }
 
+/** Lines skipped, to be counted in the same transaction as the position that skips them. */
+export interface DropRecord {
+  service: string;
+  instance: string;
+  lines: number;
+  bytes: number;
+  reason: string;
+  at: number;
+}
+
 /** How long and how much the store keeps. */
 export interface LogRetention {
   maxAgeMs: number;
@@ -90,6 +100,7 @@ const SCHEMA = `
     text     TEXT NOT NULL
   );
   CREATE INDEX IF NOT EXISTS blocks_by_service ON blocks(service, at);
+  CREATE INDEX IF NOT EXISTS blocks_by_service_first ON blocks(service, first);
   CREATE INDEX IF NOT EXISTS blocks_by_instance ON blocks(instance, first);
   CREATE TABLE IF NOT EXISTS sources (
     file     TEXT PRIMARY KEY,
@@ -137,7 +148,7 @@ interface BlockRow {
  */
 export class LogStore {
   private readonly db: Database.Database;
-  private readonly appendMany: (blocks: LogBlock[], positions: Array<{ file: string; instance: string; offset: number }>) => void;
+  private readonly appendMany: (blocks: LogBlock[], positions: Array<{ file: string; instance: string; offset: number }>, drops: DropRecord[]) => void;
 
   constructor(readonly file: string) {
     try {
@@ -153,7 +164,8 @@ export class LogStore {
     const insert = this.db.prepare('INSERT INTO blocks (first, count, at, service, env, release, instance, stream, bytes, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
     const position = this.db.prepare('INSERT INTO sources (file, instance, offset) VALUES (?, ?, ?) ON CONFLICT(file) DO UPDATE SET offset = excluded.offset');
     const add = this.db.prepare('INSERT INTO totals (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value');
-    this.appendMany = this.db.transaction((blocks: LogBlock[], positions: Array<{ file: string; instance: string; offset: number }>) => {
+    this.appendMany = this.db.transaction((blocks: LogBlock[], positions: Array<{ file: string; instance: string; offset: number }>, drops: DropRecord[]) => {
+      for (const d of drops) this.recordDrop(d.service, d.instance, d.lines, d.bytes, d.reason, d.at);
       let next = this.getTotal('next_id') || 1;
       let bytes = 0;
       const perService = new Map<string, number>();
@@ -187,12 +199,12 @@ export class LogStore {
       blocks.push({ at: l.at, service: l.service, env: l.env, release: l.release, instance: l.instance, stream: l.stream, count: j - i, text: lines.slice(i, j).map((x) => x.text.replace(/\n/g, ' ')).join('\n') });
       i = j;
     }
-    this.appendMany(blocks, positions);
+    this.appendMany(blocks, positions, []);
   }
 
   /** Stores blocks as they are (the collector's way: no line is made an object of its own) and the read positions, in one transaction. */
-  appendBlocks(blocks: LogBlock[], positions: Array<{ file: string; instance: string; offset: number }> = []): void {
-    this.appendMany(blocks, positions);
+  appendBlocks(blocks: LogBlock[], positions: Array<{ file: string; instance: string; offset: number }> = [], drops: DropRecord[] = []): void {
+    this.appendMany(blocks, positions, drops);
   }
 
   /** Where the collector stopped reading `file` (0 when it never read it). */
@@ -230,7 +242,8 @@ export class LogStore {
     if (query.instance !== undefined) (where.push('instance = ?'), args.push(query.instance));
     if (query.since !== undefined) (where.push('at >= ?'), args.push(query.since));
     if (query.until !== undefined) (where.push('at <= ?'), args.push(query.until));
-    if (query.afterId !== undefined) (where.push('first + count - 1 > ?'), args.push(query.afterId));
+    // A block ends after the id when it starts after id - BLOCK_LINES (the bound lets SQLite seek, not scan).
+    if (query.afterId !== undefined) (where.push('first > ? AND first + count - 1 > ?'), args.push(query.afterId - BLOCK_LINES, query.afterId));
     const grep = query.grep !== undefined && query.grep !== '' ? query.grep : undefined;
     // A block with no match anywhere in its text is skipped by SQLite, never decoded.
     if (grep !== undefined) (where.push('instr(text, ?) > 0'), args.push(grep));
@@ -259,7 +272,7 @@ export class LogStore {
   /** Up to `limit` lines of every service stored after `id`, oldest first (what a forwarder sends next). */
   after(id: number, limit: number): StoredLogLine[] {
     const out: StoredLogLine[] = [];
-    const rows = this.db.prepare('SELECT * FROM blocks WHERE first + count - 1 > ? ORDER BY first').iterate(id) as IterableIterator<BlockRow>;
+    const rows = this.db.prepare('SELECT * FROM blocks WHERE first > ? AND first + count - 1 > ? ORDER BY first').iterate(id - BLOCK_LINES, id) as IterableIterator<BlockRow>;
     for (const row of rows) {
       for (const l of linesOf(row)) if (l.id > id && out.length < limit) out.push(l);
       if (out.length >= limit) break;
@@ -279,7 +292,8 @@ export class LogStore {
 
   /** The id of the newest line stored (0 when none is). */
   lastId(): number {
-    return (this.db.prepare('SELECT max(first + count - 1) AS id FROM blocks').get() as { id: number | null }).id ?? 0;
+    const row = this.db.prepare('SELECT first + count - 1 AS id FROM blocks ORDER BY first DESC LIMIT 1').get() as { id: number } | undefined;
+    return row?.id ?? 0;
   }
 
   /** The bytes the stored lines count as (their text, and a row's overhead each). */

@@ -13,8 +13,12 @@ export interface ForwarderOptions {
   hostname?: string;
   /** Lines per write (default 1,000). */
   batch?: number;
-  /** After a broken connection, lines written within this long before it are sent again (default 2 s). */
+  /** After a broken connection, lines written within this long before it are sent again (default 2 s)… */
   resendMs?: number;
+  /** …and at least this many of the last bytes written, whatever their age (default 4 MiB: more than the kernel's buffers on both ends hold). */
+  resendBytes?: number;
+  /** A connection that takes no data for this long while data waits is given up (default 30 s). */
+  stallMs?: number;
   /** Reconnect back-off: from `min`, doubling to `max` (default 250 ms to 30 s). */
   backoff?: { minMs: number; maxMs: number };
   /** Between looks for new lines when all were sent (default 200 ms). */
@@ -50,8 +54,8 @@ export class SyslogForwarder {
   private closed = false;
   private writing = false;
   private backoff: number;
-  /** Writes finished lately: when, and the position before and after each (for the resend window). */
-  private recent: Array<{ at: number; from: number; to: number }> = [];
+  /** Writes finished lately: when, their size, and the position before and after each (for the resend window). */
+  private recent: Array<{ at: number; bytes: number; from: number; to: number }> = [];
   readonly state: ForwarderState;
   private readonly key: string;
   private readonly host: string;
@@ -97,6 +101,12 @@ export class SyslogForwarder {
     const socket = tls ? tlsConnect({ host, port, servername: host, ...(this.options.ca ? { ca: this.options.ca } : {}) }) : tcpConnect({ host, port });
     this.socket = socket;
     socket.setNoDelay(true);
+    // A peer that dies without a word (a host gone, a network cut) is found by keepalive, and a
+    // write that takes no data for stallMs gives the connection up.
+    socket.setKeepAlive(true, 10_000);
+    socket.setTimeout(this.options.stallMs ?? 30_000, () => {
+      if (this.writing) socket.destroy(new Error(`no data taken for ${Math.round((this.options.stallMs ?? 30_000) / 1000)}s`));
+    });
     socket.once(tls ? 'secureConnect' : 'connect', () => {
       this.state.connected = true;
       this.state.lastError = undefined;
@@ -104,7 +114,12 @@ export class SyslogForwarder {
       this.pump();
     });
     socket.on('data', () => undefined); // a syslog server says nothing; read and drop whatever it does
-    socket.on('error', (error) => (this.state.lastError = `${this.target.url}: ${reasonOf(error)}`));
+    socket.on('error', (error) => {
+      const said = `${this.target.url}: ${reasonOf(error)}`;
+      // Each new failure once on the server's stderr (its log); a reconnect loop repeats none.
+      if (said !== this.state.lastError) process.stderr.write(`imago: syslog forwarding: ${said}\n`);
+      this.state.lastError = said;
+    });
     socket.once('close', () => this.broken(socket));
   }
 
@@ -115,8 +130,7 @@ export class SyslogForwarder {
     this.state.connected = false;
     this.writing = false;
     clearTimeout(this.timer);
-    const since = Date.now() - (this.options.resendMs ?? 2_000);
-    const unsure = this.recent.find((r) => r.at >= since);
+    const unsure = this.resendFrom();
     if (unsure) {
       this.state.resent += this.state.position - unsure.from;
       this.setPosition(unsure.from);
@@ -156,13 +170,35 @@ export class SyslogForwarder {
       if (this.socket !== socket) return;
       this.writing = false;
       if (error) return; // 'close' follows, and rewinds
-      this.recent.push({ at: Date.now(), from: this.state.position, to: last });
-      const keepFrom = Date.now() - 2 * (this.options.resendMs ?? 2_000);
-      while (this.recent.length > 0 && this.recent[0]!.at < keepFrom) this.recent.shift();
+      this.recent.push({ at: Date.now(), bytes: Buffer.byteLength(chunk), from: this.state.position, to: last });
+      this.trimRecent();
       this.state.sent += lines.length;
       this.setPosition(last);
       setImmediate(() => this.pump());
     });
+  }
+
+  /** The oldest write of the resend window: those of the last resendMs, and at least the last resendBytes. */
+  private resendFrom(): { from: number } | undefined {
+    const since = Date.now() - (this.options.resendMs ?? 2_000);
+    const minBytes = this.options.resendBytes ?? 4 * 1024 * 1024;
+    let bytes = 0;
+    let first: { from: number } | undefined;
+    for (let i = this.recent.length - 1; i >= 0; i--) {
+      const r = this.recent[i]!;
+      if (r.at < since && bytes >= minBytes) break;
+      first = r;
+      bytes += r.bytes;
+    }
+    return first;
+  }
+
+  /** Forgets writes older than the resend window needs. */
+  private trimRecent(): void {
+    const since = Date.now() - (this.options.resendMs ?? 2_000);
+    const minBytes = this.options.resendBytes ?? 4 * 1024 * 1024;
+    let bytes = this.recent.reduce((a, r) => a + r.bytes, 0);
+    while (this.recent.length > 1 && this.recent[0]!.at < since && bytes - this.recent[0]!.bytes >= minBytes) bytes -= this.recent.shift()!.bytes;
   }
 
   private setPosition(id: number): void {

@@ -180,7 +180,7 @@ export class ControlPlane {
   logsOf(query: LogQuery): { lines: StoredLogLine[]; lastId: number; drops: LogDrops[] } {
     if (!this.logs) throw new ImagoError('the control plane has not started');
     if (!getService(this.store.db, query.service)) throw new HttpError(404, `no service '${query.service}' (imago status lists them)`);
-    this.logs.pass(); // what was printed up to now, not up to the last pass
+    this.logs.passSoon(); // what was printed up to now, not up to the last pass
     const lines = this.logs.store.query(query);
     // Every line stored up to now was looked at, unless the limit cut the answer short.
     const cut = query.tail === undefined && lines.length >= (query.limit ?? DEFAULT_LOG_LIMIT);

@@ -36,7 +36,7 @@ export async function renderMetrics(input: MetricsInput): Promise<{ contentType:
   const on = { registers: [registry] };
   const instances = new Gauge({ name: 'imago_instances', help: 'Instances imago counts on now, by service and state', labelNames: ['service', 'state'], ...on });
   for (const r of input.state.instances) instances.set({ service: r.service, state: r.state }, r.count);
-  const deploys = new Counter({ name: 'imago_deploys_total', help: 'Deploys, by service and outcome (running, succeeded, failed, aborted)', labelNames: ['service', 'outcome'], ...on });
+  const deploys = new Counter({ name: 'imago_deploys_total', help: 'Finished deploys, by service and outcome (succeeded, failed, aborted)', labelNames: ['service', 'outcome'], ...on });
   for (const r of input.state.deploys) deploys.inc({ service: r.service, outcome: r.state }, r.count);
   const durations = new Histogram({ name: 'imago_deploy_duration_seconds', help: 'How long finished deploys took, by service and outcome', labelNames: ['service', 'outcome'], buckets: DEPLOY_BUCKETS, ...on });
   for (const r of input.state.deployDurations) durations.observe({ service: r.service, outcome: r.state }, Math.max(0, r.seconds));

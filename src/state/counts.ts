@@ -5,7 +5,7 @@ import { LIVE_INSTANCE_STATES } from './instances.js';
 export interface StateCounts {
   /** Instances imago counts on now, by service and state (starting, healthy, serving, draining). */
   instances: Array<{ service: string; state: string; count: number }>;
-  /** Deploys by service and how they ended (running, succeeded, failed, aborted). */
+  /** Finished deploys by service and how they ended (succeeded, failed, aborted): a counter never goes down. */
   deploys: Array<{ service: string; state: string; count: number }>;
   /** Each finished deploy's length in seconds, by service and outcome. */
   deployDurations: Array<{ service: string; state: string; seconds: number }>;
@@ -22,7 +22,7 @@ export function stateCounts(db: Db): StateCounts {
   const live = LIVE_INSTANCE_STATES.map(() => '?').join(', ');
   return {
     instances: db.prepare(`SELECT service, state, count(*) AS count FROM instances WHERE state IN (${live}) GROUP BY service, state ORDER BY service, state`).all(...LIVE_INSTANCE_STATES) as StateCounts['instances'],
-    deploys: db.prepare('SELECT service, state, count(*) AS count FROM deploys GROUP BY service, state ORDER BY service, state').all() as StateCounts['deploys'],
+    deploys: db.prepare("SELECT service, state, count(*) AS count FROM deploys WHERE state != 'running' GROUP BY service, state ORDER BY service, state").all() as StateCounts['deploys'],
     deployDurations: db
       .prepare("SELECT service, state, (julianday(finished_at) - julianday(started_at)) * 86400.0 AS seconds FROM deploys WHERE finished_at IS NOT NULL AND state != 'running'")
       .all() as StateCounts['deployDurations'],

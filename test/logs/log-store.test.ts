@@ -202,6 +202,9 @@ describe('imago logs times', () => {
     assert.equal(parseLogTime('--since', '2d', now), now - 2 * 86_400_000);
     assert.equal(parseLogTime('--until', '2026-12-01T11:00:00Z', now), Date.parse('2026-12-01T11:00:00Z'));
     assert.equal(parseLogTime('--until', '2026-12-01 11:00Z', now), Date.parse('2026-12-01T11:00Z'));
+    // No zone: UTC, as imago prints times.
+    assert.equal(parseLogTime('--until', '2026-12-01 11:00', now), Date.parse('2026-12-01T11:00:00Z'));
+    assert.equal(parseLogTime('--until', '2026-12-01T11:00:00+01:00', now), Date.parse('2026-12-01T10:00:00Z'));
     assert.throws(() => parseLogTime('--since', 'yesterday', now), /--since: expected a duration back from now .* got 'yesterday'/);
   });
 });

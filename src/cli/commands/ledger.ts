@@ -56,7 +56,7 @@ export function registerLedger(program: Command): void {
     .command('events')
     .description('what the control plane does as it happens (releases, deploy steps, instance starts and stops with their reason, drift, guard actions, locks)')
     .option('--service <name>', "only this service's events")
-    .option('--since <time>', 'from this time (default: now): a duration back ("10m") or a date and time')
+    .option('--since <time>', 'from this time: a duration back ("10m") or a date and time (default: every event; with -f, from now)')
     .option('-f, --follow', 'keep printing new events as they happen (Ctrl-C ends)')
     .option('--json', 'one JSON object per event')
     .action(async (opts: { service?: string; since?: string; follow?: boolean; json?: boolean }, cmd: Command) => {

@@ -22,13 +22,16 @@ interface LogsOptions {
 
 /**
  * A time for `--since` / `--until`: a duration back from `now` ("1h", "30m", "2d") or a date
- * and time ("2026-12-01T17:00:00Z", "2026-12-01 17:00"). A clear error names the flag.
+ * and time ("2026-12-01T17:00:00Z", "2026-12-01 17:00", UTC unless it names a zone). A clear
+ * error names the flag.
  */
 export function parseLogTime(flag: string, text: string, now = Date.now()): number {
   const ago = parseDuration(text, { max: 3650 * 86_400_000 });
   if (typeof ago === 'number') return now - ago;
   if (/^\d{4}-\d\d-\d\d/.test(text)) {
-    const at = Date.parse(text.includes('T') || text.length === 10 ? text : text.replace(' ', 'T'));
+    // Without a zone, UTC: the times imago prints are UTC.
+    const iso = text.replace(' ', 'T');
+    const at = Date.parse(/T/.test(iso) && !/(Z|[+-]\d\d:?\d\d)$/.test(iso) ? `${iso}Z` : iso);
     if (!Number.isNaN(at)) return at;
   }
   throw new ImagoError(`${flag}: expected a duration back from now ("1h", "30m", "2d") or a date and time ("2026-12-01T17:00:00Z"), got '${text}'`, { exitCode: 2 });
@@ -86,7 +89,7 @@ export function registerLogs(program: Command): void {
       };
       const ask = (extra: Record<string, string>) => client.call<{ lines: StoredLogLine[]; lastId: number; drops: LogDrops[] }>('GET', `/v1/services/${encodeURIComponent(service)}/logs?${new URLSearchParams([...params, ...Object.entries(extra)])}`);
       // Without --tail, every line that matches, a page at a time (oldest first).
-      let answer = await ask(tail !== undefined ? { tail: String(tail) } : {});
+      let answer = await ask(tail !== undefined ? { tail: String(tail), limit: String(Math.max(1, tail)) } : {});
       print(answer.lines);
       warnDrops(answer.drops);
       let after = answer.lastId;

@@ -27,7 +27,8 @@ export async function instanceUsage(cgroups: string[], appPid: number): Promise<
     const v2 = await readText(join(dir, 'memory.current'));
     if (v2 !== undefined) {
       const usec = /usage_usec (\d+)/.exec((await readText(join(dir, 'cpu.stat'))) ?? '')?.[1];
-      return { cpuSeconds: usec === undefined ? 0 : Number(usec) / 1e6, memoryBytes: Number(v2.trim()) };
+      const inactive = Number(/^inactive_file (\d+)$/m.exec((await readText(join(dir, 'memory.stat'))) ?? '')?.[1] ?? 0);
+      return { cpuSeconds: usec === undefined ? 0 : Number(usec) / 1e6, memoryBytes: Math.max(0, Number(v2.trim()) - inactive) };
     }
     const v1 = await readText(join(dir, 'memory.usage_in_bytes'));
     if (v1 !== undefined) {

@@ -65,6 +65,9 @@ export class HaproxyRouter implements RouterControl {
   private logTimer: NodeJS.Timeout | undefined;
   /** The backend's servers as last read or set (see `servers`); undefined: read them again. */
   private known: ServerState[] | undefined;
+  /** Changes under way, and how many have begun: a read overlapping one is not kept. */
+  private changing = 0;
+  private generation = 0;
 
   constructor(
     readonly service: string,
@@ -99,13 +102,23 @@ export class HaproxyRouter implements RouterControl {
     this.known = undefined;
     this.address = (await this.adopt()) ?? (await this.spawn());
     // The access log is read every second, off the control loop's path, so it never grows far past what was read.
-    this.logTimer ??= setInterval(() => this.log.read(), LOG_READ_MS).unref();
+    this.logTimer ??= setInterval(() => {
+      try {
+        this.log.read();
+      } catch {
+        // unreadable for now (removed, a full disk): the next read, or stats(), tries again
+      }
+    }, LOG_READ_MS).unref();
     // Port 0 meant "any" once: a router started again later serves where this one does.
     this.listen = { ...this.listen, port: this.address.port };
     return this.address;
   }
 
   async route(target: RouterTarget): Promise<void> {
+    return this.change(() => this.routeNow(target));
+  }
+
+  private async routeNow(target: RouterTarget): Promise<void> {
     if (!NAME_CHARS.test(target.id)) throw new RouterError(`instance id '${target.id}': expected letters, digits and _ . : - only`, { badInput: true });
     if (isIP(target.host) === 0) throw new RouterError(`instance ${target.id}: expected an IP address, got '${target.host}'`, { badInput: true });
     const name = target.id;
@@ -126,6 +139,10 @@ export class HaproxyRouter implements RouterControl {
   }
 
   async unroute(id: string): Promise<void> {
+    return this.change(() => this.unrouteNow(id));
+  }
+
+  private async unrouteNow(id: string): Promise<void> {
     const servers = await this.servers();
     const server = servers.find((s) => s.name === id && !(s.adminState & ADMIN_MAINT));
     if (!server) return;
@@ -139,14 +156,18 @@ export class HaproxyRouter implements RouterControl {
   }
 
   async forget(id: string): Promise<void> {
-    if ((await this.servers()).some((s) => s.name === id)) await this.remove(id);
-    this.setRelease(id, undefined, true);
-    await this.reweigh();
+    return this.change(async () => {
+      if ((await this.servers()).some((s) => s.name === id)) await this.remove(id);
+      this.setRelease(id, undefined, true);
+      await this.reweigh();
+    });
   }
 
   async setWeights(weights: Record<string, number> | undefined): Promise<void> {
-    writeFileSync(this.weightsFile, `${JSON.stringify(weights ?? null)}\n`, { mode: 0o600 });
-    await this.reweigh();
+    return this.change(async () => {
+      writeFileSync(this.weightsFile, `${JSON.stringify(weights ?? null)}\n`, { mode: 0o600 });
+      await this.reweigh();
+    });
   }
 
   async snapshot(): Promise<RouterSnapshot> {
@@ -287,8 +308,22 @@ export class HaproxyRouter implements RouterControl {
    */
   private async servers(fresh = false): Promise<ServerState[]> {
     if (!fresh && this.known) return this.known;
-    this.known = parseServersState(await this.api(`show servers state ${BACKEND}`));
-    return this.known;
+    const generation = this.generation;
+    const read = parseServersState(await this.api(`show servers state ${BACKEND}`));
+    // A change made while this read was on its way (stats() runs beside the loop) wins: the read is not kept.
+    if (this.changing === 0 && generation === this.generation) this.known = read;
+    return read;
+  }
+
+  /** Runs a change of the servers: reads that overlap it are not kept as what is known. */
+  private async change<T>(work: () => Promise<T>): Promise<T> {
+    this.changing++;
+    this.generation++;
+    try {
+      return await work();
+    } finally {
+      this.changing--;
+    }
   }
 
   /** `show stat` of the router's frontend, backend and servers, by server name (`FRONTEND`, `BACKEND` for those). */
