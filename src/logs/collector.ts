@@ -135,7 +135,8 @@ export class LogCollector {
         const skipped = countLines(fd, offset, skipTo);
         // Counted with the position that skips them, in one transaction: never counted twice.
         drops.push({ service: source.service, instance: source.instance, lines: skipped, bytes: skipTo - offset, reason: `more than ${sizeText(this.limits.maxBacklogBytes)} of output waited to be collected`, at: now });
-        return { offset: skipTo, bytes: 0, more: skipTo < size, complete: false };
+        // Counting is some 30 times cheaper than storing: a 32 MiB skip costs the pass's budget a 1 MiB read.
+        return { offset: skipTo, bytes: Math.ceil((skipTo - offset) / 32), more: skipTo < size, complete: false };
       }
       const length = Math.min(maxBytes, size - offset);
       const buffer = Buffer.allocUnsafe(length);
