@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** True when a process with this pid runs on this host (one we may not signal counts). */
 export function alive(pid: number): boolean {
@@ -53,13 +53,27 @@ function isZombie(pid: number): boolean {
   }
 }
 
-/** The processes `pid` started that still run as its children (from /proc; empty when it is gone). */
+/**
+ * The processes `pid` started that still run as its children (from /proc; empty when it is
+ * gone). Every thread's children: a child forked by another thread than the main one is
+ * listed under that thread only.
+ */
 export function childrenOf(pid: number): number[] {
+  let tasks: string[];
   try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    tasks = readdirSync(`/proc/${pid}/task`);
   } catch {
     return [];
   }
+  const out = new Set<number>();
+  for (const task of tasks) {
+    try {
+      for (const child of readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) out.add(Number(child));
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return [...out];
 }
 
 /**
@@ -83,6 +97,14 @@ export async function endProcess(pid: number, ask: () => Promise<void> | void, g
  */
 export async function killTree(pid: number): Promise<void> {
   const all = [pid, ...childrenOf(pid)];
+  // A detached process leads its own group: the group goes too, whatever /proc listed.
+  if (groupOf(pid) === pid) {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
   for (const p of all) {
     try {
       process.kill(p, 'SIGKILL');
@@ -91,4 +113,14 @@ export async function killTree(pid: number): Promise<void> {
     }
   }
   for (const p of all) await waitForExit(p, 5_000);
+}
+
+/** The process group of `pid` (from /proc), or undefined when it is gone. */
+export function groupOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+  } catch {
+    return undefined;
+  }
 }

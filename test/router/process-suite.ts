@@ -79,9 +79,12 @@ export function processRouterSuite(name: string, kind: ProcessRouterKind): void 
       const first = make(dir, { ...http, port });
       await first.start();
       const pid = first.pid!;
+      // Hung as a whole: its process group (it runs detached) and every process it started.
       const stopped = kind.processes(pid);
+      process.kill(-pid, 'SIGSTOP');
       for (const p of stopped) process.kill(p, 'SIGSTOP');
       after(() => {
+        if (alive(pid)) process.kill(-pid, 'SIGKILL');
         for (const p of stopped) if (alive(p)) process.kill(p, 'SIGKILL');
       });
       const second = make(dir, { ...http, port });
