@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { ImagoError } from '../errors.js';
+import { DEFAULT_LOG_LIMIT } from './limits.js';
 
 /** Which of an instance's outputs a line came from: `output` when the provider keeps both in one file, in the order written. */
 export type LogStream = 'stdout' | 'stderr' | 'output';
@@ -74,8 +75,7 @@ export interface LogRetention {
   maxBytes: number;
 }
 
-/** Lines one query answers at most, unless it asks for fewer. */
-export const DEFAULT_LOG_LIMIT = 10_000;
+export { DEFAULT_LOG_LIMIT };
 
 /** The bytes a stored line is counted as: its text and its share of what a row holds besides. */
 const ROW_OVERHEAD = 64;

@@ -196,8 +196,7 @@ export class ControlPlane {
       // A router that does not answer is left out of this scrape (its counts come back with it).
       const stats = await loop.ctx.router.stats().then(summariseStats, () => undefined);
       if (!stats) continue;
-      const releases = Object.fromEntries(Object.entries(stats.releases).map(([id, t]) => [id === 'none' ? id : String(getRelease(db, Number(id))?.version ?? id), t]));
-      routers.push({ service, kind: loop.ctx.router.kind.split(' ')[0]!, requests: stats.requests, failed: stats.failed, retried: stats.retried, releases });
+      routers.push({ service, kind: loop.ctx.router.kind.split(' ')[0]!, requests: stats.requests, failed: stats.failed, retried: stats.retried, releases: this.byVersion(stats.releases) });
     }
     const usage: NonNullable<MetricsInput['usage']> = [];
     for (const [service, loop] of this.loops) {
@@ -208,7 +207,7 @@ export class ControlPlane {
       const read = await withDeadline(provider.usage(running.map((i) => i.id)), USAGE_DEADLINE_MS, `the ${provider.name} provider did not read CPU and memory`).catch(() => undefined);
       for (const i of running) {
         const u = read?.get(i.id);
-        if (u) usage.push({ service, instance: i.id, release: String(i.release === undefined ? '-' : (getRelease(db, i.release)?.version ?? i.release)), ...u });
+        if (u) usage.push({ service, instance: i.id, release: String(this.versionOf(i.release) ?? '-'), ...u });
       }
     }
     const drops = new Map<string, number>();
@@ -284,7 +283,7 @@ export class ControlPlane {
       const router = loop.ctx.router;
       // A router that does not answer is the status's news, not its failure.
       const traffic = await router.stats().then(summariseStats, (error: unknown) => ({ error: reasonOf(error) }));
-      if ('releases' in traffic) traffic.releases = Object.fromEntries(Object.entries(traffic.releases).map(([id, t]) => [id === 'none' ? id : String(getRelease(this.store.db, Number(id))?.version ?? id), t]));
+      if ('releases' in traffic) traffic.releases = this.byVersion(traffic.releases);
       out.push({
         service: name,
         url: loop.url,
@@ -297,10 +296,20 @@ export class ControlPlane {
         degraded: snapshot.degraded ?? null,
         converged: snapshot.converged,
         ...(snapshot.error ? { error: snapshot.error } : {}),
-        instances: snapshot.instances.map((i) => ({ ...i, release: i.release === undefined ? undefined : (getRelease(this.store.db, i.release)?.version ?? i.release) })) as InstanceSnapshot[],
+        instances: snapshot.instances.map((i) => ({ ...i, release: this.versionOf(i.release) })) as InstanceSnapshot[],
       });
     }
     return out;
+  }
+
+  /** A release's version, as users name releases (its id when the row is gone; undefined for none). */
+  private versionOf(releaseId: number | undefined): number | undefined {
+    return releaseId === undefined ? undefined : (getRelease(this.store.db, releaseId)?.version ?? releaseId);
+  }
+
+  /** Counts keyed by release id (or `none`) keyed by version instead. */
+  private byVersion<T>(byId: Record<string, T>): Record<string, T> {
+    return Object.fromEntries(Object.entries(byId).map(([id, t]) => [id === 'none' ? id : String(this.versionOf(Number(id))), t]));
   }
 
   /** Drift findings, oldest first (one service's, or all), at most `limit`. */

@@ -98,7 +98,7 @@ export async function endProcess(pid: number, ask: () => Promise<void> | void, g
 export async function killTree(pid: number): Promise<void> {
   const all = [pid, ...childrenOf(pid)];
   // A detached process leads its own group: the group goes too, whatever /proc listed.
-  if (groupOf(pid) === pid) {
+  if (Number(procStat(pid)?.[2]) === pid) {
     try {
       process.kill(-pid, 'SIGKILL');
     } catch {
@@ -115,11 +115,15 @@ export async function killTree(pid: number): Promise<void> {
   for (const p of all) await waitForExit(p, 5_000);
 }
 
-/** The process group of `pid` (from /proc), or undefined when it is gone. */
-export function groupOf(pid: number): number | undefined {
+/**
+ * The fields of /proc/<pid>/stat after the command name, the state (field 3) first, or
+ * undefined when the process is gone. The name is in parentheses and may hold spaces, so the
+ * fields are counted from after its last `)`.
+ */
+export function procStat(pid: number): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return undefined;
   }

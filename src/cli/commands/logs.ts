@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { parseDuration } from '../../config/duration.js';
 import { ImagoError } from '../../errors.js';
+import { DEFAULT_LOG_LIMIT } from '../../logs/limits.js';
 import type { LogDrops, StoredLogLine } from '../../logs/log-store.js';
 import { resolveHome } from '../../store/home.js';
 import { ApiClient } from '../api-client.js';
@@ -94,7 +95,7 @@ export function registerLogs(program: Command): void {
       warnDrops(answer.drops);
       let after = answer.lastId;
       if (tail === undefined) {
-        while (answer.lines.length >= 10_000) {
+        while (answer.lines.length >= DEFAULT_LOG_LIMIT) {
           answer = await ask({ after: String(after) });
           print(answer.lines);
           after = answer.lastId;

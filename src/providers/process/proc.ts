@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { procStat } from '../../util/pids.js';
 
 /**
  * The start time of a process (field 22 of /proc/<pid>/stat, in clock ticks since boot), or
@@ -6,15 +6,9 @@ import { readFileSync } from 'node:fs';
  * reused pid has another start time.
  */
 export function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (fields[0] === 'Z') return undefined; // a zombie has exited
-    return fields[19];
-  } catch {
-    return undefined;
-  }
+  const fields = procStat(pid);
+  if (!fields || fields[0] === 'Z') return undefined; // gone, or a zombie: it has exited
+  return fields[19];
 }
 
 /** True when the process `pid` that started at `startTime` still runs. */
@@ -33,11 +27,6 @@ export function signal(pid: number, name: NodeJS.Signals): void {
 
 /** The process group of `pid`, or undefined when it does not run. */
 export function processGroupOf(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[0] === 'Z' ? undefined : Number(fields[2]);
-  } catch {
-    return undefined;
-  }
+  const fields = procStat(pid);
+  return !fields || fields[0] === 'Z' ? undefined : Number(fields[2]);
 }
