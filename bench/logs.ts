@@ -26,6 +26,7 @@ import { join } from 'node:path';
 import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { LogCollector, type LogSource } from '../src/logs/collector.js';
+import { readFileAt } from '../src/providers/output-files.js';
 import { LogStore, type LogLine } from '../src/logs/log-store.js';
 import { markdownTable, summarise } from './lib/stats.js';
 
@@ -47,15 +48,21 @@ while (Date.now() < end) {
 process.stdout.write(String(n));
 `;
 
+/** A file a bench child writes, read as the providers' output files are. */
+function fileSource(file: string, instance: string): LogSource {
+  return { key: file, read: (position, buffer) => readFileAt(file, position, buffer), service: 'web', env: 'bench', release: 1, instance, stream: 'stdout', ended: false };
+}
+
 async function ingest(dir: string, writers: number, seconds: number, lineBytes: number): Promise<string[]> {
   const store = new LogStore(join(dir, 'ingest.db'));
   const collector = new LogCollector(store);
-  const sources: LogSource[] = Array.from({ length: writers }, (_, i) => ({ file: join(dir, `w${i}.log`), service: 'web', env: 'bench', release: 1, instance: `web-r1-${i}`, stream: 'output', ended: false }));
+  const files = Array.from({ length: writers }, (_, i) => join(dir, `w${i}.log`));
+  const sources: LogSource[] = files.map((file, i) => fileSource(file, `web-r1-${i}`));
   const children: ChildProcess[] = [];
   const printed: Array<Promise<number>> = [];
   const started = performance.now();
-  for (const s of sources) {
-    const child = spawn(process.execPath, ['-e', WRITER, s.file, String(seconds), String(lineBytes)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  for (const file of files) {
+    const child = spawn(process.execPath, ['-e', WRITER, file, String(seconds), String(lineBytes)], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(child);
     printed.push(new Promise((resolve) => {
       let out = '';
@@ -75,7 +82,7 @@ async function ingest(dir: string, writers: number, seconds: number, lineBytes: 
   try {
     for (;;) {
       const t = performance.now();
-      const result = collector.collect(sources);
+      const result = await collector.collect(sources);
       longestPass = Math.max(longestPass, performance.now() - t);
       stored += result.lines;
       if (!writersDone) storedWhileWriting = stored;
@@ -115,17 +122,18 @@ async function ingest(dir: string, writers: number, seconds: number, lineBytes: 
 }
 
 /** The collector with the machine to itself: 10 files of `mb` MB each, already written. */
-function collectorAlone(dir: string, mb: number, lineBytes: number): string[] {
+async function collectorAlone(dir: string, mb: number, lineBytes: number): Promise<string[]> {
   const line = `${'x'.repeat(lineBytes - 1)}\n`;
-  const sources: LogSource[] = Array.from({ length: 10 }, (_, i) => ({ file: join(dir, `alone-${i}.log`), service: 'web', env: 'bench', release: 1, instance: `web-r1-a${i}`, stream: 'output', ended: false }));
-  for (const s of sources) writeFileSync(s.file, line.repeat(Math.floor((mb * 1e6) / lineBytes)));
+  const files = Array.from({ length: 10 }, (_, i) => join(dir, `alone-${i}.log`));
+  const sources: LogSource[] = files.map((file, i) => fileSource(file, `web-r1-a${i}`));
+  for (const file of files) writeFileSync(file, line.repeat(Math.floor((mb * 1e6) / lineBytes)));
   const store = new LogStore(join(dir, 'alone.db'));
   const collector = new LogCollector(store);
   const started = performance.now();
   let longest = 0;
   for (;;) {
     const t = performance.now();
-    const more = collector.collect(sources).more;
+    const more = (await collector.collect(sources)).more;
     longest = Math.max(longest, performance.now() - t);
     if (!more) break;
   }
@@ -190,9 +198,9 @@ async function collectionCost(dir: string, rounds: number): Promise<string[]> {
   const collector = new LogCollector(store);
   let collecting: LogSource[] = [];
   let timer: NodeJS.Timeout | undefined;
-  const pass = () => {
-    const more = collector.collect(collecting).more;
-    timer = setTimeout(pass, more ? 0 : 200);
+  const pass = async () => {
+    const more = (await collector.collect(collecting)).more;
+    timer = setTimeout(() => void pass(), more ? 0 : 200);
   };
   try {
     for (const [i, c] of cases.entries()) {
@@ -215,13 +223,13 @@ async function collectionCost(dir: string, rounds: number): Promise<string[]> {
     for (let round = 0; round < rounds; round++) {
       for (let k = 0; k < servers.length; k++) {
         const srv = servers[(k + round) % servers.length]!;
-        collecting = srv.collect ? [{ file: srv.file, service: 'web', env: 'bench', release: 1, instance: 'web-r1-cost', stream: 'output', ended: false }] : [];
+        collecting = srv.collect ? [fileSource(srv.file, 'web-r1-cost')] : [];
         clearTimeout(timer);
-        pass();
+        void pass();
         const run = await startWrk(srv.url, 5, { threads: 1, connections: 16 }).done;
         // What the run printed is collected before the next run starts (not counted against it).
         collecting = srv.collect ? collecting : [];
-        while (collector.collect(collecting).more);
+        while ((await collector.collect(collecting)).more);
         results.set(srv.name, [...(results.get(srv.name) ?? []), run.rps]);
         log(`  round ${round + 1}/${rounds} ${srv.name}: ${Math.round(run.rps)} req/s`);
       }
@@ -258,7 +266,7 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'imago-bench-logs-'));
   try {
     log('ingest');
-    const a = [...(await ingest(dir, writers, seconds, lineBytes)), ...collectorAlone(dir, 50, lineBytes)];
+    const a = [...(await ingest(dir, writers, seconds, lineBytes)), ...(await collectorAlone(dir, 50, lineBytes))];
     log('query');
     const b = query(dir, lines);
     log('cost of collection');

@@ -9,8 +9,9 @@ export DEBIAN_FRONTEND=noninteractive
 # haproxy: the default data plane (without it, imago runs its built-in router); openssl: the TLS tests' certificates;
 # redis-server, redis-tools: the TCP data plane's test (a Redis baked from the host, redis-benchmark through the router);
 # prometheus: the /metrics test scrapes imago with a real Prometheus and reads a value back through its query API;
-# rsyslog: the log forwarding test runs rsyslogd on a loopback port and checks every line arrives, across its restart
-packages=(bubblewrap busybox-static skopeo umoci docker.io git ca-certificates util-linux systemd haproxy openssl redis-server redis-tools prometheus rsyslog "$@")
+# rsyslog: the log forwarding test runs rsyslogd on a loopback port and checks every line arrives, across its restart;
+# rsyslog-gnutls: and over TLS (RFC 5425), with a certificate made by openssl
+packages=(bubblewrap busybox-static skopeo umoci docker.io git ca-certificates util-linux systemd haproxy openssl redis-server redis-tools prometheus rsyslog rsyslog-gnutls "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -10,7 +10,7 @@ import type { InstanceState } from '../state/types.js';
 import type { Db } from '../store/db.js';
 import type { ImageStore } from '../store/image-store.js';
 import type { Clock } from '../util/clock.js';
-import { tailLines } from '../util/tail.js';
+import { outputTail } from '../providers/output-files.js';
 import type { DesiredState, SpecCache } from './desired-state.js';
 import { healthFor } from './health-for.js';
 import type { HealthWatchers } from './health-watchers.js';
@@ -73,7 +73,7 @@ export class Executor {
    */
   async apply(actions: Actions, state: DesiredState, listed: Map<string, ProviderInstance>): Promise<void> {
     const now = new Date(this.ctx.clock.now());
-    for (const order of actions.stop) await this.stop(order, listed.get(order.id)?.logFile, now);
+    for (const order of actions.stop) await this.stop(order, now);
     if (actions.drop.length > 0) dropAwaiting(this.ctx.db, actions.drop);
     for (const id of actions.route) {
       const instance = listed.get(id);
@@ -113,7 +113,7 @@ export class Executor {
    * background. One still being created is destroyed as soon as its create ends; a destroy
    * that failed is tried again later (1 s, doubling to a minute), never in a spin.
    */
-  private async stop(order: StopOrder, logFile: string | undefined, now: Date): Promise<void> {
+  private async stop(order: StopOrder, now: Date): Promise<void> {
     const { id } = order;
     if (this.stopping.has(id)) return;
     const retry = this.stopFailures.get(id);
@@ -143,11 +143,11 @@ export class Executor {
     this.track(
       this.ctx.provider
         .destroy(id, { graceMs })
-        .then(() => {
+        .then(async () => {
           this.stopFailures.delete(id);
           if (row?.port) this.ctx.ports.release(row.port);
-          // A failure's last output lines, now that its log is complete: what `imago status` shows first.
-          if (failed && row && logFile) setOutput(this.ctx.db, id, tailLines(logFile, 3).map((line) => line.slice(0, 200)));
+          // A failure's last output lines, now that its output is complete: what `imago status` shows first.
+          if (failed && row) setOutput(this.ctx.db, id, (await outputTail(this.ctx.provider, id, 3)).map((line) => line.slice(0, 200)));
         })
         .catch((error: unknown) => {
           const count = (this.stopFailures.get(id)?.count ?? 0) + 1;

@@ -6,6 +6,7 @@ import { DeployError, reasonOf, RouterError } from '../errors.js';
 import type { Prober } from '../health/health-gate.js';
 import type { Digest } from '../oci/digest.js';
 import type { ImageConfig } from '../oci/types.js';
+import { outputTail } from '../providers/output-files.js';
 import type { Provider, ProviderInstance } from '../providers/provider.js';
 import type { RouterControl } from '../router/router-control.js';
 import { finishDeploy, getDeploy } from '../state/deploys.js';
@@ -17,7 +18,6 @@ import type { Deploy, InstanceRow, Release } from '../state/types.js';
 import type { Db } from '../store/db.js';
 import type { ImageStore } from '../store/image-store.js';
 import { systemClock, type Clock } from '../util/clock.js';
-import { tailLines } from '../util/tail.js';
 import { readDesired, SpecCache, type DesiredState } from './desired-state.js';
 import { Executor } from './executor.js';
 import { healthFor } from './health-for.js';
@@ -421,15 +421,16 @@ export class ServiceLoop {
     );
     // The desired state moved while this round observed (a deploy, a rollback adopting kept
     // instances): decide on the new one in the next round, never on a mix of both.
-    const row = getService(this.ctx.db, this.name);
-    if (row?.releaseId !== state.service.releaseId || row?.updatedAt !== state.service.updatedAt) return { wakeAt: undefined, acted: true };
     const now = this.clock.now();
     const actions = reconcile(state.desired, observation.observed, { now });
+    // Read the blamed instances' probes and output before they are stopped and forgotten.
+    const failure = state.deploy && actions.deployFailed ? await this.failureOf(actions.deployFailed.instances, observation.listed) : undefined;
+    const row = getService(this.ctx.db, this.name);
+    if (row?.releaseId !== state.service.releaseId || row?.updatedAt !== state.service.updatedAt) return { wakeAt: undefined, acted: true };
     this.recordDrift(observation, state);
-    if (state.deploy && actions.deployFailed) {
-      // Read the blamed instances' probes and logs before they are stopped and forgotten.
-      const transcript = this.transcriptOf(actions.deployFailed.instances, observation.listed);
-      this.failDeploy(state, withLastOutput(actions.deployFailed.reason, actions.deployFailed.instances, observation.listed), transcript);
+    if (state.deploy && actions.deployFailed && failure) {
+      const reason = failure.lastLine ? `${actions.deployFailed.reason}; last output: ${failure.lastLine.slice(0, 200)}` : actions.deployFailed.reason;
+      this.failDeploy(state, reason, failure.transcript);
     }
     await this.executor.forgetStrays(observation.strays);
     await this.executor.apply(actions, state, observation.listed);
@@ -535,11 +536,20 @@ export class ServiceLoop {
     this.deployWaiters.delete(deployId);
   }
 
-  /** The health transcript and last log lines of the instances a failed deploy blames (logs as far as they reached their files). */
-  private transcriptOf(ids: string[], listed: Map<string, ProviderInstance>): Record<string, { probes: string[]; log: string[] }> {
-    const out: Record<string, { probes: string[]; log: string[] }> = {};
-    for (const id of ids) out[id] = { probes: this.watchers.transcript(id), log: tailLines(listed.get(id)?.logFile ?? '', 20) };
-    return out;
+  /**
+   * The health transcript and last output lines of each instance a failed deploy blames (as
+   * far as their provider has them), and the last line of the first one that exited: usually
+   * the error itself.
+   */
+  private async failureOf(ids: string[], listed: Map<string, ProviderInstance>): Promise<{ transcript: Record<string, { probes: string[]; log: string[] }>; lastLine: string | undefined }> {
+    const transcript: Record<string, { probes: string[]; log: string[] }> = {};
+    let lastLine: string | undefined;
+    for (const id of ids) {
+      const log = await outputTail(this.ctx.provider, id, 20);
+      transcript[id] = { probes: this.watchers.transcript(id), log };
+      if (lastLine === undefined && listed.get(id)?.state === 'exited') lastLine = log.at(-1);
+    }
+    return { transcript, lastLine };
   }
 }
 
@@ -578,15 +588,4 @@ function specOrUndefined(specs: SpecCache, releaseId: number): ServiceSpec | und
   } catch {
     return undefined;
   }
-}
-
-/** A deploy failure's reason with the last output line of an instance it blames that exited: usually the error itself. */
-function withLastOutput(reason: string, blamed: string[], listed: Map<string, ProviderInstance>): string {
-  for (const id of blamed) {
-    const instance = listed.get(id);
-    if (instance?.state !== 'exited') continue;
-    const [line] = tailLines(instance.logFile, 1);
-    if (line) return `${reason}; last output: ${line.slice(0, 200)}`;
-  }
-  return reason;
 }

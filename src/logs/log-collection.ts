@@ -1,6 +1,6 @@
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { reasonOf } from '../errors.js';
+import type { OutputStream, Provider } from '../providers/provider.js';
 import { FINAL_INSTANCE_STATES, instanceLabels } from '../state/instances.js';
 import type { Db } from '../store/db.js';
 import { LogCollector, type CollectorLimits, type LogSource } from './collector.js';
@@ -17,7 +17,7 @@ export interface LogCollectionOptions {
   /** Between retention cuts (default 60 s). */
   retainEveryMs?: number;
   now?: () => number;
-  /** How long after an instance ended its file is read to its end and removed (default 120 s). */
+  /** How long after an instance ended its output is read to its end and let go (default 120 s). */
   settleMs?: number;
   /** Forward every stored line to this syslog server (RFC 5424 over TCP or TLS). */
   forward?: { target: SyslogTarget; ca?: string | undefined };
@@ -27,15 +27,20 @@ export interface LogCollectionOptions {
 export const DEFAULT_RETENTION: LogRetention = { maxAgeMs: 7 * 24 * 3600_000, maxBytes: 1024 ** 3 };
 
 /**
- * An instance's output file is written until a while after it ended (the docker provider
- * copies the engine's last lines as it destroys the container): read to its end only after
- * this long is it done.
+ * An instance's output grows until a while after it ended (the docker provider copies the
+ * engine's last lines as it destroys the container): read to its end only after this long is
+ * it done.
  */
 const SETTLE_MS = 120_000;
 
+/** The provider that runs a service's instances, by its name (the control plane's registry). */
+export type ProviderLookup = (name: string) => Promise<Provider>;
+
+const STREAMS: OutputStream[] = ['stdout', 'stderr'];
+
 /**
  * A control plane's logs: the store (`<home>/logs.db`) and the collector that fills it from
- * every instance's output file (`<home>/logs/<id>.log`, written by the providers), labelled
+ * every instance's stdout and stderr (read through its provider's `readOutput`), labelled
  * from the state database, on a timer of its own. Retention runs every minute.
  */
 export class LogCollection {
@@ -49,14 +54,17 @@ export class LogCollection {
   /** The last pass's failure (a file that could not be read), for status. */
   lastError: string | undefined;
   private lastPassAt = 0;
+  /** The pass running now: a reader asking for a pass waits for it rather than starting another. */
+  private passing: Promise<boolean> | undefined;
   /** Lines stored since this collection started. */
   collected = 0;
   /** The syslog forwarder, when one is configured. */
   readonly forwarder: SyslogForwarder | undefined;
 
   constructor(
-    private readonly home: string,
+    home: string,
     private readonly db: Db,
+    private readonly providers: ProviderLookup,
     private readonly env: string,
     private readonly options: LogCollectionOptions = {},
   ) {
@@ -69,35 +77,46 @@ export class LogCollection {
 
   /** Starts collecting on a timer (and cutting by retention). */
   start(): void {
-    const pass = () => {
+    const pass = async () => {
       if (this.closed) return;
-      const more = this.pass();
-      this.timer = setTimeout(pass, more ? 0 : (this.options.intervalMs ?? 200));
+      const more = await this.pass();
+      if (this.closed) return;
+      this.timer = setTimeout(() => void pass(), more ? 0 : (this.options.intervalMs ?? 200));
       this.timer.unref();
     };
-    pass();
+    void pass();
     this.retainTimer = setInterval(() => this.retain(), this.options.retainEveryMs ?? 60_000);
     this.retainTimer.unref();
     this.retain();
     this.forwarder?.start();
   }
 
-  /** One pass over every instance's file; true when some file has more waiting than one pass reads. */
-  pass(): boolean {
+  /** One pass over every instance's streams; true when some stream has more waiting than one pass reads. Never throws. */
+  pass(): Promise<boolean> {
+    this.passing ??= this.passOnce().finally(() => (this.passing = undefined));
+    return this.passing;
+  }
+
+  private async passOnce(): Promise<boolean> {
     this.lastPassAt = this.now();
     try {
-      const result = this.collector.collect(this.sources());
+      const { sources, providers, errors } = await this.sources();
+      const result = await this.collector.collect(sources);
       this.collected += result.lines;
-      // Every line of these is in the store: the files go, so the output is not kept twice.
-      for (const file of result.finished) {
+      errors.push(...result.errors);
+      // Every line of an ended instance's streams is in the store: its provider lets go of them, so nothing is kept twice.
+      const finished = new Set(result.finished);
+      for (const [instance, provider] of providers) {
+        if (!STREAMS.every((stream) => finished.has(`${instance}:${stream}`) || this.collector.isDone(`${instance}:${stream}`))) continue;
+        if (!STREAMS.some((stream) => finished.has(`${instance}:${stream}`))) continue;
         try {
-          rmSync(file, { force: true });
-          this.store.forgetSource(file);
+          await provider.forgetOutput(instance);
+          for (const stream of STREAMS) this.store.forgetSource(`${instance}:${stream}`);
         } catch (error) {
-          result.errors.push(`${file}: ${reasonOf(error)}`);
+          errors.push(`${instance}: ${reasonOf(error)}`);
         }
       }
-      this.report(result.errors.length > 0 ? result.errors.join('; ') : undefined);
+      this.report(errors.length > 0 ? errors.join('; ') : undefined);
       return result.more;
     } catch (error) {
       this.report(reasonOf(error));
@@ -112,8 +131,9 @@ export class LogCollection {
   }
 
   /** A pass now, unless one ran in the last pass interval (a reader asking often never holds the event loop more than the timer would). */
-  passSoon(): void {
-    if (this.now() - this.lastPassAt >= (this.options.intervalMs ?? 200)) this.pass();
+  async passSoon(): Promise<void> {
+    if (this.passing) await this.passing;
+    else if (this.now() - this.lastPassAt >= (this.options.intervalMs ?? 200)) await this.pass();
   }
 
   /** Cuts what retention no longer keeps; returns how many lines went. */
@@ -132,22 +152,37 @@ export class LogCollection {
     this.closed = true;
     clearTimeout(this.timer);
     clearInterval(this.retainTimer);
-    for (let i = 0; i < 100 && this.pass(); i++);
+    if (this.passing) await this.passing;
+    for (let i = 0; i < 100 && (await this.pass()); i++);
     await this.forwarder?.close();
     this.store.close();
   }
 
-  private sources(): LogSource[] {
+  /** Both streams of every recorded instance, each read through the provider of its service. */
+  private async sources(): Promise<{ sources: LogSource[]; providers: Map<string, Provider>; errors: string[] }> {
     const now = this.now();
-    return instanceLabels(this.db).map((i) => ({
-      file: join(this.home, 'logs', `${i.id}.log`),
-      service: i.service,
-      env: this.env,
-      release: i.version,
-      instance: i.id,
-      // Both providers keep an instance's stdout and stderr in one file, in the order written.
-      stream: 'output' as const,
-      ended: FINAL_INSTANCE_STATES.includes(i.state) && i.endedAt !== undefined && now - Date.parse(i.endedAt) > (this.options.settleMs ?? SETTLE_MS),
-    }));
+    const sources: LogSource[] = [];
+    const providers = new Map<string, Provider>();
+    const byName = new Map<string, Promise<Provider>>();
+    const errors: string[] = [];
+    for (const i of instanceLabels(this.db)) {
+      const key = i.provider;
+      if (!byName.has(key)) byName.set(key, this.providers(key));
+      let provider: Provider;
+      try {
+        provider = await byName.get(key)!;
+      } catch (error) {
+        // A provider that cannot be made now (dockerd down): its instances are read on later, from where they stopped.
+        const message = `the ${key} provider: ${reasonOf(error)}`;
+        if (!errors.includes(message)) errors.push(message);
+        continue;
+      }
+      providers.set(i.id, provider);
+      const ended = FINAL_INSTANCE_STATES.includes(i.state) && i.endedAt !== undefined && now - Date.parse(i.endedAt) > (this.options.settleMs ?? SETTLE_MS);
+      for (const stream of STREAMS) {
+        sources.push({ key: `${i.id}:${stream}`, read: (position, buffer) => provider.readOutput(i.id, stream, position, buffer), service: i.service, env: this.env, release: i.version, instance: i.id, stream, ended });
+      }
+    }
+    return { sources, providers, errors };
   }
 }

@@ -34,6 +34,8 @@ export interface LogQuery {
   service: string;
   release?: number | undefined;
   instance?: string | undefined;
+  /** Only lines of this stream. */
+  stream?: 'stdout' | 'stderr' | undefined;
   /** From this time on (ms since the epoch, inclusive). */
   since?: number | undefined;
   /** Up to this time (ms since the epoch, inclusive). */
@@ -57,6 +59,13 @@ export interface LogDrops {
   /** The last reason (a backlog past the collector's bound, a line past the length bound). */
   reason: string;
   lastAt: number;
+}
+
+/** How far the collector read one source (`<instance>:<stream>`). */
+export interface SourcePosition {
+  key: string;
+  instance: string;
+  offset: number;
 }
 
 /** Lines skipped, to be counted in the same transaction as the position that skips them. */
@@ -148,7 +157,7 @@ interface BlockRow {
  */
 export class LogStore {
   private readonly db: Database.Database;
-  private readonly appendMany: (blocks: LogBlock[], positions: Array<{ file: string; instance: string; offset: number }>, drops: DropRecord[]) => void;
+  private readonly appendMany: (blocks: LogBlock[], positions: SourcePosition[], drops: DropRecord[]) => void;
 
   constructor(readonly file: string) {
     try {
@@ -158,13 +167,16 @@ export class LogStore {
       this.db.pragma('synchronous = NORMAL');
       this.db.pragma('busy_timeout = 5000');
       this.db.exec(SCHEMA);
+      // Positions kept before the streams were apart are by file path, `<home>/logs/<id>.log`:
+      // that file is stdout's now (an instance started then writes both streams into it).
+      this.db.prepare("UPDATE sources SET file = instance || ':stdout' WHERE file LIKE '%/' || instance || '.log'").run();
     } catch (error) {
       throw new ImagoError(`the log store ${file} cannot be opened: ${(error as Error).message}`, { cause: error });
     }
     const insert = this.db.prepare('INSERT INTO blocks (first, count, at, service, env, release, instance, stream, bytes, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
     const position = this.db.prepare('INSERT INTO sources (file, instance, offset) VALUES (?, ?, ?) ON CONFLICT(file) DO UPDATE SET offset = excluded.offset');
     const add = this.db.prepare('INSERT INTO totals (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value');
-    this.appendMany = this.db.transaction((blocks: LogBlock[], positions: Array<{ file: string; instance: string; offset: number }>, drops: DropRecord[]) => {
+    this.appendMany = this.db.transaction((blocks: LogBlock[], positions: SourcePosition[], drops: DropRecord[]) => {
       for (const d of drops) this.recordDrop(d.service, d.instance, d.lines, d.bytes, d.reason, d.at);
       let next = this.getTotal('next_id') || 1;
       let bytes = 0;
@@ -180,7 +192,7 @@ export class LogStore {
       this.setTotal('next_id', next);
       if (bytes > 0) add.run('bytes', bytes);
       for (const [service, n] of perService) add.run(`${LINES_PREFIX}${service}`, n);
-      for (const p of positions) position.run(p.file, p.instance, p.offset);
+      for (const p of positions) position.run(p.key, p.instance, p.offset);
     });
   }
 
@@ -189,7 +201,7 @@ export class LogStore {
    * keeps both or neither, so no line is stored twice or skipped. A newline inside a line's
    * text is stored as a space.
    */
-  append(lines: LogLine[], positions: Array<{ file: string; instance: string; offset: number }> = []): void {
+  append(lines: LogLine[], positions: SourcePosition[] = []): void {
     const blocks: LogBlock[] = [];
     for (let i = 0; i < lines.length; ) {
       // A block: the run of lines with the same time and labels, at most BLOCK_LINES of them.
@@ -203,19 +215,19 @@ export class LogStore {
   }
 
   /** Stores blocks as they are (the collector's way: no line is made an object of its own) and the read positions, in one transaction. */
-  appendBlocks(blocks: LogBlock[], positions: Array<{ file: string; instance: string; offset: number }> = [], drops: DropRecord[] = []): void {
+  appendBlocks(blocks: LogBlock[], positions: SourcePosition[] = [], drops: DropRecord[] = []): void {
     this.appendMany(blocks, positions, drops);
   }
 
-  /** Where the collector stopped reading `file` (0 when it never read it). */
-  positionOf(file: string): number {
-    const row = this.db.prepare('SELECT offset FROM sources WHERE file = ?').get(file) as { offset: number } | undefined;
+  /** Where the collector stopped reading source `key` (0 when it never read it). */
+  positionOf(key: string): number {
+    const row = this.db.prepare('SELECT offset FROM sources WHERE file = ?').get(key) as { offset: number } | undefined;
     return row?.offset ?? 0;
   }
 
-  /** Forgets the read position of a file that is gone. */
-  forgetSource(file: string): void {
-    this.db.prepare('DELETE FROM sources WHERE file = ?').run(file);
+  /** Forgets the read position of a source that is gone. */
+  forgetSource(key: string): void {
+    this.db.prepare('DELETE FROM sources WHERE file = ?').run(key);
   }
 
   /** Counts lines (and bytes) of an instance the store could not keep. */
@@ -240,6 +252,7 @@ export class LogStore {
     const args: Array<string | number> = [query.service];
     if (query.release !== undefined) (where.push('release = ?'), args.push(query.release));
     if (query.instance !== undefined) (where.push('instance = ?'), args.push(query.instance));
+    if (query.stream !== undefined) (where.push('stream = ?'), args.push(query.stream));
     if (query.since !== undefined) (where.push('at >= ?'), args.push(query.since));
     if (query.until !== undefined) (where.push('at <= ?'), args.push(query.until));
     // A block ends after the id when it starts after id - BLOCK_LINES (the bound lets SQLite seek, not scan).

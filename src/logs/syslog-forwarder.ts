@@ -1,4 +1,4 @@
-import { connect as tcpConnect, type Socket } from 'node:net';
+import { isIP, connect as tcpConnect, type Socket } from 'node:net';
 import { hostname as osHostname } from 'node:os';
 import { connect as tlsConnect } from 'node:tls';
 import { reasonOf } from '../errors.js';
@@ -98,7 +98,8 @@ export class SyslogForwarder {
   private connect(): void {
     if (this.closed) return;
     const { host, port, tls } = this.target;
-    const socket = tls ? tlsConnect({ host, port, servername: host, ...(this.options.ca ? { ca: this.options.ca } : {}) }) : tcpConnect({ host, port });
+    // SNI carries a name, never an address (RFC 6066); the certificate is checked against either.
+    const socket = tls ? tlsConnect({ host, port, ...(isIP(host) ? {} : { servername: host }), ...(this.options.ca ? { ca: this.options.ca } : {}) }) : tcpConnect({ host, port });
     this.socket = socket;
     socket.setNoDelay(true);
     // A peer that dies without a word (a host gone, a network cut) is found by keepalive, and a

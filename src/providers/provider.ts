@@ -43,8 +43,6 @@ export interface ProviderInstance {
   address: { host: string; port: number };
   startedAt: number;
   exitCode: number | undefined;
-  /** File holding the instance's stdout and stderr; it outlives the instance, and is complete once `destroy` resolved. */
-  logFile: string;
   /**
    * What was done to the instance from outside imago since it started (a `docker exec`, a
    * pause, a stop), one line each, oldest first; empty when it is as it was created. An
@@ -62,6 +60,17 @@ export interface ProviderInstance {
 export interface InstanceUsage {
   cpuSeconds: number;
   memoryBytes: number;
+}
+
+/** The two streams an instance prints on. */
+export type OutputStream = 'stdout' | 'stderr';
+
+/** One read of an instance's output: the bytes read, and how many the stream holds in all. */
+export interface OutputRead {
+  /** Bytes read into the buffer, from the position asked for. */
+  bytes: number;
+  /** The stream's length now (read or not): `size - position` bytes wait to be read. */
+  size: number;
 }
 
 /** Something a provider saw happen to an instance, soon after it happened. */
@@ -100,6 +109,17 @@ export interface Provider {
    * left out): for `/metrics`.
    */
   usage?(ids: string[]): Promise<Map<string, InstanceUsage>>;
+  /**
+   * Reads what instance `id` printed on `stream`, from byte `position` on, into `buffer` (at
+   * most its length). A provider keeps each stream, in the order printed, from the instance's
+   * start until `forgetOutput`, past its end: readers keep their own positions, so one that
+   * stops and starts again reads on, and an instance never waits for a reader. Once `destroy`
+   * resolved nothing more is added (docker: once its last lines are copied from the engine).
+   * An unknown instance or one that printed nothing reads as `{ bytes: 0, size: 0 }`.
+   */
+  readOutput(id: string, stream: OutputStream, position: number, buffer: Buffer): Promise<OutputRead>;
+  /** Lets go of an instance's output (it ended, and its reader has all of it). */
+  forgetOutput(id: string): Promise<void>;
   /** Lets go of what this object holds (log streams, connections); instances keep running. */
   close(): Promise<void>;
 }

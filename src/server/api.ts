@@ -139,10 +139,13 @@ export function logQueryOf(service: string, params: URLSearchParams): LogQuery {
     if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value < min || value > max) throw new HttpError(400, `logs: '${key}' must be a whole number from ${min} to ${max}, got '${text}'`);
     return value;
   };
+  const stream = params.get('stream') || undefined;
+  if (stream !== undefined && stream !== 'stdout' && stream !== 'stderr') throw new HttpError(400, `logs: 'stream' must be stdout or stderr, got '${stream}'`);
   return {
     service,
     release: whole('release', 1),
     instance: params.get('instance') || undefined,
+    stream,
     since: whole('since', 0),
     until: whole('until', 0),
     grep: params.get('grep') || undefined,

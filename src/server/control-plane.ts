@@ -118,7 +118,7 @@ export class ControlPlane {
   async start(): Promise<void> {
     this.takePlaneLock();
     const db = this.store.db;
-    this.logs = new LogCollection(this.store.home, db, this.env, this.opts.logs);
+    this.logs = new LogCollection(this.store.home, db, (name) => this.providers.get(name as ProviderName), this.env, this.opts.logs);
     this.logs.start();
     const specs = new SpecCache(db);
     for (const deploy of runningDeploys(db)) {
@@ -177,10 +177,10 @@ export class ControlPlane {
    * A service's stored log lines that match `query`, oldest first, with the id to ask after
    * for what comes next (a follower), and the lines its instances printed that were dropped.
    */
-  logsOf(query: LogQuery): { lines: StoredLogLine[]; lastId: number; drops: LogDrops[] } {
+  async logsOf(query: LogQuery): Promise<{ lines: StoredLogLine[]; lastId: number; drops: LogDrops[] }> {
     if (!this.logs) throw new ImagoError('the control plane has not started');
     if (!getService(this.store.db, query.service)) throw new HttpError(404, `no service '${query.service}' (imago status lists them)`);
-    this.logs.passSoon(); // what was printed up to now, not up to the last pass
+    await this.logs.passSoon(); // what was printed up to now, not up to the last pass
     const lines = this.logs.store.query(query);
     // Every line stored up to now was looked at, unless the limit cut the answer short.
     const cut = query.tail === undefined && lines.length >= (query.limit ?? DEFAULT_LOG_LIMIT);

@@ -229,8 +229,8 @@ function toInstance(row: Row): InstanceRow {
   };
 }
 
-/** Every instance ever recorded, with its release's version: what the log collector labels lines with. */
-export function instanceLabels(db: Db): Array<{ id: string; service: string; version: number; state: InstanceState; endedAt: string | undefined }> {
-  const rows = db.prepare('SELECT i.id, i.service, r.version, i.state, i.ended_at FROM instances i JOIN releases r ON r.id = i.release_id ORDER BY i.created_at, i.id').all() as Array<{ id: string; service: string; version: number; state: InstanceState; ended_at: string | null }>;
-  return rows.map((r) => ({ id: r.id, service: r.service, version: r.version, state: r.state, endedAt: orUndefined(r.ended_at) }));
+/** Every instance ever recorded, with its release's version and the provider its service names: what the log collector labels lines with and reads them through. */
+export function instanceLabels(db: Db): Array<{ id: string; service: string; provider: string; version: number; state: InstanceState; endedAt: string | undefined }> {
+  const rows = db.prepare('SELECT i.id, i.service, COALESCE(s.provider, i.provider) AS provider, r.version, i.state, i.ended_at FROM instances i JOIN releases r ON r.id = i.release_id LEFT JOIN services s ON s.name = i.service ORDER BY i.created_at, i.id').all() as Array<{ id: string; service: string; provider: string; version: number; state: InstanceState; ended_at: string | null }>;
+  return rows.map((r) => ({ id: r.id, service: r.service, provider: r.provider, version: r.version, state: r.state, endedAt: orUndefined(r.ended_at) }));
 }

@@ -63,7 +63,7 @@ for (const providerName of ['process', 'docker'] as const) {
       for (const l of ones) {
         assert.equal(l.service, 'web');
         assert.equal(l.env, 'staging');
-        assert.equal(l.stream, 'output');
+        assert.equal(l.stream, /SIGTERM/.test(l.text) ? 'stderr' : 'stdout', `${l.text}: on the stream it was printed on`);
         assert.ok(firstIds.has(l.instance), `${l.instance} is one of release 1's`);
         assert.ok(Math.abs(Date.parse(l.at) - Date.now()) < 120_000, `a recent time: ${l.at}`);
       }
@@ -80,6 +80,11 @@ for (const providerName of ['process', 'docker'] as const) {
       assert.match(plain.stdout.trim(), /^\d{4}-\d\d-\d\dT\S+Z r2 web-r\d+-\w+ hello 2 listening on /);
       assert.equal((await jsonLines(['--since', '10m', '--grep', 'listening'])).length, 4);
       assert.equal((await jsonLines(['--until', '2000-01-01T00:00:00Z'])).length, 0);
+      const errors = await jsonLines(['--release', '1', '--stream', 'stderr']);
+      assert.deepEqual(errors.map((l) => l.text.replace(/ .*/, '')), ['SIGTERM:', 'SIGTERM:'], 'only what release 1 printed on stderr');
+      const badStream = await run(['logs', 'web', '--stream', 'both']);
+      assert.equal(badStream.code, 2);
+      assert.match(badStream.stderr, /--stream: expected stdout or stderr, got 'both'/);
       const bad = await run(['logs', 'web', '--since', 'yesterday']);
       assert.equal(bad.code, 2);
       assert.match(bad.stderr, /--since: expected a duration back from now .* got 'yesterday'/);

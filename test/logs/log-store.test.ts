@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { LogCollector, type LogSource } from '../../src/logs/collector.js';
 import { LogStore, type LogLine } from '../../src/logs/log-store.js';
+import { readFileAt } from '../../src/providers/output-files.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'imago-logs-'));
 after(() => rm(dir, { recursive: true, force: true }));
@@ -19,7 +20,7 @@ describe('log store', () => {
     const store = freshStore();
     store.append([
       line({ at: 1_000, text: 'GET / 200' }),
-      line({ at: 2_000, text: 'GET /a 500', instance: 'web-r1-b' }),
+      line({ at: 2_000, text: 'GET /a 500', instance: 'web-r1-b', stream: 'stderr' }),
       line({ at: 3_000, text: 'GET /b 200', release: 2, instance: 'web-r2-c' }),
       line({ at: 4_000, text: 'other service', service: 'api' }),
       line({ at: 5_000, text: 'GET /c 500 (a.b)', release: 2, instance: 'web-r2-c' }),
@@ -28,6 +29,7 @@ describe('log store', () => {
     assert.deepEqual(texts({ service: 'web' }), ['GET / 200', 'GET /a 500', 'GET /b 200', 'GET /c 500 (a.b)']);
     assert.deepEqual(texts({ service: 'web', release: 2 }), ['GET /b 200', 'GET /c 500 (a.b)']);
     assert.deepEqual(texts({ service: 'web', instance: 'web-r1-b' }), ['GET /a 500']);
+    assert.deepEqual(texts({ service: 'web', stream: 'stderr' }), ['GET /a 500']);
     assert.deepEqual(texts({ service: 'web', since: 2_000, until: 3_000 }), ['GET /a 500', 'GET /b 200']);
     assert.deepEqual(texts({ service: 'web', grep: '500' }), ['GET /a 500', 'GET /c 500 (a.b)']);
     // A fixed string, not a pattern: the dot and brackets match themselves only.
@@ -69,21 +71,21 @@ describe('log store', () => {
 });
 
 describe('log collector', () => {
-  const source = (file: string, over: Partial<LogSource> = {}): LogSource => ({ file, service: 'web', env: 'default', release: 3, instance: 'web-r3-x', stream: 'output', ended: false, ...over });
+  const source = (file: string, over: Partial<LogSource> = {}): LogSource => ({ key: file, read: (position, buffer) => readFileAt(file, position, buffer), service: 'web', env: 'default', release: 3, instance: 'web-r3-x', stream: 'stdout', ended: false, ...over });
 
-  it('reads on from where it stopped, across a new store object and collector: nothing lost, nothing twice', () => {
+  it('reads on from where it stopped, across a new store object and collector: nothing lost, nothing twice', async () => {
     const file = join(dir, 'a.log');
     const dbFile = join(dir, 'restart.db');
     writeFileSync(file, 'one\ntwo\nthr');
     let store = new LogStore(dbFile);
-    assert.equal(new LogCollector(store).collect([source(file)]).lines, 2);
+    assert.equal((await new LogCollector(store).collect([source(file)])).lines, 2);
     store.close();
     // The "control plane" starts again; the instance went on printing meanwhile.
     appendFileSync(file, 'ee\nfour\n');
     store = new LogStore(dbFile);
     const collector = new LogCollector(store);
-    assert.equal(collector.collect([source(file)]).lines, 2);
-    assert.equal(collector.collect([source(file)]).lines, 0);
+    assert.equal((await collector.collect([source(file)])).lines, 2);
+    assert.equal((await collector.collect([source(file)])).lines, 0);
     assert.deepEqual(store.query({ service: 'web' }).map((l) => [l.text, l.release, l.instance]), [
       ['one', 3, 'web-r3-x'],
       ['two', 3, 'web-r3-x'],
@@ -93,11 +95,22 @@ describe('log collector', () => {
     store.close();
   });
 
-  it('keeps empty lines, drops the CR of CRLF, and gives every line its own id across blocks', () => {
+  it('reads on an instance from before the streams were apart: its file position is its stdout position', () => {
+    const dbFile = join(dir, 'legacy.db');
+    let store = new LogStore(dbFile);
+    store.appendBlocks([], [{ key: '/home/me/.imago/logs/web-r3-x.log', instance: 'web-r3-x', offset: 42 }]);
+    store.close();
+    store = new LogStore(dbFile);
+    assert.equal(store.positionOf('web-r3-x:stdout'), 42);
+    assert.equal(store.positionOf('/home/me/.imago/logs/web-r3-x.log'), 0);
+    store.close();
+  });
+
+  it('keeps empty lines, drops the CR of CRLF, and gives every line its own id across blocks', async () => {
     const file = join(dir, 'crlf.log');
     writeFileSync(file, 'a\r\nb\n\nc\n' + 'n\n'.repeat(2_500));
     const store = freshStore();
-    new LogCollector(store).collect([source(file)]);
+    await new LogCollector(store).collect([source(file)]);
     const lines = store.query({ service: 'web', limit: 10_000 });
     assert.deepEqual(lines.slice(0, 4).map((l) => l.text), ['a', 'b', '', 'c']);
     assert.equal(lines.length, 2_504);
@@ -108,20 +121,20 @@ describe('log collector', () => {
     store.close();
   });
 
-  it('stores the last line without a newline once the instance has ended, then never reads the file again', () => {
+  it('stores the last line without a newline once the instance has ended, then never reads the file again', async () => {
     const file = join(dir, 'ended.log');
     writeFileSync(file, 'a\nlast words');
     const store = freshStore();
     const collector = new LogCollector(store);
-    collector.collect([source(file)]);
+    await collector.collect([source(file)]);
     assert.deepEqual(store.query({ service: 'web' }).map((l) => l.text), ['a']);
-    collector.collect([source(file, { ended: true })]);
+    await collector.collect([source(file, { ended: true })]);
     assert.deepEqual(store.query({ service: 'web' }).map((l) => l.text), ['a', 'last words']);
     assert.equal(collector.isDone(file), true);
     store.close();
   });
 
-  it('cuts a line past the length bound, and skips a backlog past its bound, counting every line it dropped', () => {
+  it('cuts a line past the length bound, and skips a backlog past its bound, counting every line it dropped', async () => {
     const file = join(dir, 'loud.log');
     const lines = Array.from({ length: 1_000 }, (_, i) => `${String(i).padStart(4, '0')} ${'y'.repeat(95)}`);
     writeFileSync(file, `${lines.join('\n')}\n${'z'.repeat(250)}\n`);
@@ -130,7 +143,7 @@ describe('log collector', () => {
     const collector = new LogCollector(store, { maxBacklogBytes: 10_000, maxLineBytes: 100, bytesPerPass: 1_000_000, skipPerPass: 50_000 });
     // A pass skips at most 50 KB: two passes skip, then the rest is stored.
     let passes = 0;
-    while (collector.collect([source(file)]).more) passes++;
+    while ((await collector.collect([source(file)])).more) passes++;
     assert.equal(passes, 2);
     const kept = store.query({ service: 'web', limit: 10_000 });
     const [drop] = store.drops('web');
@@ -147,22 +160,22 @@ describe('log collector', () => {
     store.close();
   });
 
-  it('reads at most its per-pass bound from one file and says more is waiting', () => {
+  it('reads at most its per-pass bound from one file and says more is waiting', async () => {
     const file = join(dir, 'big.log');
     writeFileSync(file, 'x'.repeat(99) + '\n'.repeat(1) + `${'w'.repeat(99)}\n`.repeat(99));
     const store = freshStore();
     const collector = new LogCollector(store, { bytesPerPass: 1_000 });
-    const first = collector.collect([source(file)]);
+    const first = await collector.collect([source(file)]);
     assert.equal(first.lines, 10);
     assert.equal(first.more, true);
     let passes = 1;
-    while (collector.collect([source(file)]).more) passes++;
+    while ((await collector.collect([source(file)])).more) passes++;
     assert.equal(store.count(), 100);
     assert.ok(passes >= 9, `${passes} passes`);
     store.close();
   });
 
-  it('bounds a whole pass, and the next pass starts with the file the last one did not reach', () => {
+  it('bounds a whole pass, and the next pass starts with the file the last one did not reach', async () => {
     const loud = join(dir, 'loud-a.log');
     const quiet = join(dir, 'quiet-b.log');
     writeFileSync(loud, `${'a'.repeat(99)}\n`.repeat(50));
@@ -170,13 +183,13 @@ describe('log collector', () => {
     const store = freshStore();
     const collector = new LogCollector(store, { bytesPerPass: 10_000, bytesPerPassTotal: 1_000 });
     const sources = [source(loud, { instance: 'a' }), source(quiet, { instance: 'b' })];
-    const first = collector.collect(sources);
+    const first = await collector.collect(sources);
     assert.equal(first.lines, 10);
     assert.equal(first.more, true);
     // The quiet one is read next, before the loud one goes on.
-    collector.collect(sources);
+    await collector.collect(sources);
     assert.equal(store.query({ service: 'web', instance: 'b' }).length, 1);
-    while (collector.collect(sources).more);
+    while ((await collector.collect(sources)).more);
     assert.equal(store.query({ service: 'web', instance: 'a', limit: 1_000 }).length, 50);
     store.close();
   });
@@ -185,11 +198,12 @@ describe('log collector', () => {
 describe('logs query parameters', () => {
   it('reads each filter from the URL, and names a bad number and what was expected', async () => {
     const { logQueryOf } = await import('../../src/server/api.js');
-    const q = logQueryOf('web', new URLSearchParams('release=2&instance=web-r2-a&since=10&until=20&grep=ERR&tail=5&after=7&limit=9'));
-    assert.deepEqual(q, { service: 'web', release: 2, instance: 'web-r2-a', since: 10, until: 20, grep: 'ERR', tail: 5, afterId: 7, limit: 9 });
-    assert.deepEqual(logQueryOf('web', new URLSearchParams('')), { service: 'web', release: undefined, instance: undefined, since: undefined, until: undefined, grep: undefined, tail: undefined, afterId: undefined, limit: undefined });
+    const q = logQueryOf('web', new URLSearchParams('release=2&instance=web-r2-a&stream=stderr&since=10&until=20&grep=ERR&tail=5&after=7&limit=9'));
+    assert.deepEqual(q, { service: 'web', release: 2, instance: 'web-r2-a', stream: 'stderr', since: 10, until: 20, grep: 'ERR', tail: 5, afterId: 7, limit: 9 });
+    assert.deepEqual(logQueryOf('web', new URLSearchParams('')), { service: 'web', release: undefined, instance: undefined, stream: undefined, since: undefined, until: undefined, grep: undefined, tail: undefined, afterId: undefined, limit: undefined });
     assert.throws(() => logQueryOf('web', new URLSearchParams('tail=-1')), /logs: 'tail' must be a whole number from 0 to 1000000, got '-1'/);
     assert.throws(() => logQueryOf('web', new URLSearchParams('release=0')), /'release' must be a whole number from 1/);
+    assert.throws(() => logQueryOf('web', new URLSearchParams('stream=output')), /logs: 'stream' must be stdout or stderr, got 'output'/);
     assert.throws(() => logQueryOf('web', new URLSearchParams('since=1h')), /'since' must be a whole number from 0 .* got '1h'/);
   });
 });

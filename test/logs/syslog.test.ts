@@ -25,6 +25,30 @@ describe('syslog messages', () => {
   });
 });
 
+/**
+ * An rsyslog configuration in `dir` that takes syslog over TCP (or TLS, with `dir`'s ca.pem,
+ * server.pem and server.key) on `port` and writes each message as one line to `out`.
+ */
+async function rsyslogConf(dir: string, port: number, options: { tls?: boolean } = {}): Promise<{ conf: string; out: string }> {
+  const out = join(dir, 'received.log');
+  const conf = join(dir, 'rsyslog.conf');
+  const tls = options.tls
+    ? ` defaultNetstreamDriver="gtls" defaultNetstreamDriverCAFile="${join(dir, 'ca.pem')}" defaultNetstreamDriverCertFile="${join(dir, 'server.pem')}" defaultNetstreamDriverKeyFile="${join(dir, 'server.key')}"`
+    : '';
+  await writeFile(
+    conf,
+    [
+      `global(workDirectory="${dir}"${tls})`,
+      options.tls ? 'module(load="imtcp" streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="anon")' : 'module(load="imtcp")',
+      `input(type="imtcp" address="127.0.0.1" port="${port}")`,
+      'template(name="line" type="string" string="%app-name% %procid% %structured-data% %msg%\\n")',
+      `*.* action(type="omfile" file="${out}" template="line")`,
+      '',
+    ].join('\n'),
+  );
+  return { conf, out };
+}
+
 describe('forwarding to rsyslog', () => {
   const daemons: ChildProcess[] = [];
   let dir = '';
@@ -36,37 +60,29 @@ describe('forwarding to rsyslog', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
+  /** Starts rsyslogd on `conf` in the foreground and waits until it takes connections on `port`. */
+  const rsyslogd = async (conf: string, port: number): Promise<ChildProcess> => {
+    const listening = () =>
+      new Promise<boolean>((resolve) => {
+        const s = connect({ host: '127.0.0.1', port }, () => (s.destroy(), resolve(true)));
+        s.on('error', () => resolve(false));
+      });
+    let said = '';
+    const d = spawn('rsyslogd', ['-n', '-f', conf, '-i', `${conf}.pid`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    d.stdout!.on('data', (b: Buffer) => (said += b.toString()));
+    d.stderr!.on('data', (b: Buffer) => (said += b.toString()));
+    daemons.push(d);
+    await waitFor('rsyslogd listens', async () => (await listening()) || d.exitCode !== null, 10_000);
+    assert.equal(d.exitCode, null, `rsyslogd exited: ${said}`);
+    return d;
+  };
+
   it('delivers every line, in order, across a restart of rsyslog', async () => {
     assert.equal(spawnSync('rsyslogd', ['-v']).status, 0, 'rsyslogd is installed (scripts/system-deps.sh installs it)');
     dir = await mkdtemp(join(tmpdir(), 'imago-syslog-'));
     const port = await freePort();
-    const out = join(dir, 'received.log');
-    const conf = join(dir, 'rsyslog.conf');
-    await writeFile(
-      conf,
-      [
-        `global(workDirectory="${dir}")`,
-        'module(load="imtcp")',
-        `input(type="imtcp" address="127.0.0.1" port="${port}")`,
-        'template(name="line" type="string" string="%app-name% %procid% %structured-data% %msg%\\n")',
-        `*.* action(type="omfile" file="${out}" template="line")`,
-        '',
-      ].join('\n'),
-    );
-    const listening = () => new Promise<boolean>((resolve) => {
-      const s = connect({ host: '127.0.0.1', port }, () => (s.destroy(), resolve(true)));
-      s.on('error', () => resolve(false));
-    });
-    const startRsyslog = async () => {
-      let said = '';
-      const d = spawn('rsyslogd', ['-n', '-f', conf, '-i', join(dir, 'rsyslogd.pid')], { stdio: ['ignore', 'pipe', 'pipe'] });
-      d.stdout!.on('data', (b: Buffer) => (said += b.toString()));
-      d.stderr!.on('data', (b: Buffer) => (said += b.toString()));
-      daemons.push(d);
-      await waitFor('rsyslogd listens', async () => (await listening()) || d.exitCode !== null, 10_000);
-      assert.equal(d.exitCode, null, `rsyslogd exited: ${said}`);
-      return d;
-    };
+    const { conf, out } = await rsyslogConf(dir, port);
+    const startRsyslog = () => rsyslogd(conf, port);
     const store = new LogStore(join(dir, 'logs.db'));
     let n = 0;
     const append = (count: number) => {
@@ -112,6 +128,49 @@ describe('forwarding to rsyslog', () => {
       assert.equal(forwarder.state.dropped, 0);
     } finally {
       await forwarder.close();
+      store.close();
+    }
+  });
+
+  it('forwards over TLS to a server whose certificate the CA signed, and refuses one it did not sign', async () => {
+    const tlsDir = await mkdtemp(join(tmpdir(), 'imago-syslog-tls-'));
+    after(() => rm(tlsDir, { recursive: true, force: true }));
+    const ssl = (args: string[]) => {
+      const r = spawnSync('openssl', args, { cwd: tlsDir, encoding: 'utf8' });
+      assert.equal(r.status, 0, `openssl ${args.join(' ')}: ${r.stderr}`);
+    };
+    // A CA, the server's certificate for 127.0.0.1 signed by it, and a CA that signed nothing here.
+    for (const ca of ['ca', 'other-ca']) ssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', `/CN=imago test ${ca}`, '-keyout', `${ca}.key`, '-out', `${ca}.pem`]);
+    ssl(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', 'server.key', '-out', 'server.csr']);
+    await writeFile(join(tlsDir, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
+    ssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-extfile', 'san.ext', '-out', 'server.pem']);
+    const port = await freePort();
+    const { conf, out } = await rsyslogConf(tlsDir, port, { tls: true });
+    await rsyslogd(conf, port);
+    const store = new LogStore(join(tlsDir, 'logs.db'));
+    store.append(Array.from({ length: 300 }, (_, i): LogLine => ({ at: Date.now(), service: 'web', env: 'prod', release: 1, instance: 'web-r1-a', stream: i % 2 ? 'stderr' : 'stdout', text: `secret line ${i + 1}` })));
+    const target = parseSyslogTarget(`tls://127.0.0.1:${port}`) as never;
+    const options = { backoff: { minMs: 50, maxMs: 200 } };
+
+    const wrong = new SyslogForwarder(store, target, { ...options, ca: await readFile(join(tlsDir, 'other-ca.pem'), 'utf8') });
+    wrong.start();
+    try {
+      await waitFor('the forwarder to refuse the certificate', () => /certificate|self.signed|unable to verify/i.test(wrong.state.lastError ?? ''), 10_000);
+      assert.equal(wrong.state.connected, false);
+    } finally {
+      await wrong.close();
+    }
+    assert.equal((await readFile(out, 'utf8').catch(() => '')).length, 0, 'nothing reached a server the CA did not vouch for');
+
+    const right = new SyslogForwarder(store, target, { ...options, ca: await readFile(join(tlsDir, 'ca.pem'), 'utf8') });
+    right.start();
+    try {
+      const ids = async () => (await readFile(out, 'utf8').catch(() => '')).split('\n').filter(Boolean).map((l) => Number(/id="(\d+)"/.exec(l)?.[1]));
+      await waitFor('all 300 lines arrived over TLS', async () => new Set(await ids()).size >= 300, 20_000);
+      assert.deepEqual([...new Set(await ids())], Array.from({ length: 300 }, (_, i) => i + 1), 'every line, in order');
+      assert.match((await readFile(out, 'utf8')).split('\n')[1]!, /^web web-r1-a \[imago@32473 env="prod" release="1" id="2"\] ?secret line 2$/);
+    } finally {
+      await right.close();
       store.close();
     }
   });

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { outputTail } from '../../src/providers/output-files.js';
 import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
 import { bake } from '../../src/bake/baker.js';
@@ -117,7 +118,7 @@ describe('docker provider on a real engine', () => {
     const afterRestart = provider();
     await afterRestart.list({ 'imago.service': 'engine' }); // adopts it, and follows its log from where the last one stopped
     await afterRestart.destroy(instance.id, { graceMs: 5000 });
-    const log = await readFile(instance.logFile, 'utf8');
+    const log = (await outputTail(afterRestart, instance.id, 100)).join('\n');
     assert.equal(log.match(/listening on/g)?.length, 1, log);
     assert.equal(log.match(/SIGTERM: goodbye/g)?.length, 1, log);
   });

@@ -10,7 +10,7 @@ const worldOf = (store: ImageStore) => {
 };
 
 runProviderSuite('fake', {
-  newProvider: (store) => new FakeProvider({ world: worldOf(store), store, home: store.home, serveHttp: true }),
+  newProvider: (store) => new FakeProvider({ world: worldOf(store), store, serveHttp: true }),
   skip: [
     {
       reason: 'the fake runs no sandbox: it models the contract (lifecycle, labels, volumes, exits), not isolation, which the real providers test',

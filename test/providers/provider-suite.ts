@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { bake } from '../../src/bake/baker.js';
 import type { Digest } from '../../src/oci/digest.js';
-import type { InstanceSpec, Provider } from '../../src/providers/provider.js';
+import type { InstanceSpec, OutputStream, Provider } from '../../src/providers/provider.js';
 import { ImageStore } from '../../src/store/image-store.js';
 import { REPO } from '../support/cli.js';
 import { freePort, getJson, waitFor } from '../support/net.js';
@@ -120,7 +120,7 @@ export function runProviderSuite(name: string, options: SuiteOptions): void {
       assert.equal((await getJson(`http://127.0.0.1:${first.address.port}/write?path=/var/lib/app/note&data=kept`)).status, 200);
       await provider.destroy(first.id, { graceMs: 5000 });
       assert.equal(await provider.inspect(first.id), undefined);
-      assert.match(await readFile(first.logFile, 'utf8'), /SIGTERM: goodbye/);
+      assert.match(await printed(provider, first.id, 'stdout'), /SIGTERM: goodbye/);
       const second = await start({ volumes });
       const { body } = await getJson<{ data: string }>(`http://127.0.0.1:${second.address.port}/read?path=/var/lib/app/note`);
       assert.equal(body.data, 'kept');
@@ -133,7 +133,7 @@ export function runProviderSuite(name: string, options: SuiteOptions): void {
       await provider.destroy(instance.id, { graceMs: 300 });
       assert.ok(Date.now() - started >= 300, 'waited for the grace period');
       assert.equal(await provider.inspect(instance.id), undefined);
-      assert.match(await readFile(instance.logFile, 'utf8'), /ignoring SIGTERM/);
+      assert.match(await printed(provider, instance.id, 'stdout'), /ignoring SIGTERM/);
     });
 
     test('reports an app that exits as exited, with its exit code', async () => {
@@ -142,7 +142,24 @@ export function runProviderSuite(name: string, options: SuiteOptions): void {
       const seen = await provider.inspect(instance.id);
       assert.equal(seen?.exitCode, 3);
       await provider.destroy(instance.id, { graceMs: 1000 }); // its log is complete once destroyed
-      assert.match(await readFile(instance.logFile, 'utf8'), /crashing on purpose/);
+      assert.match(await printed(provider, instance.id, 'stderr'), /crashing on purpose/);
+      assert.doesNotMatch(await printed(provider, instance.id, 'stdout'), /crashing on purpose/, 'stderr is kept apart from stdout');
+    });
+
+    test('streams output from any position, and forgets it when told', async () => {
+      const instance = await start({});
+      await waitFor('the app to say it listens', async () => (await printed(provider, instance.id, 'stdout')).includes('listening on'));
+      const whole = Buffer.from(await printed(provider, instance.id, 'stdout'));
+      const piece = Buffer.alloc(4);
+      const read = await provider.readOutput(instance.id, 'stdout', 2, piece);
+      assert.equal(read.size, whole.length);
+      assert.equal(piece.subarray(0, read.bytes).toString(), whole.subarray(2, 6).toString());
+      assert.deepEqual(await provider.readOutput(instance.id, 'stdout', whole.length + 10, piece), { bytes: 0, size: whole.length }, 'past the end reads nothing');
+      assert.deepEqual(await provider.readOutput('no-such-instance', 'stderr', 0, piece), { bytes: 0, size: 0 });
+      await provider.destroy(instance.id, { graceMs: 5000 });
+      assert.match(await printed(provider, instance.id, 'stdout'), /SIGTERM: goodbye/, 'the output outlives the instance');
+      await provider.forgetOutput(instance.id);
+      assert.equal(await printed(provider, instance.id, 'stdout'), '');
     });
 
     test('kills an instance at once, as a crash would: it stays listed, exited, until destroyed', async () => {
@@ -185,4 +202,12 @@ export function runProviderSuite(name: string, options: SuiteOptions): void {
       await getJson(`http://127.0.0.1:${instance.address.port}/`);
     });
   });
+}
+
+/** Everything instance `id` printed on `stream` so far, read through the provider. */
+async function printed(provider: Provider, id: string, stream: OutputStream): Promise<string> {
+  const { size } = await provider.readOutput(id, stream, 0, Buffer.alloc(0));
+  const buffer = Buffer.alloc(size);
+  const { bytes } = await provider.readOutput(id, stream, 0, buffer);
+  return buffer.toString('utf8', 0, bytes);
 }

@@ -21,7 +21,7 @@ server.listen(port, host, () => console.log(`hello ${version} listening on ${hos
 
 // Finish in-flight requests on SIGTERM, then exit: instances are drained, never cut.
 process.on('SIGTERM', () => {
-  console.log('SIGTERM: closing');
+  console.error('SIGTERM: closing'); // stderr: what an app says about itself, apart from its output
   server.close(() => process.exit(0));
   server.closeIdleConnections?.();
 });

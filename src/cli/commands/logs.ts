@@ -13,6 +13,7 @@ const FOLLOW_EVERY_MS = 250;
 interface LogsOptions {
   release?: string;
   instance?: string;
+  stream?: string;
   since?: string;
   until?: string;
   grep?: string;
@@ -57,6 +58,7 @@ export function registerLogs(program: Command): void {
     .description("what a service's instances printed, from the central log store (kept after the instances are gone)")
     .option('--release <version>', 'only lines of this release (its version, as imago history shows)')
     .option('--instance <id>', 'only lines of this instance')
+    .option('--stream <name>', 'only lines the instances printed on this stream: stdout or stderr')
     .option('--since <time>', 'from this time: a duration back ("1h") or a date and time')
     .option('--until <time>', 'up to this time: a duration back ("10m") or a date and time')
     .option('--grep <text>', 'only lines that contain this text (a fixed string, case-sensitive)')
@@ -70,6 +72,10 @@ export function registerLogs(program: Command): void {
       const release = wholeOption('--release', opts.release, 1);
       if (release !== undefined) params.set('release', String(release));
       if (opts.instance) params.set('instance', opts.instance);
+      if (opts.stream !== undefined) {
+        if (opts.stream !== 'stdout' && opts.stream !== 'stderr') throw new ImagoError(`--stream: expected stdout or stderr, got '${opts.stream}'`, { exitCode: 2 });
+        params.set('stream', opts.stream);
+      }
       if (opts.since) params.set('since', String(parseLogTime('--since', opts.since, now)));
       if (opts.until) params.set('until', String(parseLogTime('--until', opts.until, now)));
       if (opts.grep) params.set('grep', opts.grep);

@@ -5,7 +5,8 @@ import { DEFAULTS } from '../../config/normalise.js';
 import { ProviderError } from '../../errors.js';
 import { isDigest, type Digest } from '../../oci/digest.js';
 import type { ImageStore } from '../../store/image-store.js';
-import { Label, type InstanceSpec, type InstanceUsage, type Provider, type ProviderEvent, type ProviderInstance } from '../provider.js';
+import { Label, type InstanceSpec, type InstanceUsage, type OutputRead, type OutputStream, type Provider, type ProviderEvent, type ProviderInstance } from '../provider.js';
+import { OutputFiles } from '../output-files.js';
 import { RootfsCache } from '../process/rootfs-cache.js';
 import { resolveUser } from '../process/users.js';
 import { containerCreateOptions, DockerLabel, NETWORK, volumeName } from './container-config.js';
@@ -56,8 +57,8 @@ interface CreatedRecord {
 /**
  * Instances as sealed containers on a Docker Engine (see containerCreateOptions for the
  * seal). Images come from imago's store by digest (ImageLoader), volumes are Docker named
- * volumes (VolumeManager), and each container's output is copied into the same per-instance
- * log file the process provider writes (LogFollower). What runs is found by label, so a new
+ * volumes (VolumeManager), and each container's stdout and stderr are copied into the same
+ * per-instance output files the process provider writes (LogFollower). What runs is found by label, so a new
  * provider object — a restarted control plane — adopts the running containers as they are.
  * Changes made from outside (docker exec, cp, pause, stop, update) are read from the
  * engine's events and reported as the instance's drift.
@@ -68,6 +69,8 @@ export class DockerProvider implements Provider {
   private readonly home: string;
   private readonly network: string;
   private readonly images: ImageLoader;
+  /** Each instance's stdout and stderr, copied from the engine by its LogFollower. */
+  private readonly output: OutputFiles;
   private readonly owned = new Set<string>();
   private readonly caughtUp = new Set<string>();
   /** The last look at each container: its engine state and what it was then. */
@@ -90,6 +93,7 @@ export class DockerProvider implements Provider {
     this.home = options.home ?? store.home;
     this.network = options.network ?? NETWORK;
     this.images = new ImageLoader(this.docker, store, (digest) => this.recordLoaded(digest));
+    this.output = new OutputFiles(this.logsDir);
   }
 
   /** Loads the image into the engine from the store (once per digest). */
@@ -241,7 +245,6 @@ export class DockerProvider implements Provider {
         address: { host: '127.0.0.1', port: c.Ports.find((p) => p.IP === '127.0.0.1')?.PublicPort ?? 0 },
         startedAt: c.Created * 1000,
         exitCode: undefined,
-        logFile: '',
         drift: [],
         foreign: true,
       }));
@@ -372,7 +375,6 @@ export class DockerProvider implements Provider {
       // A container never started says it started in year 1.
       startedAt: Date.parse(info.State.StartedAt) > 0 ? Date.parse(info.State.StartedAt) : Date.parse(info.Created),
       exitCode: running ? undefined : info.State.ExitCode,
-      logFile: this.logFile(id),
       drift: [...this.driftOf(id, Date.parse(info.Created), info.State.Paused), ...(await this.changedSinceCreated(id, info))],
     };
     return instance;
@@ -495,8 +497,14 @@ export class DockerProvider implements Provider {
     return join(this.home, 'docker', 'drift');
   }
 
-  private logFile(id: string): string {
-    return join(this.logsDir, `${id}.log`);
+  /** Reads an instance's output from the files its log follower copies the engine's streams into. */
+  readOutput(id: string, stream: OutputStream, position: number, buffer: Buffer): Promise<OutputRead> {
+    return this.output.read(id, stream, position, buffer);
+  }
+
+  /** Removes an instance's output files. */
+  async forgetOutput(id: string): Promise<void> {
+    await this.output.forget(id);
   }
 
   /** The scope and the network, made once per provider object. */
@@ -558,7 +566,7 @@ export class DockerProvider implements Provider {
   /** Starts copying a container's output into its log file, unless someone here already does. */
   private follow(containerId: string, id: string): void {
     if (this.closed || followers.has(containerId)) return;
-    const follower = new LogFollower(this.docker, containerId, this.logFile(id));
+    const follower = new LogFollower(this.docker, containerId, this.output, id);
     followers.set(containerId, follower);
     this.owned.add(containerId);
     this.caughtUp.delete(containerId);
@@ -584,7 +592,7 @@ export class DockerProvider implements Provider {
     if (!pending) {
       pending = (async () => {
         await mkdir(this.logsDir, { recursive: true });
-        const catchUp = new LogFollower(this.docker, containerId, this.logFile(id));
+        const catchUp = new LogFollower(this.docker, containerId, this.output, id);
         const settled = await Promise.race([catchUp.done.then(() => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), LOG_SETTLE_MS).unref())]);
         if (!settled) await catchUp.close(); // a container that runs again (restarted from outside): its follower is the list's
         if (catchUp.complete) this.caughtUp.add(containerId);
@@ -717,7 +725,7 @@ export class DockerProvider implements Provider {
     this.drift?.delete(id);
     await rm(join(this.driftDir, id), { force: true });
     await rm(this.createdFile(id), { force: true });
-    await rm(`${this.logFile(id)}.position`, { force: true });
+    await rm(LogFollower.positionFile(this.output, id), { force: true });
   }
 }
 

@@ -1,13 +1,14 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import type Docker from 'dockerode';
+import type { OutputFiles } from '../output-files.js';
 
 /** How often the read position is saved while lines flow (and always at the end). */
 const SAVE_POSITION_MS = 500;
 
 /**
- * Copies a container's stdout and stderr, as the engine keeps them, into the instance's log
- * file (the same file the process provider writes, so the same pipeline reads both). It
+ * Copies a container's stdout and stderr, as the engine keeps them, into the instance's two
+ * output files (the same files the process provider writes, so the same pipeline reads both). It
  * follows until the container stops, then ends by itself. The engine's timestamp of the last
  * line copied is saved beside the file, so a follower started again (after a restart of the
  * control plane) goes on from there: nothing is lost, and after a clean stop nothing is
@@ -24,7 +25,8 @@ export class LogFollower {
   constructor(
     private readonly docker: Docker,
     private readonly container: string,
-    private readonly logFile: string,
+    private readonly output: OutputFiles,
+    private readonly id: string,
   ) {
     this.done = this.run().catch(() => undefined); // a container removed mid-way simply has no more lines
   }
@@ -36,14 +38,23 @@ export class LogFollower {
     return this.done;
   }
 
+  /** Where the engine's timestamp of the last line copied for instance `id` is kept. */
+  static positionFile(output: OutputFiles, id: string): string {
+    return `${output.path(id, 'stdout')}.position`;
+  }
+
   private get positionFile(): string {
-    return `${this.logFile}.position`;
+    return LogFollower.positionFile(this.output, this.id);
   }
 
   private async run(): Promise<void> {
     let position = await readPosition(this.positionFile);
-    const out: WriteStream = createWriteStream(this.logFile, { flags: 'a', mode: 0o640 });
-    // The position saved is that of the last line the file has (its write finished), never ahead.
+    const files: Record<1 | 2, WriteStream> = {
+      1: createWriteStream(this.output.path(this.id, 'stdout'), { flags: 'a', mode: 0o640 }),
+      2: createWriteStream(this.output.path(this.id, 'stderr'), { flags: 'a', mode: 0o640 }),
+    };
+    // The position saved is that of the last line whose write, and every earlier one's, finished: never ahead.
+    const inFlight: Array<{ at: bigint; done: boolean }> = [];
     let written = position;
     let saved = position;
     let saving: Promise<void> = Promise.resolve();
@@ -76,13 +87,26 @@ export class LogFollower {
           if (pending.length < 8) break;
           const size = pending.readUInt32BE(4);
           if (pending.length < 8 + size) break;
+          // The frame's first byte names its stream: 1 stdout, 2 stderr.
+          const out = files[pending[0] === 2 ? 2 : 1];
           const frame = pending.subarray(8, 8 + size).toString('utf8');
           pending = pending.subarray(8 + size);
           const space = frame.indexOf(' ');
           const at = space > 0 ? timestampNanos(frame.slice(0, space)) : undefined;
           if (at !== undefined && at <= position) continue; // copied before a restart
           const line = at === undefined ? frame : frame.slice(space + 1);
-          const onWritten = at === undefined ? undefined : () => void (written = at > written ? at : written);
+          let onWritten: (() => void) | undefined;
+          if (at !== undefined) {
+            const entry = { at, done: false };
+            inFlight.push(entry);
+            onWritten = () => {
+              entry.done = true;
+              while (inFlight[0]?.done) {
+                const first = inFlight.shift()!.at;
+                if (first > written) written = first;
+              }
+            };
+          }
           if (!out.write(line, onWritten)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
           if (at !== undefined) position = at;
         }
@@ -90,7 +114,7 @@ export class LogFollower {
       this.complete = !this.closed;
     } finally {
       clearInterval(timer);
-      await new Promise<void>((resolve) => out.end(resolve));
+      await Promise.all(Object.values(files).map((out) => new Promise<void>((resolve) => out.end(resolve))));
       await save();
     }
   }

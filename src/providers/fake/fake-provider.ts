@@ -1,13 +1,11 @@
-import { appendFileSync, mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { join } from 'node:path';
 import { mergeEnv } from '../../bake/image-config.js';
 import { ProviderError } from '../../errors.js';
 import type { HealthCheck, ProbeAddress, ProbeResult } from '../../health/probe.js';
 import type { Digest } from '../../oci/digest.js';
 import type { ImageStore } from '../../store/image-store.js';
 import { systemClock, type Clock } from '../../util/clock.js';
-import type { InstanceSpec, Provider, ProviderEvent, ProviderInstance } from '../provider.js';
+import type { InstanceSpec, OutputRead, OutputStream, Provider, ProviderEvent, ProviderInstance } from '../provider.js';
 
 /** One instance in the fake world. */
 interface FakeInstance {
@@ -32,6 +30,8 @@ export class FakeWorld {
   /** Volume contents by `<service>/<volume>`, kept across instances. */
   readonly volumes = new Map<string, Map<string, string>>();
   readonly listeners = new Set<(event: ProviderEvent) => void>();
+  /** What each instance printed, by stream: kept past the instance until forgotten, as the real providers do. */
+  readonly output = new Map<string, Record<OutputStream, Buffer>>();
   /** Every create and destroy, in order (scenario tables check what was touched). */
   readonly journal: string[] = [];
   /** Faults for the next creates. */
@@ -56,8 +56,6 @@ export interface FakeProviderOptions {
   world?: FakeWorld;
   /** Reads image configs (env, user, workdir) from here; without it, instances have only their own env. */
   store?: ImageStore;
-  /** Where logs go (`<home>/logs/<id>.log`); without it, nothing is written. */
-  home?: string;
   /** Serve each instance's port for real on loopback (the shared suite's HTTP checks); default false. */
   serveHttp?: boolean;
 }
@@ -99,7 +97,7 @@ export class FakeProvider implements Provider {
     world.journal.push(`create ${spec.id}`);
     const value = (name: string) => env.find(([k]) => k === name)?.[1];
     if (value('CRASH')) {
-      this.log(instance, 'crashing on purpose');
+      this.print(spec.id, 'stderr', 'crashing on purpose\n');
       this.exit(instance, Number(value('CRASH')));
     } else if (world.next.exitAfterMs !== undefined) {
       const code = world.next.exitCode;
@@ -116,7 +114,7 @@ export class FakeProvider implements Provider {
     if (!instance) return;
     if (instance.state === 'running') {
       const stubborn = instance.env.some(([k, v]) => k === 'STUBBORN' && v);
-      this.log(instance, stubborn ? 'ignoring SIGTERM' : 'SIGTERM: goodbye');
+      this.print(id, 'stdout', stubborn ? 'ignoring SIGTERM\n' : 'SIGTERM: goodbye\n');
       if (stubborn) await new Promise<void>((resolve) => this.clock.setTimer(resolve, options.graceMs));
       this.exit(instance, stubborn ? 137 : 0, { quiet: true });
     }
@@ -224,15 +222,26 @@ export class FakeProvider implements Provider {
       address: { host: '127.0.0.1', port: i.spec.port },
       startedAt: i.startedAt,
       exitCode: i.exitCode,
-      logFile: this.options.home ? join(this.options.home, 'logs', `${i.spec.id}.log`) : '',
       drift: [...i.drift],
     };
   }
 
-  private log(instance: FakeInstance, line: string): void {
-    if (!this.options.home) return;
-    mkdirSync(join(this.options.home, 'logs'), { recursive: true });
-    appendFileSync(join(this.options.home, 'logs', `${instance.spec.id}.log`), `${line}\n`);
+  /** Adds `text` to what instance `id` printed on `stream` (tests make an instance talk with it). */
+  print(id: string, stream: OutputStream, text: string): void {
+    let output = this.world.output.get(id);
+    if (!output) this.world.output.set(id, (output = { stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) }));
+    output[stream] = Buffer.concat([output[stream], Buffer.from(text)]);
+  }
+
+  /** Reads what `id` printed on `stream`, from memory. */
+  async readOutput(id: string, stream: OutputStream, position: number, buffer: Buffer): Promise<OutputRead> {
+    const data = this.world.output.get(id)?.[stream] ?? Buffer.alloc(0);
+    return { bytes: position >= data.length ? 0 : data.copy(buffer, 0, position), size: data.length };
+  }
+
+  /** Forgets what `id` printed. */
+  async forgetOutput(id: string): Promise<void> {
+    this.world.output.delete(id);
   }
 
   /** Serves the fixture app's protocol on the instance's port: what it sees, and writes only where it may. */
@@ -272,7 +281,7 @@ export class FakeProvider implements Provider {
       server.listen(instance.spec.port, '127.0.0.1', () => resolve());
     });
     instance.server = server;
-    this.log(instance, `listening on ${instance.spec.port}`);
+    this.print(instance.spec.id, 'stdout', `listening on ${instance.spec.port}\n`);
   }
 
   private async unserve(instance: FakeInstance): Promise<void> {

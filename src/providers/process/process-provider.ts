@@ -11,7 +11,8 @@ import { isDigest, type Digest } from '../../oci/digest.js';
 import { existingDirInRoot, resolveInRoot } from '../../oci/safe-path.js';
 import type { ImageConfig } from '../../oci/types.js';
 import type { ImageStore } from '../../store/image-store.js';
-import type { InstanceSpec, InstanceUsage, Provider, ProviderEvent, ProviderInstance } from '../provider.js';
+import { OutputFiles, outputTail } from '../output-files.js';
+import type { InstanceSpec, InstanceUsage, OutputRead, OutputStream, Provider, ProviderEvent, ProviderInstance } from '../provider.js';
 import { instanceCgroup, JOIN_CGROUPS_SCRIPT, removeCgroup } from './cgroup.js';
 import { DEFAULT_DRIFT_SCHEDULE, DriftScanner, type DriftSchedule } from './drift-scanner.js';
 import { isRunning, processGroupOf, processStartTime, signal } from './proc.js';
@@ -31,7 +32,6 @@ interface InstanceRecord {
   appPid: number;
   port: number;
   startedAt: number;
-  logFile: string;
   statusFile: string;
   /** The instance's cgroup folders (none when limits could not be enforced). */
   cgroups?: string[];
@@ -70,6 +70,7 @@ export class ProcessProvider implements Provider {
   private readonly rootfs: RootfsCache;
   private readonly instancesDir: string;
   private readonly logsDir: string;
+  private readonly output: OutputFiles;
   private readonly volumesDir: string;
   private readonly scanner: DriftScanner;
   private readonly listeners = new Set<(event: ProviderEvent) => void>();
@@ -83,6 +84,7 @@ export class ProcessProvider implements Provider {
     this.rootfs = new RootfsCache(store, join(home, 'rootfs'));
     this.instancesDir = join(home, 'instances');
     this.logsDir = join(home, 'logs');
+    this.output = new OutputFiles(this.logsDir);
     this.volumesDir = join(home, 'volumes');
     this.scanner = new DriftScanner(
       store,
@@ -120,14 +122,14 @@ export class ProcessProvider implements Provider {
     for (const [key, value] of env) args.push('--setenv', key, value);
     args.push('--chdir', runtime.WorkingDir ?? '/', '--json-status-fd', '3', '--', ...argv);
 
-    const logFile = join(this.logsDir, `${spec.id}.log`);
+    const files = { stdout: this.output.path(spec.id, 'stdout'), stderr: this.output.path(spec.id, 'stderr') };
     const statusFile = join(this.instancesDir, `${spec.id}.status`);
     const cgroup = await instanceCgroup(spec.id, spec.resources ?? DEFAULTS.service.resources);
-    if ('unavailable' in cgroup) await appendFile(logFile, `imago: memory and pids limits are not enforced: ${cgroup.unavailable}\n`, { mode: 0o640 });
+    if ('unavailable' in cgroup) await appendFile(files.stderr, `imago: memory and pids limits are not enforced: ${cgroup.unavailable}\n`, { mode: 0o640 });
     const cgroups = 'unavailable' in cgroup ? [] : cgroup.dirs;
     let pid: number | undefined;
     try {
-      pid = this.spawnSandbox(bwrap, args, cgroup, logFile, statusFile);
+      pid = this.spawnSandbox(bwrap, args, cgroup, files, statusFile);
     } catch (error) {
       await removeCgroup(cgroups);
       throw error;
@@ -135,13 +137,13 @@ export class ProcessProvider implements Provider {
     const startTime = pid === undefined ? undefined : processStartTime(pid);
     if (pid === undefined || startTime === undefined) {
       await removeCgroup(cgroups);
-      throw await this.startFailure(spec.id, logFile, 'bubblewrap did not start');
+      throw await this.startFailure(spec.id, 'bubblewrap did not start');
     }
-    const appPid = await this.waitForApp(spec.id, pid, startTime, statusFile, logFile).catch(async (error: unknown) => {
+    const appPid = await this.waitForApp(spec.id, pid, startTime, statusFile).catch(async (error: unknown) => {
       await removeCgroup(cgroups);
       throw error;
     });
-    const record: InstanceRecord = { id: spec.id, labels: spec.labels, digest: spec.digest, pid, startTime, appPid, port: spec.port, startedAt: Date.now(), logFile, statusFile, cgroups, env, root };
+    const record: InstanceRecord = { id: spec.id, labels: spec.labels, digest: spec.digest, pid, startTime, appPid, port: spec.port, startedAt: Date.now(), statusFile, cgroups, env, root };
     const tmp = join(this.instancesDir, `.${spec.id}.json.tmp`);
     await writeFile(tmp, JSON.stringify(record));
     await rename(tmp, join(this.instancesDir, `${spec.id}.json`));
@@ -151,24 +153,27 @@ export class ProcessProvider implements Provider {
   }
 
   /** Starts the sandbox, detached: inside its cgroups when it has them (a shell joins them, then becomes bubblewrap: same pid). */
-  private spawnSandbox(bwrap: string, args: string[], cgroup: Awaited<ReturnType<typeof instanceCgroup>>, logFile: string, statusFile: string): number | undefined {
-    const log = openSync(logFile, 'a', 0o640);
+  private spawnSandbox(bwrap: string, args: string[], cgroup: Awaited<ReturnType<typeof instanceCgroup>>, files: Record<OutputStream, string>, statusFile: string): number | undefined {
+    const out = openSync(files.stdout, 'a', 0o640);
+    let err: number | undefined;
     let status: number | undefined;
     try {
+      err = openSync(files.stderr, 'a', 0o640);
       status = openSync(statusFile, 'w', 0o600);
       const child =
         'unavailable' in cgroup
-          ? spawn(bwrap, args, { detached: true, stdio: ['ignore', log, log, status] })
+          ? spawn(bwrap, args, { detached: true, stdio: ['ignore', out, err, status] })
           : spawn('/bin/sh', ['-c', JOIN_CGROUPS_SCRIPT, 'imago-instance', bwrap, ...args], {
               detached: true,
-              stdio: ['ignore', log, log, status],
+              stdio: ['ignore', out, err, status],
               env: { ...process.env, IMAGO_CGROUP_PROCS: cgroup.procs.join(' ') },
             });
       child.on('error', () => undefined); // reported by the caller, from the status file and the log
       child.unref();
       return child.pid;
     } finally {
-      closeSync(log);
+      closeSync(out);
+      if (err !== undefined) closeSync(err);
       if (status !== undefined) closeSync(status);
     }
   }
@@ -362,9 +367,18 @@ export class ProcessProvider implements Provider {
       address: { host: '127.0.0.1', port: record.port },
       startedAt: record.startedAt,
       exitCode: running ? undefined : await exitCodeOf(record.statusFile),
-      logFile: record.logFile,
       drift: await this.scanner.of(record.id),
     };
+  }
+
+  /** Reads an instance's output from its file (the app writes it straight there: nothing sits in between). */
+  readOutput(id: string, stream: OutputStream, position: number, buffer: Buffer): Promise<OutputRead> {
+    return this.output.read(id, stream, position, buffer);
+  }
+
+  /** Removes an instance's output files. */
+  forgetOutput(id: string): Promise<void> {
+    return this.output.forget(id);
   }
 
   /** Stops watching; instances and their logs need no process here. */
@@ -394,21 +408,21 @@ export class ProcessProvider implements Provider {
   }
 
   /** Waits for bubblewrap to report the app's pid; a sandbox that dies first fails with its log. */
-  private async waitForApp(id: string, pid: number, startTime: string, statusFile: string, logFile: string): Promise<number> {
+  private async waitForApp(id: string, pid: number, startTime: string, statusFile: string): Promise<number> {
     const deadline = Date.now() + START_TIMEOUT_MS;
     while (Date.now() < deadline) {
       const text = await readFile(statusFile, 'utf8').catch(() => '');
       const childPid = /"child-pid":\s*(\d+)/.exec(text)?.[1];
       if (childPid) return Number(childPid);
-      if (!isRunning(pid, startTime)) throw await this.startFailure(id, logFile, 'its sandbox exited at once');
+      if (!isRunning(pid, startTime)) throw await this.startFailure(id, 'its sandbox exited at once');
       await sleep(POLL_MS);
     }
     signal(-pid, 'SIGKILL');
-    throw await this.startFailure(id, logFile, `its sandbox did not start within ${START_TIMEOUT_MS / 1000}s`);
+    throw await this.startFailure(id, `its sandbox did not start within ${START_TIMEOUT_MS / 1000}s`);
   }
 
-  private async startFailure(id: string, logFile: string, what: string): Promise<ProviderError> {
-    const tail = (await readFile(logFile, 'utf8').catch(() => '')).trim().split('\n').slice(-10).join('\n  ');
+  private async startFailure(id: string, what: string): Promise<ProviderError> {
+    const tail = (await outputTail(this, id, 10)).join('\n  ');
     await rm(join(this.instancesDir, `${id}.status`), { force: true }).catch(() => undefined);
     return new ProviderError(`failed to start instance '${id}': ${what}${tail ? `:\n  ${tail}` : ''}`);
   }
