@@ -8,12 +8,13 @@ import type { Digest } from '../oci/digest.js';
 import type { ImageConfig } from '../oci/types.js';
 import { outputTail } from '../providers/output-files.js';
 import type { Provider, ProviderInstance } from '../providers/provider.js';
+import type { ListenSpec } from '../router/engine/engine.js';
 import type { RouterControl } from '../router/router-control.js';
 import { finishDeploy, getDeploy } from '../state/deploys.js';
 import { recordDrift } from '../state/drift.js';
 import { FINAL_INSTANCE_STATES, getInstance, markHealthy } from '../state/instances.js';
 import { getRelease, liveRelease, setReleaseStatus } from '../state/releases.js';
-import { getService, setDesired, setListen } from '../state/services.js';
+import { getService, setDesired, setListen, setServing } from '../state/services.js';
 import type { Deploy, InstanceRow, Release } from '../state/types.js';
 import type { Db } from '../store/db.js';
 import type { ImageStore } from '../store/image-store.js';
@@ -209,9 +210,22 @@ export class ServiceLoop {
     this.wake();
   }
 
+  /**
+   * Moves the service's router to `listen` (a new address, new TLS files), hitless (see
+   * RouterControl.relisten), and records where it serves; its routes and instances stay.
+   */
+  async relisten(listen: ListenSpec, actor: string): Promise<{ host: string; port: number }> {
+    const address = await this.ctx.router.relisten(listen);
+    this.address = address;
+    setServing(this.ctx.db, this.name, { listen: address, tls: listen.tls }, { actor, now: new Date(this.clock.now()) });
+    return address;
+  }
+
   /** The router's address. */
   get url(): string {
-    return this.address ? `http://${this.address.host.includes(':') ? `[${this.address.host}]` : this.address.host}:${this.address.port}` : '';
+    if (!this.address) return '';
+    const scheme = getService(this.ctx.db, this.name)?.tls ? 'https' : 'http';
+    return `${scheme}://${this.address.host.includes(':') ? `[${this.address.host}]` : this.address.host}:${this.address.port}`;
   }
 
   /** Runs a round soon (the desired state changed, or something happened). */

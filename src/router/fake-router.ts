@@ -1,3 +1,4 @@
+import type { ListenSpec } from './engine/engine.js';
 import { emptyHistogram, type RouterControl, type RouterSnapshot, type RouterStats, type RouterTarget, type TargetState } from './router-control.js';
 
 /**
@@ -9,13 +10,14 @@ export class FakeRouter implements RouterControl {
   readonly pid = undefined;
   private readonly targets = new Map<string, TargetState>();
   private weights: Record<string, number> | undefined;
+  private listen = { host: '127.0.0.1', port: 1 };
   /** Every route and unroute, in order. */
   readonly journal: string[] = [];
 
   constructor(readonly service: string) {}
 
   async start(): Promise<{ host: string; port: number }> {
-    return { host: '127.0.0.1', port: 1 };
+    return this.listen;
   }
 
   async route(target: RouterTarget): Promise<void> {
@@ -40,6 +42,13 @@ export class FakeRouter implements RouterControl {
 
   async forget(id: string): Promise<void> {
     this.targets.delete(id);
+  }
+
+  /** Remembers the new address (and says so in the journal). */
+  async relisten(listen: ListenSpec): Promise<{ host: string; port: number }> {
+    this.listen = { host: listen.host, port: listen.port || 1 };
+    this.journal.push(`relisten ${listen.host}:${this.listen.port}${listen.tls ? ' tls' : ''}`);
+    return this.listen;
   }
 
   async setWeights(weights: Record<string, number> | undefined): Promise<void> {

@@ -39,6 +39,11 @@ export class InProcessRouter implements RouterControl {
     this.engine.forget(id);
   }
 
+  /** Serves `listen` from now on (see RouterEngine.relisten). */
+  relisten(listen: ListenSpec): Promise<{ host: string; port: number }> {
+    return this.engine.relisten(listen);
+  }
+
   async setWeights(weights: Record<string, number> | undefined): Promise<void> {
     this.engine.setWeights(weights);
   }

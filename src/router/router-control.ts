@@ -1,4 +1,5 @@
 import { RouterError } from '../errors.js';
+import type { ListenSpec } from './engine/engine.js';
 
 /**
  * The one interface between the control plane and a data plane: what the control loop asks
@@ -99,6 +100,13 @@ export interface RouterControl {
   drain(id: string, timeoutMs: number): Promise<number>;
   /** Removes `id` altogether (after its drain, or at once for a dead one). */
   forget(id: string): Promise<void>;
+  /**
+   * Serves `listen` from now on (a new address, new TLS files, TLS on or off; never another
+   * protocol), without a refused connection at an address it keeps and with what is in flight
+   * finished; its routes stay. Resolves with the address it serves. Bad TLS files or a new
+   * address in use are a RouterError, and it serves on as it was.
+   */
+  relisten(listen: ListenSpec): Promise<{ host: string; port: number }>;
   /** Sets the share of new requests by release (`{ 1: 90, 2: 10 }`); undefined: every target the same. */
   setWeights(weights: Record<string, number> | undefined): Promise<void>;
   /** What it routes now. */

@@ -169,7 +169,8 @@ export class ControlPlane {
       if (!target) throw new HttpError(409, `service '${service}' has no earlier good release to roll back to`);
     }
     const spec = new SpecCache(this.store.db).of(target.id);
-    const loop = this.loops.get(service) ?? (await this.loopFor(spec, actor));
+    // Where the service listens is the service's, not the release's: a rollback does not move its router.
+    const loop = this.loops.get(service) ?? (await this.loopFor(spec, actor, { relisten: false }));
     return deployRelease(loop, { spec, digest: target.digest as Digest, actor, rollbackOf: target.id });
   }
 
@@ -379,23 +380,16 @@ export class ControlPlane {
   }
 
   /** The loop of a service, started (and its desired state recorded) on its first deploy; its provider and router address are checked. */
-  private async loopFor(service: ServiceSpec, actor: string): Promise<ServiceLoop> {
+  private async loopFor(service: ServiceSpec, actor: string, options: { relisten?: boolean } = {}): Promise<ServiceLoop> {
     const db = this.store.db;
     const row = getService(db, service.name);
     if (row && row.provider !== service.provider) {
       throw new HttpError(409, `service '${service.name}' runs on the ${row.provider} provider, and a deploy cannot move it to ${service.provider}: deploy it under a new name, then scale '${service.name}' to 0 replicas`);
     }
-    if (row?.listen && service.listen && (row.listen.host !== service.listen.host || row.listen.port !== service.listen.port)) {
-      throw new HttpError(409, `service '${service.name}' listens on ${row.listen.host}:${row.listen.port}, and a deploy cannot move its router to ${service.listen.host}:${service.listen.port} yet: keep its listen address, or deploy it under a new name`);
-    }
     if (row && row.protocol !== service.protocol) {
-      throw new HttpError(409, `service '${service.name}' is served as ${row.protocol}, and a deploy cannot change its router to ${service.protocol} yet: deploy it under a new name`);
+      throw new HttpError(409, `service '${service.name}' is served as ${row.protocol}, and a deploy cannot change its router to ${service.protocol}: deploy it under a new name`);
     }
     const tls = service.listen?.tls;
-    if (row && (row.tls?.cert !== tls?.cert || row.tls?.key !== tls?.key)) {
-      const was = row.tls ? `TLS with ${row.tls.cert} and ${row.tls.key}` : 'without TLS';
-      throw new HttpError(409, `service '${service.name}' is served ${was}, and a deploy cannot change its router's TLS files yet: keep them (replace the files' contents and stop the router to renew), or deploy it under a new name`);
-    }
     // Bad certificate files are the deploy's mistake: said now, before anything starts.
     if (tls) {
       try {
@@ -419,8 +413,32 @@ export class ControlPlane {
     if (!getService(db, service.name)) {
       const address = new URL(loop.url);
       ensureService(db, { name: service.name, env: this.env, provider: service.provider, replicas: 0, listen: { host: address.hostname.replace(/^\[|\]$/g, ''), port: Number(address.port) }, protocol: service.protocol, tls, actor });
+    } else if (row?.listen && options.relisten !== false) {
+      await this.relisten(loop, row.listen, service, actor);
     }
     return loop;
+  }
+
+  /**
+   * A deploy that names a new listen address or TLS files, or any deploy of a service served
+   * with TLS (its files' contents may have been renewed), moves the router there first,
+   * hitless: nothing changes when the router already serves exactly that. An address in use
+   * is a 409, bad TLS files a 400, and the deploy goes no further.
+   */
+  private async relisten(loop: ServiceLoop, was: { host: string; port: number }, service: ServiceSpec, actor: string): Promise<void> {
+    const tls = service.listen?.tls;
+    // Port 0 asks for any port: the one it has, at the same host.
+    const address = service.listen ? { host: service.listen.host, port: service.listen.port === 0 && service.listen.host === was.host ? was.port : service.listen.port } : was;
+    const row = getService(this.store.db, service.name);
+    const moved = address.host !== was.host || address.port !== was.port;
+    if (!moved && !tls && !row?.tls) return;
+    try {
+      await loop.relisten({ ...address, protocol: service.protocol, ...(tls ? { tls } : {}) }, actor);
+    } catch (error) {
+      if (error instanceof RouterError && error.inUse) throw new HttpError(409, `service '${service.name}' cannot move its router to ${address.host}:${address.port}: ${error.message}`, { cause: error });
+      if (error instanceof RouterError && error.badInput) throw new HttpError(400, `services.${service.name}.listen: ${error.message}`, { cause: error });
+      throw error;
+    }
   }
 
   private async startLoop(name: string, providerName: ProviderName, serve: { address: { host: string; port: number } | undefined; protocol: 'http' | 'tcp'; tls: { cert: string; key: string } | undefined }): Promise<ServiceLoop> {

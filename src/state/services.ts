@@ -106,6 +106,22 @@ export function setListen(db: Db, name: string, listen: { host: string; port: nu
   db.prepare(`UPDATE services SET listen_host = ?, listen_port = ? WHERE name = ?`).run(listen.host, listen.port, name);
 }
 
+/**
+ * Records where a service's router serves now, after a relisten: its address and TLS files.
+ * A change is a ledger event (`service.listen`); the desired state (release, replicas) is not
+ * touched, so the control loop's round goes on.
+ */
+export function setServing(db: Db, name: string, serving: { listen: { host: string; port: number }; tls: { cert: string; key: string } | undefined }, by: { actor: string; now?: Date }): void {
+  db.transaction(() => {
+    const service = mustGet(db, name);
+    const same = service.listen?.host === serving.listen.host && service.listen?.port === serving.listen.port && service.tls?.cert === serving.tls?.cert && service.tls?.key === serving.tls?.key;
+    if (same) return;
+    db.prepare(`UPDATE services SET listen_host = ?, listen_port = ?, tls_cert = ?, tls_key = ? WHERE name = ?`).run(serving.listen.host, serving.listen.port, serving.tls?.cert ?? null, serving.tls?.key ?? null, name);
+    const address = (l: { host: string; port: number } | undefined) => (l ? `${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}` : null);
+    appendEvent(db, { actor: by.actor, kind: 'service.listen', service: name, data: { from: address(service.listen), to: address(serving.listen), tls: serving.tls !== undefined } }, by.now);
+  }).immediate();
+}
+
 function mustGet(db: Db, name: string): ServiceRow {
   const service = getService(db, name);
   if (!service) throw new ConfigError(`service '${name}' has no desired state: deploy it first`);

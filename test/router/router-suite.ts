@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { get as httpGet, request as httpRequest } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { connect, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { Agent, fetch, WebSocket } from 'undici';
@@ -7,7 +9,7 @@ import { RouterError } from '../../src/errors.js';
 import type { ListenSpec } from '../../src/router/engine/engine.js';
 import { quantileOf, type RouterControl, type RouterStats } from '../../src/router/router-control.js';
 import { backend, selfSigned, tcpBackend, writeIn } from '../support/backends.js';
-import { freePort, waitFor } from '../support/net.js';
+import { connects, freePort, peerFingerprint, waitFor } from '../support/net.js';
 import { tempDir } from '../support/temp.js';
 
 /** Makes a router for the suite, not yet started; the suite stops each one it made. */
@@ -320,6 +322,77 @@ export function routerSuite(name: string, make: MakeRouter): void {
       assert.equal(a.seen.at(-1)!.proto, 'https');
     });
 
+    it('moves to a new address: the request in flight finishes, the routes stay, the old address stops taking connections', async () => {
+      const a = await backend('a');
+      const { router, url, port: oldPort } = await started();
+      await router.route({ id: 'a', host: '127.0.0.1', port: a.port });
+      const slow = text(`${url}/slow`);
+      await waitFor('the slow request in flight on a', async () => (await inflightOf(router, 'a')) === 1);
+      const port = await freePort();
+      assert.deepEqual(await router.relisten({ host: '127.0.0.1', port, protocol: 'http' }), { host: '127.0.0.1', port });
+      assert.equal((await text(`http://127.0.0.1:${port}/`)).body, 'a');
+      a.release();
+      assert.equal((await slow).body, 'a slow done', 'the request in flight at the old address finished');
+      await waitFor('the old address to stop taking connections', async () => !(await connects(oldPort)));
+      assert.deepEqual((await router.snapshot()).targets.map((t) => [t.id, t.routed]), [['a', true]]);
+    });
+
+    it('renews its TLS pair, then turns TLS off, at the same address, refusing no connection meanwhile', async () => {
+      const dir = await tempDir();
+      const one = selfSigned(dir, 'one');
+      const two = selfSigned(dir, 'two');
+      const a = await backend('a');
+      const { router, port } = await started({ tls: { cert: one.cert, key: one.key } });
+      await router.route({ id: 'a', host: '127.0.0.1', port: a.port });
+      // A new connection for every request, as clients without keep-alive make: each one must be taken.
+      let stop = false;
+      let ok = 0;
+      const bad: string[] = [];
+      let scheme: 'https' | 'http' = 'https';
+      // While TLS goes off, a request sent with it may meet plain HTTP: the client's mistake, not a
+      // refusal. `phase` is odd while it goes off; a request that overlapped that is excused.
+      let phase = 0;
+      const client = async () => {
+        while (!stop) {
+          const from = phase;
+          const answer = await fetchOnce(scheme, port, [one.certPem, two.certPem]).catch((error: unknown) => `error ${String(error)}`);
+          if (answer === 'a') ok++;
+          else if (from === phase && from % 2 === 0) bad.push(answer);
+        }
+      };
+      const clients = Array.from({ length: 4 }, client);
+      await waitFor('requests flowing', () => ok >= 20);
+      await router.relisten({ host: '127.0.0.1', port, protocol: 'http', tls: { cert: two.cert, key: two.key } });
+      await waitFor('a new connection gets the new certificate', async () => (await peerFingerprint(port)) === new X509Certificate(two.certPem).fingerprint256);
+      const renewed = ok;
+      await waitFor('requests flowing after the renewal', () => ok >= renewed + 20);
+      phase++;
+      await router.relisten({ host: '127.0.0.1', port, protocol: 'http' });
+      scheme = 'http';
+      phase++;
+      await waitFor('plain HTTP answered at the same address', async () => (await fetchOnce('http', port, []).catch(() => '')) === 'a');
+      const plain = ok;
+      await waitFor('requests flowing without TLS', () => ok >= plain + 20);
+      stop = true;
+      await Promise.all(clients);
+      assert.deepEqual(bad, []);
+      assert.equal(a.seen.at(-1)!.proto, 'http');
+    });
+
+    it('refuses a relisten to an address in use, to bad TLS files, or to another protocol, and serves on as it was', async () => {
+      const dir = await tempDir();
+      const one = selfSigned(dir, 'one');
+      const two = selfSigned(dir, 'two');
+      const a = await backend('a');
+      const { router, url, port } = await started();
+      await router.route({ id: 'a', host: '127.0.0.1', port: a.port });
+      const squatter = await started();
+      await assert.rejects(router.relisten({ host: '127.0.0.1', port: squatter.port, protocol: 'http' }), (error: unknown) => error instanceof RouterError && error.inUse && /the port is in use/.test(error.message));
+      await assert.rejects(router.relisten({ host: '127.0.0.1', port, protocol: 'http', tls: { cert: one.cert, key: two.key } }), (error: unknown) => error instanceof RouterError && error.badInput && /does not match/.test(error.message));
+      await assert.rejects(router.relisten({ host: '127.0.0.1', port, protocol: 'tcp' }), (error: unknown) => error instanceof RouterError && error.badInput && /serves http, and cannot be changed to tcp/.test(error.message));
+      assert.equal((await text(url)).body, 'a', 'it serves on where it did');
+    });
+
     it('refuses a certificate that does not parse, a key that does not match it, a key it cannot read: saying which', async () => {
       const dir = await tempDir();
       const one = selfSigned(dir, 'one');
@@ -369,3 +442,19 @@ async function tcpTalk(port: number): Promise<{ socket: Socket; say: (text: stri
   };
   return { socket, say };
 }
+
+
+/** One GET on a connection of its own (no keep-alive), trusting `ca`: the body. */
+function fetchOnce(scheme: 'http' | 'https', port: number, ca: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const request = scheme === 'https' ? httpsGet : httpGet;
+    const req = request({ host: '127.0.0.1', port, path: '/', agent: false, ca, timeout: 5_000 }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve(res.statusCode === 200 ? body : `${res.statusCode} ${body}`));
+    });
+    req.on('timeout', () => req.destroy(new Error('no answer within 5 s')));
+    req.on('error', reject);
+  });
+}
+

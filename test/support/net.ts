@@ -1,5 +1,7 @@
 import { freeLoopbackPort } from '../../src/controller/ports.js';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { connect as netConnect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 // undici's fetch, not Node 20's own: that one never settles when a port proxy (docker-proxy)
 // accepts and hangs up before the app listens.
 import { fetch } from 'undici';
@@ -33,4 +35,24 @@ export async function waitFor(what: string, check: () => Promise<boolean> | bool
     await sleep(25);
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/** True when something takes a TCP connection on 127.0.0.1:`port`. */
+export function connects(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = netConnect({ host: '127.0.0.1', port }, () => (socket.destroy(), resolve(true)));
+    socket.on('error', () => resolve(false));
+  });
+}
+
+/** The SHA-256 fingerprint of the certificate a new TLS connection to 127.0.0.1:`port` is given. */
+export function peerFingerprint(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+      const fingerprint = socket.getPeerCertificate().fingerprint256;
+      socket.destroy();
+      resolve(fingerprint);
+    });
+    socket.on('error', reject);
+  });
 }

@@ -55,6 +55,24 @@ export class BuiltinRouter implements RouterControl {
     await this.call('PUT', `/v1/targets/${encodeURIComponent(target.id)}`, target);
   }
 
+  /** Tells the router process to serve `listen` (see RouterEngine.relisten); it rewrites its own router.json once it does. */
+  async relisten(listen: ListenSpec): Promise<{ host: string; port: number }> {
+    // Bad TLS files are the caller's mistake, said here before the router is asked.
+    if (listen.tls) readTlsPair(this.service, listen.tls);
+    const client = this.connect();
+    let answer: { host?: string; port?: number; error?: string; inUse?: boolean; badInput?: boolean };
+    try {
+      const res = await client.request({ method: 'PUT', path: '/v1/listen', headers: { 'content-type': 'application/json' }, body: JSON.stringify(listen) });
+      answer = (await res.body.json()) as typeof answer;
+      if (res.statusCode >= 400) throw new RouterError(answer.error ?? `the router of service '${this.service}' answered ${res.statusCode}`, { inUse: answer.inUse === true, badInput: answer.badInput === true });
+    } catch (error) {
+      if (error instanceof RouterError) throw error;
+      throw new RouterError(`the router of service '${this.service}'${this.current ? ` (pid ${this.current})` : ''} failed PUT /v1/listen: ${reasonOf(error)}`, { cause: error });
+    }
+    this.listen = { ...listen, port: answer.port! };
+    return { host: answer.host!, port: answer.port! };
+  }
+
   async unroute(id: string): Promise<void> {
     await this.call('POST', `/v1/targets/${encodeURIComponent(id)}/unroute`);
   }
@@ -164,11 +182,16 @@ export class BuiltinRouter implements RouterControl {
   }
 
 
+  private connect(): Client {
+    this.client ??= new Client('http://router', { socketPath: join(this.folder, CONTROL_SOCKET), headersTimeout: CALL_TIMEOUT_MS, bodyTimeout: CALL_TIMEOUT_MS, connectTimeout: CALL_TIMEOUT_MS });
+    return this.client;
+  }
+
   /** One control call; any failure is a RouterError naming the router. */
   private async call(method: string, path: string, body?: unknown): Promise<unknown> {
-    this.client ??= new Client('http://router', { socketPath: join(this.folder, CONTROL_SOCKET), headersTimeout: CALL_TIMEOUT_MS, bodyTimeout: CALL_TIMEOUT_MS, connectTimeout: CALL_TIMEOUT_MS });
+    const client = this.connect();
     try {
-      const res = await this.client.request({ method: method as 'GET', path, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? null : JSON.stringify(body) });
+      const res = await client.request({ method: method as 'GET', path, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? null : JSON.stringify(body) });
       const answer = (await res.body.json()) as Record<string, unknown>;
       if (res.statusCode >= 400) throw new Error(String(answer.error ?? `status ${res.statusCode}`));
       return answer;

@@ -87,6 +87,22 @@ async function handle(req: IncomingMessage, res: ServerResponse, health: Builtin
     engine.forget(decodeURIComponent(target[1]!));
     return send(res, 200, {});
   }
+  if (req.method === 'PUT' && url.pathname === '/v1/listen') {
+    const body = configSchema.shape.listen.safeParse(await readJson(req));
+    if (!body.success) return send(res, 400, { error: body.error.message, badInput: true });
+    try {
+      const address = await engine.relisten(body.data);
+      health.listen = { ...address, protocol: body.data.protocol, tls: body.data.tls !== undefined };
+      // What a restart of this process serves: the new address.
+      const file = join(dir!, CONFIG_FILE);
+      writeFileSync(`${file}.tmp`, `${JSON.stringify({ service: config.service, listen: { ...body.data, port: address.port } }, null, 2)}\n`, { mode: 0o600 });
+      renameSync(`${file}.tmp`, file);
+      return send(res, 200, address);
+    } catch (error) {
+      const routerError = error instanceof RouterError ? error : undefined;
+      return send(res, routerError?.inUse ? 409 : routerError?.badInput ? 400 : 500, { error: (error as Error).message, inUse: routerError?.inUse === true, badInput: routerError?.badInput === true });
+    }
+  }
   if (req.method === 'POST' && url.pathname === '/v1/stop') {
     send(res, 200, {});
     res.on('finish', () => void stopper?.());

@@ -32,21 +32,26 @@ export interface ListenSpec {
 export class RouterEngine {
   readonly balancer = new Balancer();
   readonly counters = { requests: 0, failed: 0, retried: 0 };
-  readonly proto: 'http' | 'https';
   private readonly pools = new Map<string, Pool>();
   private readonly open = new Map<string, Set<Duplex>>();
+  /** The certificate and key served now (their contents), when TLS is on. */
+  private pair: { cert: string; key: string } | undefined;
+  /** The server bound to the address: it accepts the connections. */
+  private listener: HttpServer | TcpServer | undefined;
+  /** The server that serves new connections: the listener, or the one it hands them to since a relisten at the same address. */
   private server: HttpServer | TcpServer | undefined;
+  /** Servers replaced by a relisten, finishing the connections they have. */
+  private readonly retired = new Set<HttpServer | TcpServer>();
   /** What the proxies see of the engine. */
   private readonly host: HttpProxyHost & UpgradeHost & TcpHost;
 
   constructor(
     readonly service: string,
-    readonly listen: ListenSpec,
+    private listenSpec: ListenSpec,
   ) {
-    this.proto = listen.tls ? 'https' : 'http';
     this.host = {
       service,
-      proto: this.proto,
+      proto: listenSpec.tls ? 'https' : 'http',
       counters: this.counters,
       pick: (exclude: ReadonlySet<string>) => this.balancer.pick(exclude, Date.now()),
       poolOf: (upstream: Upstream) => {
@@ -68,19 +73,87 @@ export class RouterEngine {
     };
   }
 
+  /** How it listens now (a relisten changes it). */
+  get listen(): ListenSpec {
+    return this.listenSpec;
+  }
+
+  /** `https` when it terminates TLS. */
+  get proto(): 'http' | 'https' {
+    return this.host.proto;
+  }
+
   /** Starts listening; resolves with the bound address (port 0 picks a free one). */
   async start(): Promise<{ host: string; port: number }> {
-    const server = this.makeServer(this.listen.tls ? readTlsPair(this.service, this.listen.tls) : undefined);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (error: NodeJS.ErrnoException) => {
-        const inUse = error.code === 'EADDRINUSE';
-        reject(new RouterError(`failed to listen on ${this.listen.host}:${this.listen.port} for service '${this.service}': ${inUse ? 'the port is in use' : error.message}`, { cause: error, inUse }));
-      });
-      server.listen({ port: this.listen.port, host: this.listen.host, backlog: 1024 }, () => resolve());
-    });
+    this.pair = this.listen.tls ? readTlsPair(this.service, this.listen.tls) : undefined;
+    const server = this.makeServer(this.pair);
+    await this.bind(server, this.listen);
+    this.listener = server;
     this.server = server;
     const address = server.address() as AddressInfo;
+    this.listenSpec = { ...this.listen, port: address.port };
     return { host: address.address, port: address.port };
+  }
+
+  /**
+   * Serves `listen` from now on, with nothing refused. At the same address (new TLS files, or
+   * TLS on or off) the bound socket stays and hands each new connection to a new server; at a
+   * new address the new server is bound first, then the old address stops taking connections.
+   * Either way the old server finishes what it has: its idle keep-alive connections are closed
+   * (their clients come back on a new one), and the rest end as their requests do. Bad TLS
+   * files or an address in use leave it serving as it was.
+   */
+  async relisten(listen: ListenSpec): Promise<{ host: string; port: number }> {
+    if (!this.listener || !this.server) throw new RouterError(`the router of service '${this.service}' is not serving: start it first`);
+    if (listen.protocol !== this.listen.protocol) throw new RouterError(`the router of service '${this.service}' serves ${this.listen.protocol}, and cannot be changed to ${listen.protocol} in place`, { badInput: true });
+    const pair = listen.tls ? readTlsPair(this.service, listen.tls) : undefined;
+    const same = listen.host === this.listen.host && listen.port === this.listen.port;
+    if (same && pair?.cert === this.pair?.cert && pair?.key === this.pair?.key) {
+      // Nothing served would change (the same address, the same pair, or none): nothing to do.
+      this.listenSpec = { ...listen, port: this.listen.port };
+      return { host: listen.host, port: this.listen.port };
+    }
+    const next = this.makeServer(pair, listen);
+    const old = this.server;
+    if (same) {
+      // The socket stays bound: its connections go to the new server from now on.
+      this.listener.removeAllListeners('connection');
+      this.listener.on('connection', (socket: Socket) => next.emit('connection', socket));
+    } else {
+      await this.bind(next, listen);
+      const listener = this.listener;
+      this.listener = next;
+      listener.close(); // no new connections there; the open ones go on
+      if (listener !== old) this.retired.add(listener);
+    }
+    this.server = next;
+    this.pair = pair;
+    this.host.proto = listen.tls ? 'https' : 'http';
+    this.retire(old);
+    const port = same ? this.listen.port : (next.address() as AddressInfo).port;
+    this.listenSpec = { ...listen, port };
+    return { host: listen.host, port };
+  }
+
+  /** A server replaced: its idle connections close now, the rest as their requests end (HTTP); TCP connections run on. */
+  private retire(server: HttpServer | TcpServer): void {
+    // One still bound (a relisten at the same address) is closed with the listener.
+    if (server !== this.listener) this.retired.add(server);
+    if ('closeIdleConnections' in server) {
+      server.closeIdleConnections();
+      // An answer on a kept-alive connection ends it: the next request comes on a new one.
+      server.keepAliveTimeout = 1;
+    }
+  }
+
+  private bind(server: HttpServer | TcpServer, listen: ListenSpec): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      server.once('error', (error: NodeJS.ErrnoException) => {
+        const inUse = error.code === 'EADDRINUSE';
+        reject(new RouterError(`failed to listen on ${listen.host}:${listen.port} for service '${this.service}': ${inUse ? 'the port is in use' : error.message}`, { cause: error, inUse }));
+      });
+      server.listen({ port: listen.port, host: listen.host, backlog: 1024 }, () => resolve());
+    });
   }
 
   /** Sends new requests to `target` too. */
@@ -124,22 +197,32 @@ export class RouterEngine {
 
   /** Stops listening, closes every connection. */
   async close(): Promise<void> {
-    const server = this.server;
+    const servers = new Set([this.listener, this.server, ...this.retired].filter((s): s is HttpServer | TcpServer => s !== undefined));
+    this.listener = undefined;
     this.server = undefined;
-    if (server) {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        if ('closeAllConnections' in server) server.closeAllConnections();
-      });
-    }
+    this.retired.clear();
+    await Promise.all(
+      [...servers].map(
+        (server) =>
+          new Promise<void>((resolve) => {
+            // A server that never listened (one handed connections) closes at once.
+            if (!server.listening) {
+              if ('closeAllConnections' in server) server.closeAllConnections();
+              return resolve();
+            }
+            server.close(() => resolve());
+            if ('closeAllConnections' in server) server.closeAllConnections();
+          }),
+      ),
+    );
     for (const set of this.open.values()) for (const socket of set) socket.destroy();
     this.open.clear();
     await Promise.all([...this.pools.values()].map((pool) => pool.destroy().catch(() => undefined)));
     this.pools.clear();
   }
 
-  private makeServer(tls: { cert: string; key: string } | undefined): HttpServer | TcpServer {
-    const { protocol } = this.listen;
+  private makeServer(tls: { cert: string; key: string } | undefined, listen: ListenSpec = this.listen): HttpServer | TcpServer {
+    const { protocol } = listen;
     if (protocol === 'tcp') {
       const onConnection = (socket: Socket) => proxyConnection(this.host, socket);
       const server = tls ? tlsServer(this.service, () => createTlsServer({ cert: tls.cert, key: tls.key }, onConnection)) : createTcpServer({ noDelay: true }, onConnection);

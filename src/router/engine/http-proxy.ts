@@ -18,7 +18,8 @@ export const DOWN_MS = 1_000;
 export interface HttpProxyHost {
   readonly service: string;
   /** `https` when the router terminates TLS. */
-  readonly proto: 'http' | 'https';
+  /** Changes when a relisten turns TLS on or off. */
+  proto: 'http' | 'https';
   pick(exclude: ReadonlySet<string>): Upstream | undefined;
   poolOf(upstream: Upstream): Pool;
   counters: { requests: number; failed: number; retried: number };

@@ -8,7 +8,7 @@ import { dialNext, joinTunnel, onConnectFailure } from './tunnel.js';
 /** What upgrade pass-through needs of its engine. */
 export interface UpgradeHost {
   readonly service: string;
-  readonly proto: 'http' | 'https';
+  proto: 'http' | 'https';
   pick(exclude: ReadonlySet<string>): Upstream | undefined;
   /** Open tunnels by target, cut when the target is forgotten. */
   tunnels(upstream: Upstream): Set<Duplex>;

@@ -19,14 +19,32 @@ export interface HaproxyFiles {
 /** The separator of the access log's fields (never in a server name or a number). */
 export const LOG_SEPARATOR = '|';
 
+/** A server written into the config (a reload's: what the worker being replaced routes). */
+export interface ConfigServer {
+  name: string;
+  addr: string;
+  port: number;
+  weight: number;
+}
+
 /**
- * The haproxy.cfg of one service's router. Pure. Targets are not in it: they are added and
- * removed through the runtime API (`add server`, `del server`), never by a reload. Retries
+ * The haproxy.cfg of one service's router. Pure. Targets are added and removed through the
+ * runtime API (`add server`, `del server`), never by a reload; only a reload (a new listen
+ * address or TLS files) writes the targets routed then as `servers`, so its new worker
+ * routes where the old one did from its first request. Retries
  * follow the built-in router's rules: a connection refused goes to another instance whatever
  * the method; a request cut before its answer is sent again only when it may be done twice
  * (GET, HEAD, OPTIONS, PUT, DELETE, TRACE, or an Idempotency-Key).
  */
-export function renderConfig(service: string, listen: ListenSpec, files: HaproxyFiles, limits: { threads: number; maxconn: number }): string {
+/** How HAProxy runs: its threads and connections, and (started as root) who its workers become. */
+export interface HaproxyLimits {
+  threads: number;
+  maxconn: number;
+  /** The user and group the workers drop to once bound, and the empty folder they are shut in (started as root). */
+  drop?: { user: string; group: string; chroot: string } | undefined;
+}
+
+export function renderConfig(service: string, listen: ListenSpec, files: HaproxyFiles, limits: HaproxyLimits, servers: ConfigServer[] = []): string {
   const http = listen.protocol === 'http';
   const bind = `${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`;
   const lines = [
@@ -38,6 +56,8 @@ export function renderConfig(service: string, listen: ListenSpec, files: Haproxy
     `  pidfile ${files.pid}`,
     `  maxconn ${limits.maxconn}`,
     '  hard-stop-after 30s',
+    // Started as root: the workers bind, then become an unprivileged user shut in an empty folder.
+    ...(limits.drop ? [`  user ${limits.drop.user}`, `  group ${limits.drop.group}`, `  chroot ${limits.drop.chroot}`] : []),
     // Access lines on the worker's stdout (a file imago reads for latency); errors to stderr.
     '  log stdout format raw local0 info',
     '  tune.bufsize 32768',
@@ -80,6 +100,7 @@ export function renderConfig(service: string, listen: ListenSpec, files: Haproxy
     `backend ${BACKEND}`,
     '  balance roundrobin',
     ...(http ? ['  http-request disable-l7-retry unless { method GET HEAD OPTIONS PUT DELETE TRACE } || { req.hdr(idempotency-key) -m found }'] : []),
+    ...servers.map((s) => `  server ${s.name} ${serverArgs(s.addr, s.port, s.weight)}`),
     '',
   ];
   return lines.join('\n');

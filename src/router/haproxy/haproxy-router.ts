@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +12,7 @@ import { checkSocketPath, drainBy, type RouterControl, type RouterSnapshot, type
 import { checkServedAs } from '../served-as.js';
 import { readTlsPair } from '../tls.js';
 import { AccessLog } from './access-log.js';
-import { BACKEND, FRONTEND, maxconnFor, renderConfig, renderErrorFile, serverArgs, type HaproxyFiles } from './config.js';
+import { BACKEND, FRONTEND, maxconnFor, renderConfig, renderErrorFile, serverArgs, type HaproxyFiles, type HaproxyLimits } from './config.js';
 import { isRuntimeError, parseServersState, parseStatCsv, runtimeCommand, type ServerState } from './runtime-api.js';
 
 /** How long HAProxy may take to serve after it is started. */
@@ -68,6 +68,8 @@ export class HaproxyRouter implements RouterControl {
   /** Changes under way, and how many have begun: a read overlapping one is not kept. */
   private changing = 0;
   private generation = 0;
+  /** The change running now, and those waiting behind it. */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
     readonly service: string,
@@ -79,7 +81,7 @@ export class HaproxyRouter implements RouterControl {
       config: join(folder, 'haproxy.cfg'),
       socket: join(folder, 'admin.sock'),
       pid: join(folder, 'haproxy.pid'),
-      tlsPem: listen.tls ? join(folder, 'tls.pem') : undefined,
+      tlsPem: join(folder, 'tls.pem'),
       errorFiles: { 502: join(folder, '502.http'), 503: join(folder, '503.http'), 504: join(folder, '504.http') },
     };
     this.metaFile = join(folder, 'router.json');
@@ -214,6 +216,93 @@ export class HaproxyRouter implements RouterControl {
     };
   }
 
+  /**
+   * Serves `listen` from now on by a hitless reload: the config is written with the servers
+   * routed now (so the new worker routes where the old one did from its first request),
+   * checked by `haproxy -c`, and the master is told to reload (SIGUSR2). The new worker takes
+   * the listening sockets over from the old one through the runtime socket (`expose-fd
+   * listeners`), so an address that stays never refuses a connection; the old worker finishes
+   * what it has in flight (at most `hard-stop-after`, 30 s) and exits. The master, and so the
+   * router's pid, stay. A new address is checked free first; bad TLS files, a failed check or
+   * a reload that does not take leave the router as it was, serving.
+   */
+  async relisten(listen: ListenSpec): Promise<{ host: string; port: number }> {
+    return this.change(async () => {
+      if (listen.protocol !== this.listen.protocol) throw new RouterError(`the router of service '${this.service}' serves ${this.listen.protocol}, and cannot be changed to ${listen.protocol} in place`, { badInput: true });
+      const pair = listen.tls ? readTlsPair(this.service, listen.tls) : undefined;
+      const same = listen.host === this.listen.host && listen.port === this.listen.port;
+      const pem = pair ? `${pair.cert.trim()}\n${pair.key.trim()}\n` : undefined;
+      if (same && this.address && Boolean(listen.tls) === Boolean(this.listen.tls) && (pem === undefined || readFileOr(this.files.tlsPem!) === pem)) {
+        // Nothing HAProxy serves would change (the same address, the same pair): no reload.
+        this.listen = { ...listen, port: this.listen.port };
+        return this.address;
+      }
+      const port = same ? this.listen.port : await checkPort(this.service, listen.host, listen.port);
+      const next: ListenSpec = { ...listen, port };
+      const master = this.current;
+      if (master === undefined) throw new RouterError(`the router of service '${this.service}' is not running: start it first`);
+      const servers = (await this.servers(true)).filter((s) => !(s.adminState & ADMIN_MAINT));
+      const draining = servers.filter((s) => s.adminState & ADMIN_DRAIN).map((s) => s.name);
+      const limits = this.limits();
+      const config = (files: HaproxyFiles) => renderConfig(this.service, next, files, limits, servers.map((s) => ({ name: s.name, addr: s.addr, port: s.port, weight: s.weight })));
+      // Checked before anything is replaced: the pair under a name of its own, the config beside.
+      const staged = { pem: join(this.folder, 'tls.next.pem'), config: join(this.folder, 'haproxy.next.cfg') };
+      if (pem) writeFileSync(staged.pem, pem, { mode: 0o600 });
+      writeFileSync(staged.config, config({ ...this.files, tlsPem: staged.pem }), { mode: 0o600 });
+      const check = spawnSync('haproxy', ['-c', '-q', '-f', staged.config], { encoding: 'utf8', timeout: 10_000 });
+      rmSync(staged.config, { force: true });
+      if (check.status !== 0) {
+        rmSync(staged.pem, { force: true });
+        const said = `${check.stdout ?? ''}${check.stderr ?? ''}`.split('\n').filter((l) => /ALERT|error/i.test(l)).at(-1) ?? `exit code ${check.status}`;
+        throw new RouterError(`the router of service '${this.service}' refused its new config: ${said.trim()}`, { badInput: true });
+      }
+      const before = { config: readFileSync(this.files.config, 'utf8'), meta: readFileSync(this.metaFile, 'utf8'), pem: readFileOr(this.files.tlsPem!) };
+      const worker = await this.workerPid();
+      if (pair) renameSync(staged.pem, this.files.tlsPem!);
+      writeFileSync(this.files.config, config(this.files), { mode: 0o600 });
+      const meta: HaproxyMeta = { service: this.service, listen: { host: next.host, port, protocol: next.protocol, tls: next.tls !== undefined } };
+      writeFileSync(this.metaFile, `${JSON.stringify(meta, null, 2)}\n`, { mode: 0o600 });
+      this.known = undefined;
+      process.kill(master, 'SIGUSR2');
+      const deadline = Date.now() + START_TIMEOUT_MS;
+      while ((await this.workerPid().catch(() => worker)) === worker) {
+        if (Date.now() >= deadline) {
+          // The old worker serves on as it did; what it was started from is put back.
+          writeFileSync(this.files.config, before.config, { mode: 0o600 });
+          writeFileSync(this.metaFile, before.meta, { mode: 0o600 });
+          if (pair && before.pem) writeFileSync(this.files.tlsPem!, before.pem, { mode: 0o600 });
+          const alerts = tailLines(this.errorLog, 20).filter((l) => /ALERT/i.test(l));
+          throw new RouterError(`the router of service '${this.service}' did not reload within ${START_TIMEOUT_MS / 1000}s${alerts.length ? `: ${alerts.at(-1)}` : ''} (its log: ${this.errorLog})`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      // A config has no drain state: the servers being drained are drained again in the new worker.
+      if (draining.length > 0) await this.api(draining.map((name) => `set server ${BACKEND}/${name} state drain`).join('; '));
+      this.listen = next;
+      this.address = { host: next.host, port };
+      return this.address;
+    });
+  }
+
+  /** Threads, connections, and who the workers become when imago runs as root (an empty folder of the router's made for their chroot). */
+  private limits(): HaproxyLimits {
+    const user = process.getuid?.() === 0 ? unprivilegedUser() : undefined;
+    let drop: HaproxyLimits['drop'];
+    if (user) {
+      const chroot = join(this.folder, 'empty');
+      mkdirSync(chroot, { recursive: true, mode: 0o755 });
+      drop = { ...user, chroot };
+    }
+    return { threads: Math.min(4, availableParallelism()), maxconn: maxconnFor(openFilesLimit()), drop };
+  }
+
+  /** The pid of the worker that answers the runtime socket now (a reload replaces it). */
+  private async workerPid(): Promise<number> {
+    const pid = Number(/^Pid:\s*(\d+)/m.exec(await runtimeCommand(this.files.socket, 'show info', 1_000))?.[1]);
+    if (!Number.isSafeInteger(pid)) throw new RouterError(`the router of service '${this.service}' did not say its worker's pid`);
+    return pid;
+  }
+
   /** Lets go: HAProxy serves on (there is no connection to close). */
   async close(): Promise<void> {
     clearInterval(this.logTimer);
@@ -315,15 +404,22 @@ export class HaproxyRouter implements RouterControl {
     return read;
   }
 
-  /** Runs a change of the servers: reads that overlap it are not kept as what is known. */
-  private async change<T>(work: () => Promise<T>): Promise<T> {
-    this.changing++;
-    this.generation++;
-    try {
-      return await work();
-    } finally {
-      this.changing--;
-    }
+  /**
+   * Runs a change of the servers, one at a time (a reload must never miss a route made while
+   * it runs): reads that overlap one are not kept as what is known.
+   */
+  private change<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(async () => {
+      this.changing++;
+      this.generation++;
+      try {
+        return await work();
+      } finally {
+        this.changing--;
+      }
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
   }
 
   /** `show stat` of the router's frontend, backend and servers, by server name (`FRONTEND`, `BACKEND` for those). */
@@ -386,7 +482,7 @@ export class HaproxyRouter implements RouterControl {
     const listen = { ...this.listen, port };
     if (pair && this.files.tlsPem) writeFileSync(this.files.tlsPem, `${pair.cert.trim()}\n${pair.key.trim()}\n`, { mode: 0o600 });
     for (const status of [502, 503, 504] as const) writeFileSync(this.files.errorFiles[status], renderErrorFile(status, this.service), { mode: 0o600 });
-    writeFileSync(this.files.config, renderConfig(this.service, listen, this.files, { threads: Math.min(4, availableParallelism()), maxconn: maxconnFor(openFilesLimit()) }), { mode: 0o600 });
+    writeFileSync(this.files.config, renderConfig(this.service, listen, this.files, this.limits()), { mode: 0o600 });
     const meta: HaproxyMeta = { service: this.service, listen: { host: listen.host, port, protocol: listen.protocol, tls: listen.tls !== undefined } };
     writeFileSync(this.metaFile, `${JSON.stringify(meta, null, 2)}\n`, { mode: 0o600 });
     writeFileSync(this.weightsFile, 'null\n', { mode: 0o600 });
@@ -436,6 +532,28 @@ function checkPort(service: string, host: string, port: number): Promise<number>
       probe.close(() => resolve(bound));
     });
   });
+}
+
+/**
+ * Who HAProxy's workers become when started as root: the `haproxy` user and group the Debian
+ * package makes, else `nobody` and `nogroup`; undefined when neither is there.
+ */
+function unprivilegedUser(): { user: string; group: string } | undefined {
+  const names = (file: string) => new Set(readFileOr(file).split('\n').map((line) => line.split(':')[0]));
+  const users = names('/etc/passwd');
+  const groups = names('/etc/group');
+  if (users.has('haproxy') && groups.has('haproxy')) return { user: 'haproxy', group: 'haproxy' };
+  if (users.has('nobody') && groups.has('nogroup')) return { user: 'nobody', group: 'nogroup' };
+  return undefined;
+}
+
+/** A file's text, or '' when it cannot be read. */
+function readFileOr(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 /** This process's hard limit of open files (what HAProxy, started by it, may raise its own to). */
