@@ -1,0 +1,171 @@
+/**
+ * What each part of imago's HAProxy config costs in keep-alive throughput: the router bench's
+ * HAProxy data plane runs some 0.8x of a standalone HAProxy with a minimal config, and this
+ * takes the difference apart. Every variant is a standalone HAProxy (master-worker, a session
+ * of its own) in front of the same 3 `hello` instances, with imago's config as
+ * `renderConfig` writes it (its servers static, as after a reload, access log to a file),
+ * less one part at a time:
+ *
+ * - imago: the config as rendered;
+ * - no access log: no `log` lines (imago reads latency from it);
+ * - no forwarded headers: no `option forwardfor`, no X-Forwarded-Proto;
+ * - no L7 retries: no `retry-on`, no `disable-l7-retry` rule;
+ * - 16 KiB buffers: HAProxy's default `tune.bufsize` instead of 32 KiB;
+ * - plain servers: no health check, `observe layer4` or pool settings on the servers;
+ * - none of these: all of the above removed at once;
+ * - standalone: the router bench's minimal peer (roundrobin, http-reuse always).
+ *
+ *   node --import tsx bench/haproxy-config.ts [--rounds 5] [--seconds 5] [--connections 16]
+ *
+ * Besides throughput (noisy: the load, the proxy and the instances share the cores), each run
+ * reads the CPU time HAProxy's master and workers used (utime + stime in /proc) and divides it
+ * by the requests answered: the CPU cost of a request, which the scheduler's noise moves less.
+ *
+ * Needs haproxy and wrk (scripts/bench-deps.sh). Rounds rotate the order of the variants.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { freeLoopbackPort as freePort } from '../src/controller/ports.js';
+import { renderConfig, renderErrorFile, type HaproxyFiles } from '../src/router/haproxy/config.js';
+import { haproxyVersion } from '../src/router/haproxy/haproxy-router.js';
+import { childrenOf, procStat } from '../src/util/pids.js';
+import { markdownTable } from './lib/stats.js';
+import { startWrk } from './lib/wrk.js';
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Lines of `text` that match none of `patterns`. */
+function without(text: string, ...patterns: RegExp[]): string {
+  return text
+    .split('\n')
+    .filter((line) => !patterns.some((p) => p.test(line)))
+    .join('\n');
+}
+
+const ACCESS_LOG = /^\s*log(-format)? /;
+const FORWARDED = /forwardfor|X-Forwarded-Proto/;
+const L7_RETRIES = /retry-on|disable-l7-retry/;
+const BUFSIZE = /tune\.bufsize/;
+const plainServers = (text: string) => text.replace(/^( {2}server \S+ \S+) .*$/gm, '$1');
+
+/** The kernel's clock ticks a second (`getconf CLK_TCK`: 100 on Linux). */
+const TICKS_PER_SECOND = 100;
+
+/** CPU ticks (user and system) used so far by `master` and its workers. */
+function cpuTicks(master: number): number {
+  let ticks = 0;
+  for (const pid of [master, ...childrenOf(master)]) {
+    const fields = procStat(pid);
+    // After the command: state is the first field, utime the 12th, stime the 13th (proc(5)).
+    if (fields) ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks;
+}
+
+/** Waits until `url` answers 200, or fails naming it after 10 s. */
+async function answers(url: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (await fetch(url).then((r) => r.ok, () => false)) return;
+    if (Date.now() > deadline) throw new Error(`${url} did not answer within 10 s`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { rounds: { type: 'string' }, seconds: { type: 'string' }, connections: { type: 'string' } } });
+  const rounds = Number(values.rounds ?? 5);
+  const seconds = Number(values.seconds ?? 5);
+  const connections = Number(values.connections ?? 16);
+  if (!haproxyVersion()) throw new Error('haproxy is not installed: run scripts/bench-deps.sh');
+  const dir = mkdtempSync(join(tmpdir(), 'imago-bench-haproxy-config-'));
+  const children: ChildProcess[] = [];
+  // Sessions of their own, as imago's routers and instances run (see bench/router.ts).
+  const start = (command: string, args: string[], env: Record<string, string>, stdout: number | 'ignore') => {
+    const child = spawn(command, args, { detached: true, stdio: ['ignore', stdout, 'ignore'], env: { ...process.env, ...env } });
+    children.push(child);
+    return child;
+  };
+  try {
+    const ports = [await freePort(), await freePort(), await freePort()];
+    for (const port of ports) start(process.execPath, [join(repoRoot, 'examples', 'hello', 'app', 'server.js')], { PORT: String(port), HOST: '127.0.0.1' }, 'ignore');
+    for (const port of ports) await answers(`http://127.0.0.1:${port}/`);
+    for (const status of [502, 503, 504] as const) writeFileSync(join(dir, `${status}.http`), renderErrorFile(status, 'web'));
+    const threads = Math.min(4, cpus().length);
+    const imago = (port: number, name: string) => {
+      const files: HaproxyFiles = { config: '', socket: join(dir, `${name}.sock`), pid: join(dir, `${name}.pid`), errorFiles: { 502: join(dir, '502.http'), 503: join(dir, '503.http'), 504: join(dir, '504.http') } };
+      return renderConfig('web', { host: '127.0.0.1', port, protocol: 'http' }, files, { threads, maxconn: 4000 }, ports.map((p, i) => ({ name: `i${i}`, addr: '127.0.0.1', port: p, weight: 1 })));
+    };
+    const standalone = (port: number) =>
+      ['global', `  nbthread ${threads}`, '  maxconn 4000', 'defaults', '  mode http', '  timeout connect 2s', '  timeout client 60s', '  timeout server 60s', '  option http-keep-alive', 'frontend fe', `  bind 127.0.0.1:${port}`, '  default_backend be', 'backend be', '  balance roundrobin', '  http-reuse always', ...ports.map((p, i) => `  server i${i} 127.0.0.1:${p}`), ''].join('\n');
+    const variants: Array<[string, (port: number, name: string) => string]> = [
+      ['imago', imago],
+      ['no access log', (p, n) => without(imago(p, n), ACCESS_LOG)],
+      ['no forwarded headers', (p, n) => without(imago(p, n), FORWARDED)],
+      ['no L7 retries', (p, n) => without(imago(p, n), L7_RETRIES)],
+      ['16 KiB buffers', (p, n) => without(imago(p, n), BUFSIZE)],
+      ['plain servers', (p, n) => plainServers(imago(p, n))],
+      ['none of these', (p, n) => plainServers(without(imago(p, n), ACCESS_LOG, FORWARDED, L7_RETRIES, BUFSIZE))],
+      ['standalone', (p) => standalone(p)],
+    ];
+    const urls = new Map<string, string>();
+    const masters = new Map<string, number>();
+    for (const [i, [name, config]] of variants.entries()) {
+      const port = await freePort();
+      const file = join(dir, `v${i}.cfg`);
+      writeFileSync(file, config(port, `v${i}`));
+      const access = openSync(join(dir, `v${i}-access.log`), 'a');
+      masters.set(name, start('haproxy', ['-W', '-f', file], {}, access).pid!);
+      closeSync(access);
+      urls.set(name, `http://127.0.0.1:${port}/`);
+      await answers(urls.get(name)!);
+    }
+    const names = [...urls.keys()];
+    const results = new Map<string, number[]>(names.map((n) => [n, []]));
+    const cpuPerRequest = new Map<string, number[]>(names.map((n) => [n, []]));
+    for (let round = 0; round < rounds; round++) {
+      for (let k = 0; k < names.length; k++) {
+        const name = names[(k + round) % names.length]!;
+        const before = cpuTicks(masters.get(name)!);
+        const run = await startWrk(urls.get(name)!, seconds, { threads: 1, connections }).done;
+        const us = ((cpuTicks(masters.get(name)!) - before) * 1e6) / TICKS_PER_SECOND / Math.max(1, run.requests);
+        results.get(name)!.push(run.rps);
+        cpuPerRequest.get(name)!.push(us);
+        log(`round ${round + 1}/${rounds} ${name}: ${Math.round(run.rps)} req/s, ${us.toFixed(1)} µs of HAProxy CPU a request`);
+      }
+    }
+    const peer = results.get('standalone')!;
+    const peerCpu = cpuPerRequest.get('standalone')!;
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const rows = names.map((name) => {
+      const rps = results.get(name)!;
+      const us = cpuPerRequest.get(name)!;
+      return [name, rps.map((r) => Math.round(r).toLocaleString('en')).join(' / '), `${median(rps.map((r, i) => r / peer[i]!)).toFixed(2)}×`, us.map((u) => u.toFixed(1)).join(' / '), `${median(us.map((u, i) => u / peerCpu[i]!)).toFixed(2)}×`];
+    });
+    const lines = [
+      `# HAProxy config bench, ${new Date().toISOString()}`,
+      '',
+      `\`node --import tsx bench/haproxy-config.ts --rounds ${rounds} --seconds ${seconds} --connections ${connections}\` on ${cpus().length} cores; wrk -t1 -c${connections} -d${seconds}s, keep-alive; HAProxy ${haproxyVersion()}.`,
+      '',
+      markdownTable(['variant', `req/s (${rounds} rounds)`, 'vs standalone (median of rounds)', 'HAProxy CPU µs a request', 'vs standalone'], rows),
+      '',
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+  } finally {
+    for (const child of children) {
+      try {
+        if (child.pid) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
