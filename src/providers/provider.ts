@@ -115,7 +115,8 @@ export interface Provider {
    * start until `forgetOutput`, past its end: readers keep their own positions, so one that
    * stops and starts again reads on, and an instance never waits for a reader. Once `destroy`
    * resolved nothing more is added (docker: once its last lines are copied from the engine).
-   * An unknown instance or one that printed nothing reads as `{ bytes: 0, size: 0 }`.
+   * An unknown instance or one that printed nothing reads as `{ bytes: 0, size: 0 }`. It
+   * works after `close` too (the last lines are read after the provider let go of the rest).
    */
   readOutput(id: string, stream: OutputStream, position: number, buffer: Buffer): Promise<OutputRead>;
   /** Lets go of an instance's output (it ended, and its reader has all of it). */

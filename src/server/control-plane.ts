@@ -12,6 +12,7 @@ import { HttpError, ImageError, ImagoError, reasonOf, RouterError } from '../err
 import type { Prober } from '../health/health-gate.js';
 import type { Digest } from '../oci/digest.js';
 import type { Providers } from '../providers/registry.js';
+import type { Provider } from '../providers/provider.js';
 import type { RouterControl } from '../router/router-control.js';
 import { summariseStats } from '../router/stats-summary.js';
 import { readTlsPair } from '../router/tls.js';
@@ -91,6 +92,7 @@ export class ControlPlane {
   readonly configs: ImageConfigs;
   /** What every instance printed, collected into `<home>/logs.db` (opened at start). */
   private logs: LogCollection | undefined;
+  private readonly outputProviders = new Map<ProviderName, Promise<Provider>>();
 
   constructor(
     private readonly store: ImageStore,
@@ -118,7 +120,7 @@ export class ControlPlane {
   async start(): Promise<void> {
     this.takePlaneLock();
     const db = this.store.db;
-    this.logs = new LogCollection(this.store.home, db, (name) => this.providers.get(name as ProviderName), this.env, this.opts.logs);
+    this.logs = new LogCollection(this.store.home, db, (name) => this.outputProvider(name as ProviderName), this.env, this.opts.logs);
     this.logs.start();
     const specs = new SpecCache(db);
     for (const deploy of runningDeploys(db)) {
@@ -344,6 +346,21 @@ export class ControlPlane {
     } catch {
       // another process took it after ours ran out: nothing of ours to release
     }
+  }
+
+  /**
+   * The provider the log collection reads a service's output through: kept once made, so the
+   * last passes at close (after the providers were closed, their last lines copied) read
+   * through the same objects rather than making new ones.
+   */
+  private outputProvider(name: ProviderName): Promise<Provider> {
+    let provider = this.outputProviders.get(name);
+    if (!provider) {
+      provider = this.providers.get(name);
+      this.outputProviders.set(name, provider);
+      provider.catch(() => this.outputProviders.delete(name));
+    }
+    return provider;
   }
 
   /** Takes the state folder's control-plane lock, from a dead holder on this host too. */

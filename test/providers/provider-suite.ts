@@ -158,6 +158,9 @@ export function runProviderSuite(name: string, options: SuiteOptions): void {
       assert.deepEqual(await provider.readOutput('no-such-instance', 'stderr', 0, piece), { bytes: 0, size: 0 });
       await provider.destroy(instance.id, { graceMs: 5000 });
       assert.match(await printed(provider, instance.id, 'stdout'), /SIGTERM: goodbye/, 'the output outlives the instance');
+      const closed = await newProvider();
+      await closed.close();
+      assert.match(await printed(closed, instance.id, 'stdout'), /SIGTERM: goodbye/, 'readable through a provider object that was closed');
       await provider.forgetOutput(instance.id);
       assert.equal(await printed(provider, instance.id, 'stdout'), '');
     });
