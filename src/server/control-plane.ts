@@ -33,6 +33,7 @@ import { DEFAULT_LOG_LIMIT, type LogDrops, type LogQuery, type StoredLogLine } f
 import { systemClock, type Clock } from '../util/clock.js';
 import { withDeadline } from '../util/deadline.js';
 import { alive } from '../util/pids.js';
+import { revocationOf } from '../state/revocations.js';
 
 /** How a control plane is put together (tests swap the clock, the probes, the ports and the router). */
 export interface ControlPlaneOptions {
@@ -152,6 +153,7 @@ export class ControlPlane {
   /** Deploys `image` (a reference, resolved to a digest once, here) as `service`. */
   async deploy(service: ServiceSpec, image: string, actor: string, options: { force?: boolean } = {}): Promise<DeployOutcome> {
     const digest = this.resolve(image);
+    this.refuseRevoked(digest, `deploy ${service.name}`);
     const loop = await this.loopFor(service, actor);
     return deployRelease(loop, { spec: service, digest, actor, ...(options.force ? { force: true } : {}) });
   }
@@ -170,6 +172,7 @@ export class ControlPlane {
       target = lastGoodRelease(this.store.db, service, live?.id);
       if (!target) throw new HttpError(409, `service '${service}' has no earlier good release to roll back to`);
     }
+    this.refuseRevoked(target.digest, `roll ${service} back to release ${target.version}`);
     const spec = new SpecCache(this.store.db).of(target.id);
     // Where the service listens is the service's, not the release's: a rollback does not move its router.
     const loop = this.loops.get(service) ?? (await this.loopFor(spec, actor, { relisten: false }));
@@ -294,15 +297,28 @@ export class ControlPlane {
         dataPlane: snapshot.dataPlane,
         router: { kind: router.kind, pid: router.pid ?? null },
         traffic,
-        live: live ? { version: live.version, digest: live.digest, since: live.finishedAt } : null,
+        live: live ? { version: live.version, digest: live.digest, since: live.finishedAt, revoked: this.revokedText(live.digest) ?? null } : null,
         desired: { release: desired ? desired.version : null, replicas: row.replicas },
         degraded: snapshot.degraded ?? null,
         converged: snapshot.converged,
         ...(snapshot.error ? { error: snapshot.error } : {}),
-        instances: snapshot.instances.map((i) => ({ ...i, release: this.versionOf(i.release) })) as InstanceSnapshot[],
+        // An instance of a revoked digest runs on until replaced; status says so.
+        instances: snapshot.instances.map((i) => ({ ...i, release: this.versionOf(i.release), revoked: this.revokedText(i.release === undefined ? undefined : getRelease(this.store.db, i.release)?.digest) ?? null })) as InstanceSnapshot[],
       });
     }
     return out;
+  }
+
+  /** A digest that may not be deployed is a 409 saying who revoked it, when and why. */
+  private refuseRevoked(digest: string, what: string): void {
+    const revoked = revocationOf(this.store.db, digest);
+    if (revoked) throw new HttpError(409, `cannot ${what}: image ${digest} was revoked by ${revoked.revokedBy} at ${revoked.revokedAt}: ${revoked.reason}`);
+  }
+
+  /** Why `digest` was revoked (`<reason> (by <actor>)`), when it was. */
+  private revokedText(digest: string | undefined): string | undefined {
+    const revoked = digest ? revocationOf(this.store.db, digest) : undefined;
+    return revoked ? `${revoked.reason} (by ${revoked.revokedBy})` : undefined;
   }
 
   /** A release's version, as users name releases (its id when the row is gone; undefined for none). */

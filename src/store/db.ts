@@ -181,6 +181,15 @@ const MIGRATIONS: string[] = [
   ALTER TABLE services ADD COLUMN tls_cert TEXT;
   ALTER TABLE services ADD COLUMN tls_key TEXT;
   `,
+  // 5: revoked digests (src/state/revocations.ts): never deployed again, anywhere.
+  `
+  CREATE TABLE revocations (
+    digest     TEXT PRIMARY KEY,
+    reason     TEXT NOT NULL,
+    revoked_by TEXT NOT NULL,
+    revoked_at TEXT NOT NULL
+  );
+  `,
 ];
 
 /** Opens (creating if needed) the state database at `file` and brings its schema up to date. */

@@ -87,6 +87,21 @@ describe('imago ledger, ledger verify and at', () => {
     assert.match(table.stdout, /^SEQ +AT +ACTOR +KIND/);
     assert.equal((await run(['ledger', '--since', 'soon'])).code, 2);
 
+    // The live image (the rollback's: hello2) revoked: in the ledger, refused by a deploy, flagged by status.
+    const revoked = await run(['image', 'revoke', 'hello2', '--reason', 'built from a bad base']);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    assert.match(revoked.stdout, /^revoked sha256:[0-9a-f]{64}: built from a bad base$/m);
+    const again = await run(['image', 'revoke', 'hello2', '--reason', 'another', '--json']);
+    assert.equal((JSON.parse(again.stdout) as { created: boolean; reason: string }).created, false);
+    assert.equal((await run(['image', 'revoke', 'hello3', '--reason', ' '])).code, 2, 'a reason is required');
+    const refused = await run(['deploy', 'web', '--image', 'hello2']);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /cannot deploy web: image sha256:[0-9a-f]{64} was revoked by [\w.-]+@[\w.-]+ at \S+: built from a bad base/);
+    assert.match((await run(['status'])).stdout, /REVOKED: the live image sha256:[0-9a-f]{64} was revoked: built from a bad base/);
+    assert.equal((JSON.parse((await run(['image', 'revoked', '--json'])).stdout) as unknown[]).length, 1);
+    const revocations = (JSON.parse((await run(['ledger', '--json'])).stdout) as Array<{ kind: string; data: { reason?: string } }>).filter((e) => e.kind === 'image.revoked');
+    assert.deepEqual(revocations.map((e) => e.data.reason), ['built from a bad base']);
+
     const intact = await run(['ledger', 'verify']);
     assert.equal(intact.code, 0, intact.stderr);
     assert.match(intact.stdout, /^ledger intact: \d+ events, head [0-9a-f]{12}$/m);

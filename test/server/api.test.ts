@@ -13,6 +13,7 @@ import { createApi, listen } from '../../src/server/api.js';
 import { ControlPlane } from '../../src/server/control-plane.js';
 import { ensureToken, tokenPath } from '../../src/server/token.js';
 import { stopRoutersIn } from '../../src/router/data-plane.js';
+import { revokeDigest } from '../../src/state/revocations.js';
 import { ImageStore } from '../../src/store/image-store.js';
 import { REPO } from '../support/cli.js';
 
@@ -131,5 +132,27 @@ describe('control plane API', () => {
     assert.equal(moved.status, 409);
     assert.match(String(moved.body.error), /service 'web' runs on the process provider, and a deploy cannot move it to docker/);
     assert.equal((await call('GET', '/v1/services/web/history')).body.length, 3, 'nothing recorded');
+  });
+
+  it('refuses to deploy or roll back to a revoked image, saying who revoked it and why, and flags what still runs one', async () => {
+    // Release 3 (live) runs hello:1; release 2 ran hello:2.
+    const two = store.resolve('hello:2');
+    revokeDigest(store.db, { digest: two, reason: 'ships a vulnerable openssl', actor: 'security@build' });
+    const deploy = await call('POST', '/v1/services/web/deploy', { service: web, image: 'hello:2' });
+    assert.equal(deploy.status, 409);
+    assert.match(String(deploy.body.error), new RegExp(`cannot deploy web: image ${two} was revoked by security@build at \\S+: ships a vulnerable openssl`));
+    const back = await call('POST', '/v1/services/web/rollback', { to: 2 });
+    assert.equal(back.status, 409);
+    assert.match(String(back.body.error), /cannot roll web back to release 2: image sha256:\w+ was revoked/);
+    assert.equal((await call('GET', '/v1/services/web/history')).body.length, 3, 'nothing recorded');
+    const [before] = (await call('GET', '/v1/status')).body;
+    assert.equal((before!.live as { revoked: unknown }).revoked, null);
+
+    revokeDigest(store.db, { digest: store.resolve('hello:1'), reason: 'built from a bad base', actor: 'security@build' });
+    const [after] = (await call('GET', '/v1/status')).body;
+    assert.equal((after!.live as { revoked: unknown }).revoked, 'built from a bad base (by security@build)');
+    const instances = after!.instances as Array<{ revoked: unknown }>;
+    assert.ok(instances.length > 0 && instances.every((i) => i.revoked === 'built from a bad base (by security@build)'), 'every instance of the live release is flagged');
+    assert.ok(instances.length === 2, 'they run on until replaced');
   });
 });

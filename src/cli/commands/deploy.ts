@@ -14,10 +14,10 @@ interface StatusEntry {
   router?: { kind: string; pid: number | null };
   traffic?: { requests: number; failed: number; retried: number; releases: Record<string, { requests: number; latencyMs: { p50: number | null; p99: number | null } }> } | { error: string };
   error?: string;
-  live: { version: number; digest: string } | null;
+  live: { version: number; digest: string; revoked?: string | null } | null;
   desired?: { release: number | null; replicas: number };
   degraded?: { reason: string; nextStartAt: number | null } | null;
-  instances: Array<{ id: string; release: number; state: string; health: string; routed: boolean; address: string; startedAt: number; drift?: string[]; bucket?: string; retiring?: string; dueAt?: number }>;
+  instances: Array<{ id: string; release: number; state: string; health: string; routed: boolean; address: string; startedAt: number; drift?: string[]; bucket?: string; retiring?: string; dueAt?: number; revoked?: string | null }>;
 }
 
 /** `imago deploy|plan|rollback|scale|drill|status|drift|history`: thin clients of the server's API. */
@@ -136,6 +136,8 @@ export function registerDeploy(program: Command): void {
         const desired = s.desired ? `  desired: ${s.desired.replicas} × ${s.desired.release ? `release ${s.desired.release}` : 'nothing'}` : '';
         process.stdout.write(`${s.service}  ${s.url}  ${s.provider ?? 'process'}  live: ${s.live ? `release ${s.live.version} ${s.live.digest.slice(7, 19)}` : 'none'}${desired}\n`);
         if (s.router) process.stdout.write(`  router: ${s.router.kind}${s.router.pid ? ` (pid ${s.router.pid})` : ''}${trafficLine(s.traffic)}\n`);
+        if (s.live?.revoked) process.stdout.write(`  REVOKED: the live image ${s.live.digest} was revoked: ${s.live.revoked}; deploy another\n`);
+        for (const i of s.instances) if (i.revoked && !s.live?.revoked) process.stdout.write(`  REVOKED: ${i.id} runs a revoked image: ${i.revoked}\n`);
         if (s.degraded) process.stdout.write(`  DEGRADED: ${s.degraded.reason}${s.degraded.nextStartAt ? `; next start in ${formatMs(Math.max(0, s.degraded.nextStartAt - now))}` : ''}\n`);
         if (s.error) process.stdout.write(`  ERROR: ${s.error}\n`);
         const rows = s.instances.map((i) => [

@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
 import { join } from 'node:path';
-import { ImageError, reasonOf } from '../../errors.js';
+import { ImageError, ImagoError, reasonOf } from '../../errors.js';
 import { shortDigest } from '../../oci/digest.js';
+import { listRevocations, revokeDigest } from '../../state/revocations.js';
 import type { ImageStore } from '../../store/image-store.js';
+import { cliActor } from '../api-client.js';
 import { exists } from '../../util/exists.js';
 import { printJson, withStore, type GlobalOptions } from '../context.js';
 import { formatAgo, formatBytes, table } from '../format.js';
@@ -118,6 +120,35 @@ export function registerImages(program: Command): void {
         for (const warning of result.warnings) process.stderr.write(`warning: ${warning}\n`);
         if (opts.json) return printJson(result);
         process.stdout.write(`imported ${result.digest}${result.tags.length ? ` as ${result.tags.join(', ')}` : ''}\n`);
+      });
+    });
+
+  image
+    .command('revoke')
+    .description('never deploy or roll back to this image again, anywhere (what runs it is flagged in imago status)')
+    .argument('<ref>', 'tag or digest')
+    .requiredOption('--reason <text>', 'why (kept in the ledger)')
+    .option('--json', 'print the revocation as JSON')
+    .action(async (ref: string, opts: { reason: string; json?: boolean }, cmd: Command) => {
+      await withStore(cmd.optsWithGlobals<GlobalOptions>(), async (store) => {
+        if (opts.reason.trim() === '') throw new ImagoError('--reason: say why the image is revoked', { exitCode: 2 });
+        const digest = store.resolve(ref);
+        const { revocation, created } = revokeDigest(store.db, { digest, reason: opts.reason, actor: cliActor() });
+        if (opts.json) return printJson({ ...revocation, created });
+        process.stdout.write(created ? `revoked ${digest}: ${revocation.reason}\n` : `${digest} was already revoked by ${revocation.revokedBy} at ${revocation.revokedAt}: ${revocation.reason}\n`);
+      });
+    });
+
+  image
+    .command('revoked')
+    .description('the images revoked, oldest first')
+    .option('--json', 'print as JSON')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      await withStore(cmd.optsWithGlobals<GlobalOptions>(), async (store) => {
+        const revoked = listRevocations(store.db);
+        if (opts.json) return printJson(revoked);
+        if (revoked.length === 0) return void process.stdout.write('no image is revoked\n');
+        process.stdout.write(`${table(['DIGEST', 'REVOKED', 'BY', 'REASON'], revoked.map((r) => [shortDigest(r.digest), formatAgo(r.revokedAt), r.revokedBy, r.reason]))}\n`);
       });
     });
 
