@@ -27,6 +27,14 @@ export interface ConfigServer {
   weight: number;
 }
 
+/** How HAProxy runs: its threads and connections, and (started as root) who its workers become. */
+export interface HaproxyLimits {
+  threads: number;
+  maxconn: number;
+  /** The user and group the workers drop to once bound, and the empty folder they are shut in (started as root). */
+  drop?: { user: string; group: string; chroot: string } | undefined;
+}
+
 /**
  * The haproxy.cfg of one service's router. Pure. Targets are added and removed through the
  * runtime API (`add server`, `del server`), never by a reload; only a reload (a new listen
@@ -36,14 +44,6 @@ export interface ConfigServer {
  * the method; a request cut before its answer is sent again only when it may be done twice
  * (GET, HEAD, OPTIONS, PUT, DELETE, TRACE, or an Idempotency-Key).
  */
-/** How HAProxy runs: its threads and connections, and (started as root) who its workers become. */
-export interface HaproxyLimits {
-  threads: number;
-  maxconn: number;
-  /** The user and group the workers drop to once bound, and the empty folder they are shut in (started as root). */
-  drop?: { user: string; group: string; chroot: string } | undefined;
-}
-
 export function renderConfig(service: string, listen: ListenSpec, files: HaproxyFiles, limits: HaproxyLimits, servers: ConfigServer[] = []): string {
   const http = listen.protocol === 'http';
   const bind = `${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`;
