@@ -448,12 +448,13 @@ export class ServiceLoop {
     }
     await this.executor.forgetStrays(observation.strays);
     await this.executor.apply(actions, state, observation.listed);
-    // Settled: converged, and no instance still being stopped in the background — or the stops
+    // Settled: converged, and no instance still being stopped in the background, nor still being
+    // made after its stop was ordered (it is destroyed as its create ends) — or the stops
     // outlasting their grace by a margin (a stuck destroy must not hold a deploy's answer forever).
     if (!actions.converged) this.convergedAt = undefined;
     else this.convergedAt ??= now;
     const grace = (state.spec?.stopGrace ?? 10_000) + 10_000;
-    const settled = actions.converged && (this.executor.stopping.size === 0 || now - this.convergedAt! > grace);
+    const settled = actions.converged && ((this.executor.stopping.size === 0 && this.executor.cancelled.size === 0) || now - this.convergedAt! > grace);
     if (state.deploy && !actions.deployFailed && settled) this.succeedDeploy(state);
     for (const [id, failed] of this.failing) if (settled || now - failed.at > failed.patience) this.finishFailed(id, failed.result);
     const round: Round = { at: now, actions, observation, state, settled };
