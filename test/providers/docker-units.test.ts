@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { containerCreateOptions, volumeName } from '../../src/providers/docker/container-config.js';
 import { driftOf } from '../../src/providers/docker/drift.js';
+import { dockerScope } from '../../src/providers/docker/scope.js';
 import { sinceArgument, timestampNanos } from '../../src/providers/docker/log-follower.js';
 import type { InstanceSpec } from '../../src/providers/provider.js';
 
@@ -113,5 +117,23 @@ describe('docker log timestamps', () => {
     assert.equal(timestampNanos('2026-11-25T14:53:27Z'), BigInt(Date.UTC(2026, 10, 25, 14, 53, 27)) * 1_000_000n);
     assert.equal(timestampNanos('2026-11-25T14:53:27.5+01:00'), BigInt(Date.UTC(2026, 10, 25, 13, 53, 27)) * 1_000_000n + 500_000_000n);
     assert.equal(timestampNanos('yesterday'), undefined);
+  });
+});
+
+describe('docker scope', () => {
+  it('is one id for a home even when many provider objects ask at once, and never read half made', async () => {
+    // Many fresh homes, many callers each: one id, whoever made it, and nothing else left behind.
+    for (let round = 0; round < 10; round++) {
+      const home = await mkdtemp(join(tmpdir(), 'imago-docker-scope-'));
+      try {
+        const scopes = await Promise.all(Array.from({ length: 16 }, () => dockerScope(home)));
+        assert.equal(new Set(scopes).size, 1, scopes.join(' '));
+        assert.match(scopes[0]!, /^[0-9a-f]{12}$/);
+        assert.equal(await dockerScope(home), scopes[0], 'kept');
+        assert.deepEqual(await readdir(join(home, 'docker')), ['scope'], 'no temporary file left');
+      } finally {
+        await rm(home, { recursive: true, force: true });
+      }
+    }
   });
 });

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 /**
@@ -13,8 +13,12 @@ export async function dockerScope(home: string): Promise<string> {
   if (/^[0-9a-f]{12}$/.test(existing)) return existing;
   await mkdir(dirname(file), { recursive: true });
   const fresh = randomBytes(6).toString('hex');
+  // Written whole under a name of its own, then linked into place: the file appears with its
+  // content or not at all, so a reader racing the maker never sees it empty.
+  const tmp = `${file}.${fresh}.tmp`;
+  await writeFile(tmp, `${fresh}\n`, { mode: 0o644 });
   try {
-    await writeFile(file, `${fresh}\n`, { flag: 'wx', mode: 0o644 });
+    await link(tmp, file);
     return fresh;
   } catch (error) {
     // Another process made it first: theirs is the one.
@@ -22,5 +26,7 @@ export async function dockerScope(home: string): Promise<string> {
     const theirs = (await readFile(file, 'utf8')).trim();
     if (!/^[0-9a-f]{12}$/.test(theirs)) throw new Error(`${file}: expected 12 hex digits, got '${theirs.slice(0, 40)}'`);
     return theirs;
+  } finally {
+    await rm(tmp, { force: true });
   }
 }
