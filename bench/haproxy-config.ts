@@ -33,7 +33,8 @@ import { freeLoopbackPort as freePort } from '../src/controller/ports.js';
 import { renderConfig, renderErrorFile, type HaproxyFiles } from '../src/router/haproxy/config.js';
 import { haproxyVersion } from '../src/router/haproxy/haproxy-router.js';
 import { childrenOf, procStat } from '../src/util/pids.js';
-import { markdownTable } from './lib/stats.js';
+import { minimalHaproxyConfig, waitForAnswer } from './lib/peers.js';
+import { markdownTable, summarise } from './lib/stats.js';
 import { startWrk } from './lib/wrk.js';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -67,16 +68,6 @@ function cpuTicks(master: number): number {
   return ticks;
 }
 
-/** Waits until `url` answers 200, or fails naming it after 10 s. */
-async function answers(url: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (await fetch(url).then((r) => r.ok, () => false)) return;
-    if (Date.now() > deadline) throw new Error(`${url} did not answer within 10 s`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { rounds: { type: 'string' }, seconds: { type: 'string' }, connections: { type: 'string' } } });
   const rounds = Number(values.rounds ?? 5);
@@ -94,15 +85,15 @@ async function main(): Promise<void> {
   try {
     const ports = [await freePort(), await freePort(), await freePort()];
     for (const port of ports) start(process.execPath, [join(repoRoot, 'examples', 'hello', 'app', 'server.js')], { PORT: String(port), HOST: '127.0.0.1' }, 'ignore');
-    for (const port of ports) await answers(`http://127.0.0.1:${port}/`);
+    for (const port of ports) await waitForAnswer(`http://127.0.0.1:${port}/`);
     for (const status of [502, 503, 504] as const) writeFileSync(join(dir, `${status}.http`), renderErrorFile(status, 'web'));
     const threads = Math.min(4, cpus().length);
     const imago = (port: number, name: string) => {
       const files: HaproxyFiles = { config: '', socket: join(dir, `${name}.sock`), pid: join(dir, `${name}.pid`), errorFiles: { 502: join(dir, '502.http'), 503: join(dir, '503.http'), 504: join(dir, '504.http') } };
       return renderConfig('web', { host: '127.0.0.1', port, protocol: 'http' }, files, { threads, maxconn: 4000 }, ports.map((p, i) => ({ name: `i${i}`, addr: '127.0.0.1', port: p, weight: 1 })));
     };
-    const standalone = (port: number) =>
-      ['global', `  nbthread ${threads}`, '  maxconn 4000', 'defaults', '  mode http', '  timeout connect 2s', '  timeout client 60s', '  timeout server 60s', '  option http-keep-alive', 'frontend fe', `  bind 127.0.0.1:${port}`, '  default_backend be', 'backend be', '  balance roundrobin', '  http-reuse always', ...ports.map((p, i) => `  server i${i} 127.0.0.1:${p}`), ''].join('\n');
+    // maxconn 4000 here and in imago's config: eight HAProxys at once stay inside the open-files limit.
+    const standalone = (port: number) => minimalHaproxyConfig(port, ports, 4000);
     const variants: Array<[string, (port: number, name: string) => string]> = [
       ['imago', imago],
       ['no access log', (p, n) => without(imago(p, n), ACCESS_LOG)],
@@ -123,7 +114,7 @@ async function main(): Promise<void> {
       masters.set(name, start('haproxy', ['-W', '-f', file], {}, access).pid!);
       closeSync(access);
       urls.set(name, `http://127.0.0.1:${port}/`);
-      await answers(urls.get(name)!);
+      await waitForAnswer(urls.get(name)!);
     }
     const names = [...urls.keys()];
     const results = new Map<string, number[]>(names.map((n) => [n, []]));
@@ -141,7 +132,7 @@ async function main(): Promise<void> {
     }
     const peer = results.get('standalone')!;
     const peerCpu = cpuPerRequest.get('standalone')!;
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const median = (xs: number[]) => summarise(xs)!.median;
     const rows = names.map((name) => {
       const rps = results.get(name)!;
       const us = cpuPerRequest.get(name)!;

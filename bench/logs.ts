@@ -27,6 +27,7 @@ import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { LogCollector, type LogSource } from '../src/logs/collector.js';
 import { readFileAt } from '../src/providers/output-files.js';
+import { waitForAnswer } from './lib/peers.js';
 import { LogStore, type LogLine } from '../src/logs/log-store.js';
 import { markdownTable, summarise } from './lib/stats.js';
 
@@ -212,13 +213,7 @@ async function collectionCost(dir: string, rounds: number): Promise<string[]> {
       closeSync(out);
       servers.push({ name: c.name, url: `http://127.0.0.1:${port}/`, child, file, collect: c.collect });
     }
-    for (const srv of servers) {
-      const deadline = Date.now() + 10_000;
-      while (!(await fetch(srv.url).then((r) => r.ok, () => false))) {
-        if (Date.now() > deadline) throw new Error(`${srv.url} did not answer within 10 s`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
+    for (const srv of servers) await waitForAnswer(srv.url);
     const results = new Map<string, number[]>();
     for (let round = 0; round < rounds; round++) {
       for (let k = 0; k < servers.length; k++) {

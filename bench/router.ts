@@ -34,22 +34,13 @@ import { BuiltinRouter } from '../src/router/builtin/builtin-router.js';
 import { haproxyVersion, HaproxyRouter } from '../src/router/haproxy/haproxy-router.js';
 import type { RouterControl } from '../src/router/router-control.js';
 import { waitForExit } from '../src/util/pids.js';
+import { minimalHaproxyConfig, waitForAnswer } from './lib/peers.js';
 import { markdownTable, summarise } from './lib/stats.js';
 import { startWrk, type WrkResult } from './lib/wrk.js';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-
-/** Waits until `url` answers 200, or fails naming it after 10 s. */
-async function answers(url: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (await fetch(url).then((r) => r.ok, () => false)) return;
-    if (Date.now() > deadline) throw new Error(`${url} did not answer within 10 s`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { rounds: { type: 'string' }, seconds: { type: 'string' }, connections: { type: 'string' } } });
@@ -66,7 +57,7 @@ async function main(): Promise<void> {
     for (const [i, port] of ports.entries()) {
       children.push(spawn(process.execPath, [join(repoRoot, 'examples', 'hello', 'app', 'server.js')], { env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', APP_VERSION: `i${i}` }, stdio: 'ignore', detached: true }));
     }
-    for (const port of ports) await answers(`http://127.0.0.1:${port}/`);
+    for (const port of ports) await waitForAnswer(`http://127.0.0.1:${port}/`);
 
     const paths: Array<{ name: string; url: string }> = [{ name: 'direct (one instance)', url: `http://127.0.0.1:${ports[0]}/` }];
     for (const [name, router] of [
@@ -81,28 +72,7 @@ async function main(): Promise<void> {
 
     const haproxyPort = await freePort();
     const haproxyCfg = join(dir, 'haproxy.cfg');
-    await writeFile(
-      haproxyCfg,
-      [
-        'global',
-        `  nbthread ${Math.min(4, cpus().length)}`,
-        '  maxconn 9000',
-        'defaults',
-        '  mode http',
-        '  timeout connect 2s',
-        '  timeout client 60s',
-        '  timeout server 60s',
-        '  option http-keep-alive',
-        'frontend fe',
-        `  bind 127.0.0.1:${haproxyPort}`,
-        '  default_backend be',
-        'backend be',
-        '  balance roundrobin',
-        '  http-reuse always',
-        ...ports.map((port, i) => `  server i${i} 127.0.0.1:${port}`),
-        '',
-      ].join('\n'),
-    );
+    await writeFile(haproxyCfg, minimalHaproxyConfig(haproxyPort, ports, 9000));
     children.push(spawn('haproxy', ['-f', haproxyCfg], { stdio: 'ignore', detached: true }));
     paths.push({ name: 'haproxy standalone', url: `http://127.0.0.1:${haproxyPort}/` });
 
@@ -127,7 +97,7 @@ async function main(): Promise<void> {
     );
     children.push(spawn('nginx', ['-c', nginxConf, '-p', dir], { stdio: 'ignore', detached: true }));
     paths.push({ name: 'nginx standalone', url: `http://127.0.0.1:${nginxPort}/` });
-    for (const path of paths) await answers(path.url);
+    for (const path of paths) await waitForAnswer(path.url);
 
     const results = new Map<string, WrkResult[]>();
     for (const keepAlive of [true, false]) {
