@@ -2,13 +2,12 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { selfSigned } from '../support/backends.js';
 import { cleanUpHome, imago, startServer } from '../support/cli.js';
-import { connects, freePort, peerFingerprint, waitFor } from '../support/net.js';
+import { connects, freePort, getOnce, peerFingerprint, waitFor } from '../support/net.js';
 import { helloImage } from '../support/project.js';
 
 interface Status {
@@ -65,7 +64,7 @@ for (const dataPlane of ['haproxy', 'builtin'] as const) {
       const client = async () => {
         while (!stop) {
           const from = phase;
-          const answer = await getOnce(port, [one.certPem, two.certPem]).catch((error: unknown) => `error ${String(error)}`);
+          const answer = await getOnce('https', port, [one.certPem, two.certPem]).then((r) => r.status, (error: unknown) => `error ${String(error)}`);
           if (answer === 200) ok++;
           else if (from === phase && from % 2 === 0) bad.push(String(answer));
         }
@@ -111,15 +110,4 @@ function fingerprintOf(pem: string): string {
 }
 
 
-/** One HTTPS GET on a connection of its own: its status. */
-function getOnce(port: number, ca: string[]): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = httpsGet({ host: '127.0.0.1', port, path: '/', agent: false, ca, timeout: 5_000 }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('timeout', () => req.destroy(new Error('no answer within 5 s')));
-    req.on('error', reject);
-  });
-}
 

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -9,7 +8,7 @@ import { LogStore, type LogLine } from '../../src/logs/log-store.js';
 import { formatSyslog, octetFrame, parseSyslogTarget } from '../../src/logs/syslog.js';
 import { SyslogForwarder } from '../../src/logs/syslog-forwarder.js';
 import { waitForExit } from '../../src/util/pids.js';
-import { freePort, waitFor } from '../support/net.js';
+import { connects, freePort, waitFor } from '../support/net.js';
 
 describe('syslog messages', () => {
   it('formats a line as RFC 5424 with imago structured data, octet-counted', () => {
@@ -62,17 +61,12 @@ describe('forwarding to rsyslog', () => {
 
   /** Starts rsyslogd on `conf` in the foreground and waits until it takes connections on `port`. */
   const rsyslogd = async (conf: string, port: number): Promise<ChildProcess> => {
-    const listening = () =>
-      new Promise<boolean>((resolve) => {
-        const s = connect({ host: '127.0.0.1', port }, () => (s.destroy(), resolve(true)));
-        s.on('error', () => resolve(false));
-      });
     let said = '';
     const d = spawn('rsyslogd', ['-n', '-f', conf, '-i', `${conf}.pid`], { stdio: ['ignore', 'pipe', 'pipe'] });
     d.stdout!.on('data', (b: Buffer) => (said += b.toString()));
     d.stderr!.on('data', (b: Buffer) => (said += b.toString()));
     daemons.push(d);
-    await waitFor('rsyslogd listens', async () => (await listening()) || d.exitCode !== null, 10_000);
+    await waitFor('rsyslogd listens', async () => (await connects(port)) || d.exitCode !== null, 10_000);
     assert.equal(d.exitCode, null, `rsyslogd exited: ${said}`);
     return d;
   };

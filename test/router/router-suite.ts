@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { get as httpGet, request as httpRequest } from 'node:http';
-import { get as httpsGet } from 'node:https';
 import { connect, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { Agent, fetch, WebSocket } from 'undici';
@@ -9,7 +8,7 @@ import { RouterError } from '../../src/errors.js';
 import type { ListenSpec } from '../../src/router/engine/engine.js';
 import { quantileOf, type RouterControl, type RouterStats } from '../../src/router/router-control.js';
 import { backend, selfSigned, tcpBackend, writeIn } from '../support/backends.js';
-import { connects, freePort, peerFingerprint, waitFor } from '../support/net.js';
+import { connects, freePort, getOnce, peerFingerprint, waitFor } from '../support/net.js';
 import { tempDir } from '../support/temp.js';
 
 /** Makes a router for the suite, not yet started; the suite stops each one it made. */
@@ -416,6 +415,12 @@ export function routerSuite(name: string, make: MakeRouter): void {
   });
 }
 
+/** One GET on a connection of its own: the body when it is a 200, else the status and body. */
+async function fetchOnce(scheme: 'http' | 'https', port: number, ca: string[]): Promise<string> {
+  const { status, body } = await getOnce(scheme, port, ca);
+  return status === 200 ? body : `${status} ${body}`;
+}
+
 /** Stats once `id` counted `requests` (a data plane may count a moment after answering). */
 async function waitForStats(router: RouterControl, id: string, requests: number): Promise<RouterStats> {
   let stats = await router.stats();
@@ -444,17 +449,4 @@ async function tcpTalk(port: number): Promise<{ socket: Socket; say: (text: stri
 }
 
 
-/** One GET on a connection of its own (no keep-alive), trusting `ca`: the body. */
-function fetchOnce(scheme: 'http' | 'https', port: number, ca: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const request = scheme === 'https' ? httpsGet : httpGet;
-    const req = request({ host: '127.0.0.1', port, path: '/', agent: false, ca, timeout: 5_000 }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve(res.statusCode === 200 ? body : `${res.statusCode} ${body}`));
-    });
-    req.on('timeout', () => req.destroy(new Error('no answer within 5 s')));
-    req.on('error', reject);
-  });
-}
 
