@@ -281,6 +281,13 @@ export class ControlPlane {
   async status(): Promise<Array<Record<string, unknown>>> {
     const out: Array<Record<string, unknown>> = [];
     for (const [service, error] of this.unavailable) if (!this.loops.has(service)) out.push({ service, error, instances: [] });
+    // Whether a release's digest is revoked, looked up once per release, not once per instance.
+    const revoked = new Map<number, string | null>();
+    const revokedOf = (releaseId: number | undefined): string | null => {
+      if (releaseId === undefined) return null;
+      if (!revoked.has(releaseId)) revoked.set(releaseId, this.revokedText(getRelease(this.store.db, releaseId)?.digest) ?? null);
+      return revoked.get(releaseId)!;
+    };
     for (const [name, loop] of this.loops) {
       const live = liveRelease(this.store.db, name);
       const row = getService(this.store.db, name)!;
@@ -303,7 +310,7 @@ export class ControlPlane {
         converged: snapshot.converged,
         ...(snapshot.error ? { error: snapshot.error } : {}),
         // An instance of a revoked digest runs on until replaced; status says so.
-        instances: snapshot.instances.map((i) => ({ ...i, release: this.versionOf(i.release), revoked: this.revokedText(i.release === undefined ? undefined : getRelease(this.store.db, i.release)?.digest) ?? null })) as InstanceSnapshot[],
+        instances: snapshot.instances.map((i) => ({ ...i, release: this.versionOf(i.release), revoked: revokedOf(i.release) })) as InstanceSnapshot[],
       });
     }
     return out;
@@ -443,11 +450,12 @@ export class ControlPlane {
       }
       loop = await starting;
     }
-    if (!getService(db, service.name)) {
+    const current = getService(db, service.name);
+    if (!current) {
       const address = new URL(loop.url);
       ensureService(db, { name: service.name, env: this.env, provider: service.provider, replicas: 0, listen: { host: address.hostname.replace(/^\[|\]$/g, ''), port: Number(address.port) }, protocol: service.protocol, tls, actor });
-    } else if (row?.listen && options.relisten !== false) {
-      await this.relisten(loop, row.listen, service, actor);
+    } else if (current.listen && options.relisten !== false) {
+      await this.relisten(loop, { listen: current.listen, tls: current.tls }, service, actor);
     }
     return loop;
   }
@@ -458,13 +466,13 @@ export class ControlPlane {
    * hitless: nothing changes when the router already serves exactly that. An address in use
    * is a 409, bad TLS files a 400, and the deploy goes no further.
    */
-  private async relisten(loop: ServiceLoop, was: { host: string; port: number }, service: ServiceSpec, actor: string): Promise<void> {
+  private async relisten(loop: ServiceLoop, serving: { listen: { host: string; port: number }; tls: { cert: string; key: string } | undefined }, service: ServiceSpec, actor: string): Promise<void> {
+    const was = serving.listen;
     const tls = service.listen?.tls;
     // Port 0 asks for any port: the one it has, at the same host.
     const address = service.listen ? { host: service.listen.host, port: service.listen.port === 0 && service.listen.host === was.host ? was.port : service.listen.port } : was;
-    const row = getService(this.store.db, service.name);
     const moved = address.host !== was.host || address.port !== was.port;
-    if (!moved && !tls && !row?.tls) return;
+    if (!moved && !tls && !serving.tls) return;
     try {
       await loop.relisten({ ...address, protocol: service.protocol, ...(tls ? { tls } : {}) }, actor);
     } catch (error) {

@@ -59,18 +59,9 @@ export class BuiltinRouter implements RouterControl {
   async relisten(listen: ListenSpec): Promise<{ host: string; port: number }> {
     // Bad TLS files are the caller's mistake, said here before the router is asked.
     if (listen.tls) readTlsPair(this.service, listen.tls);
-    const client = this.connect();
-    let answer: { host?: string; port?: number; error?: string; inUse?: boolean; badInput?: boolean };
-    try {
-      const res = await client.request({ method: 'PUT', path: '/v1/listen', headers: { 'content-type': 'application/json' }, body: JSON.stringify(listen) });
-      answer = (await res.body.json()) as typeof answer;
-      if (res.statusCode >= 400) throw new RouterError(answer.error ?? `the router of service '${this.service}' answered ${res.statusCode}`, { inUse: answer.inUse === true, badInput: answer.badInput === true });
-    } catch (error) {
-      if (error instanceof RouterError) throw error;
-      throw new RouterError(`the router of service '${this.service}'${this.current ? ` (pid ${this.current})` : ''} failed PUT /v1/listen: ${reasonOf(error)}`, { cause: error });
-    }
-    this.listen = { ...listen, port: answer.port! };
-    return { host: answer.host!, port: answer.port! };
+    const answer = (await this.call('PUT', '/v1/listen', listen)) as { host: string; port: number };
+    this.listen = { ...listen, port: answer.port };
+    return { host: answer.host, port: answer.port };
   }
 
   async unroute(id: string): Promise<void> {
@@ -187,15 +178,21 @@ export class BuiltinRouter implements RouterControl {
     return this.client;
   }
 
-  /** One control call; any failure is a RouterError naming the router. */
+  /**
+   * One control call; any failure is a RouterError naming the router. The caller's own mistake
+   * (an address in use, bad TLS files: the router answers `inUse` or `badInput`) is said as the
+   * router said it, with that flag.
+   */
   private async call(method: string, path: string, body?: unknown): Promise<unknown> {
     const client = this.connect();
     try {
       const res = await client.request({ method: method as 'GET', path, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? null : JSON.stringify(body) });
       const answer = (await res.body.json()) as Record<string, unknown>;
+      if (res.statusCode >= 400 && (answer.inUse === true || answer.badInput === true)) throw new RouterError(String(answer.error), { inUse: answer.inUse === true, badInput: answer.badInput === true });
       if (res.statusCode >= 400) throw new Error(String(answer.error ?? `status ${res.statusCode}`));
       return answer;
     } catch (error) {
+      if (error instanceof RouterError) throw error;
       throw new RouterError(`the router of service '${this.service}'${this.current ? ` (pid ${this.current})` : ''} failed ${method} ${path}: ${reasonOf(error)}`, { cause: error });
     }
   }

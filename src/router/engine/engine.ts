@@ -78,11 +78,6 @@ export class RouterEngine {
     return this.listenSpec;
   }
 
-  /** `https` when it terminates TLS. */
-  get proto(): 'http' | 'https' {
-    return this.host.proto;
-  }
-
   /** Starts listening; resolves with the bound address (port 0 picks a free one). */
   async start(): Promise<{ host: string; port: number }> {
     this.pair = this.listen.tls ? readTlsPair(this.service, this.listen.tls) : undefined;
