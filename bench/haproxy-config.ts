@@ -10,7 +10,7 @@
  * - no access log: no `log` lines (imago reads latency from it);
  * - no forwarded headers: no `option forwardfor`, no X-Forwarded-Proto;
  * - no L7 retries: no `retry-on`, no `disable-l7-retry` rule;
- * - 16 KiB buffers: HAProxy's default `tune.bufsize` instead of 32 KiB;
+ * - 32 KiB buffers: `tune.bufsize 32768` (imago's config before it kept HAProxy's default 16 KiB);
  * - plain servers: no health check, `observe layer4` or pool settings on the servers;
  * - none of these: all of the above removed at once;
  * - standalone: the router bench's minimal peer (roundrobin, http-reuse always).
@@ -51,7 +51,7 @@ function without(text: string, ...patterns: RegExp[]): string {
 const ACCESS_LOG = /^\s*log(-format)? /;
 const FORWARDED = /forwardfor|X-Forwarded-Proto/;
 const L7_RETRIES = /retry-on|disable-l7-retry/;
-const BUFSIZE = /tune\.bufsize/;
+const bigBuffers = (text: string) => text.replace(/^global$/m, 'global\n  tune.bufsize 32768');
 const plainServers = (text: string) => text.replace(/^( {2}server \S+ \S+) .*$/gm, '$1');
 
 /** The kernel's clock ticks a second (`getconf CLK_TCK`: 100 on Linux). */
@@ -99,9 +99,9 @@ async function main(): Promise<void> {
       ['no access log', (p, n) => without(imago(p, n), ACCESS_LOG)],
       ['no forwarded headers', (p, n) => without(imago(p, n), FORWARDED)],
       ['no L7 retries', (p, n) => without(imago(p, n), L7_RETRIES)],
-      ['16 KiB buffers', (p, n) => without(imago(p, n), BUFSIZE)],
+      ['32 KiB buffers', (p, n) => bigBuffers(imago(p, n))],
       ['plain servers', (p, n) => plainServers(imago(p, n))],
-      ['none of these', (p, n) => plainServers(without(imago(p, n), ACCESS_LOG, FORWARDED, L7_RETRIES, BUFSIZE))],
+      ['none of these', (p, n) => plainServers(without(imago(p, n), ACCESS_LOG, FORWARDED, L7_RETRIES))],
       ['standalone', (p) => standalone(p)],
     ];
     const urls = new Map<string, string>();

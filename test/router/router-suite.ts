@@ -150,6 +150,14 @@ export function routerSuite(name: string, make: MakeRouter): void {
       assert.deepEqual(await echo('POST', { expect: '100-continue' }, big), { status: 200, text: `a:${big}` });
     });
 
+    it('passes 12 KiB of request headers on (big cookies, tokens)', async () => {
+      const a = await backend('a');
+      const { router, url } = await started();
+      await router.route({ id: 'a', host: '127.0.0.1', port: a.port });
+      const res = await text(url, { headers: { 'x-big': 'c'.repeat(12 * 1024) } });
+      assert.deepEqual([res.status, res.body], [200, 'a']);
+    });
+
     it('refuses to start on a port in use, saying so', async () => {
       const a = await backend('a');
       const router = make('web', { host: '127.0.0.1', port: a.port, protocol: 'http' });

@@ -60,7 +60,10 @@ export function renderConfig(service: string, listen: ListenSpec, files: Haproxy
     ...(limits.drop ? [`  user ${limits.drop.user}`, `  group ${limits.drop.group}`, `  chroot ${limits.drop.chroot}`] : []),
     // Access lines on the worker's stdout (a file imago reads for latency); errors to stderr.
     '  log stdout format raw local0 info',
-    '  tune.bufsize 32768',
+    // Buffers stay at HAProxy's default 16 KiB: an L7 retry (`retry-on` below) copies the whole
+    // buffer for every request it may send again, so 32 KiB buffers cost about half of what the
+    // retries cost (BENCHMARKS.md). Requests take up to 15 KiB of headers (16 KiB less the
+    // 1 KiB HAProxy keeps for rewrites); a larger one gets 400.
     '',
     'defaults',
     `  mode ${listen.protocol}`,
