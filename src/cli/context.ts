@@ -28,6 +28,28 @@ export async function readConfig(options: GlobalOptions): Promise<ImagoConfig> {
   return loadConfig(options.config ? { file: options.config } : { cwd: process.cwd() });
 }
 
+/**
+ * The environment a command that needs no config goes to: `--env`, else the config's default
+ * environment when there is a config (`--config`, or one in the current folder) that declares
+ * environments, else undefined (the server's home environment). A config that cannot be read
+ * is an error saying to name the environment, never a silent guess.
+ */
+export async function environmentOf(options: GlobalOptions, given: string | undefined): Promise<string | undefined> {
+  const { isEnvironmentName, ENVIRONMENT_NAME } = await import('../config/environments.js');
+  const { ConfigError } = await import('../errors.js');
+  if (given !== undefined) {
+    if (!isEnvironmentName(given)) throw new ConfigError(`--env: expected ${ENVIRONMENT_NAME}, got "${given}"`);
+    return given;
+  }
+  const { findConfigFile, loadConfig } = await import('../config/load.js');
+  if (!options.config && !findConfigFile(process.cwd())) return undefined;
+  try {
+    return (await loadConfig(options.config ? { file: options.config } : { cwd: process.cwd() })).defaultEnvironment;
+  } catch (error) {
+    throw new ConfigError(`cannot read the config for its default environment (${(error as Error).message}): name the environment with --env`, { cause: error });
+  }
+}
+
 /** Writes a value as JSON on stdout. */
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);

@@ -1,9 +1,10 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { parseImageRef } from '../oci/reference.js';
+import { withOverrides } from './environments.js';
 import { formatIssues } from './format-issues.js';
 import { configSchema, type ParsedConfig, type ParsedImage, type ParsedService } from './schema.js';
-import type { BakeStep, CopyStep, HealthSpec, ImageSpec, ImagoConfig, ServiceSpec } from './types.js';
+import type { BakeStep, CopyStep, EnvironmentSpec, HealthSpec, ImageSpec, ImagoConfig, ServiceSpec } from './types.js';
 
 /** Every default of the config, in one place. */
 export const DEFAULTS = {
@@ -42,7 +43,7 @@ export function normaliseConfig(raw: unknown, file: string): ImagoConfig {
   raw = withoutExtensions(raw);
   const result = configSchema.safeParse(raw ?? {}, { reportInput: true });
   if (!result.success) throw new ConfigError(describeProblems(formatIssues(result.error.issues, raw ?? {})), { file });
-  const config = buildConfig(result.data, path);
+  const config = buildConfig(result.data, path, raw as RawSections);
   const problems = Object.values(config.images).flatMap(checkImage);
   if (problems.length > 0) throw new ConfigError(describeProblems(problems), { file });
   return config;
@@ -74,14 +75,42 @@ export function describeProblems(lines: string[]): string {
   return [`${lines.length} problems:`, ...shown].join('\n');
 }
 
-/** Builds the normalised config from a validated one. */
-function buildConfig(parsed: ParsedConfig, file: string): ImagoConfig {
+/** The sections of a raw config that are kept as written (an environment's overrides are laid over the service as written). */
+type RawSections = { environments?: Record<string, { services?: Record<string, Record<string, unknown>> | null } | null> | null } | undefined;
+
+/** Builds the normalised config from a validated one (`raw`: the same, as written). */
+function buildConfig(parsed: ParsedConfig, file: string, raw: RawSections): ImagoConfig {
   const root = dirname(file);
   const images: Record<string, ImageSpec> = {};
   for (const [name, image] of Object.entries(parsed.images ?? {})) images[name] = buildImage(name, image, root);
   const services: Record<string, ServiceSpec> = {};
   for (const [name, service] of Object.entries(parsed.services ?? {})) services[name] = buildService(name, service, root);
-  return { file, root, images, services };
+  const environments: Record<string, EnvironmentSpec> = {};
+  for (const [name, environment] of Object.entries(parsed.environments ?? {})) {
+    environments[name] = { name, minSoak: environment?.minSoak ?? 0, services: { ...(raw?.environments?.[name]?.services ?? {}) } };
+  }
+  const defaultEnvironment = parsed.defaultEnvironment ?? Object.keys(environments)[0];
+  return { file, root, images, services, environments, defaultEnvironment };
+}
+
+/**
+ * Service `name` as environment `env` runs it: the service as written (`written`, the raw
+ * `services.<name>`) with the environment's overrides laid over it (see withOverrides),
+ * validated and normalised, TLS paths resolved against the config's folder. `env` undefined:
+ * the service as written. Returns the merged service as written (what a client sends the
+ * server) and its normalised spec.
+ */
+export function serviceInEnvironment(config: ImagoConfig, written: Record<string, unknown>, name: string, env: string | undefined): { written: Record<string, unknown>; spec: ServiceSpec } {
+  if (env === undefined) return { written, spec: config.services[name]! };
+  const environment = config.environments[env];
+  if (!environment) {
+    const known = Object.keys(config.environments);
+    throw new ConfigError(`unknown environment "${env}": expected ${known.length > 0 ? `one of ${known.join(', ')}` : 'one declared under environments (the config declares none)'}`, { file: config.file });
+  }
+  const merged = withOverrides(written, environment.services[name]);
+  const result = configSchema.safeParse({ services: { [name]: merged } }, { reportInput: true });
+  if (!result.success) throw new ConfigError(`service "${name}" in environment "${env}": ${describeProblems(formatIssues(result.error.issues, { services: { [name]: merged } }))}`, { file: config.file });
+  return { written: merged, spec: buildService(name, result.data.services![name]!, config.root) };
 }
 
 /**

@@ -32,6 +32,9 @@ export const longDuration = parsedScalar('a duration from 1s to 365d like "24h",
   return typeof parsed === 'number' && parsed < 1000 ? { error: `expected a duration from 1s to 365d like "24h", "7d" or "90m", got ${JSON.stringify(value)}` } : parsed;
 });
 
+/** How long a release must have been live before it is promoted on: 0s to 365d, parsed to milliseconds. */
+export const soak = parsedScalar('a duration from 0s to 365d like "0s", "30m" or "1d"', (value) => parseDuration(value, { zero: true, max: LONG_DURATION_MAX_MS }));
+
 /** A duration that may be zero (a start period of none), parsed to milliseconds. */
 export const durationOrZero = parsedScalar('a duration from 0s to 24h like "0s", "5s" or "1m30s"', (value) => parseDuration(value, { zero: true }));
 

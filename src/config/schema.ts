@@ -5,8 +5,9 @@
  */
 import { z } from 'zod';
 import * as field from './schema-fields.js';
+import { ENVIRONMENT_NAME, isEnvironmentName, OVERRIDABLE_KEYS } from './environments.js';
 import { serviceName, serviceSchema } from './service-schema.js';
-import { evenIfFieldsFailed, has, strictObject } from './schema-helpers.js';
+import { checkedString, evenIfFieldsFailed, has, strictObject } from './schema-helpers.js';
 
 /** One image: where it starts, what is copied and run, and how it runs. */
 export const imageSchema = strictObject(
@@ -32,17 +33,52 @@ export const imageSchema = strictObject(
   }
 }, evenIfFieldsFailed);
 
+/** An environment's name, as a key of `environments` or the value of `defaultEnvironment`. */
+const environmentName = checkedString(ENVIRONMENT_NAME, isEnvironmentName);
+
+/** What an environment changes of one service: any of OVERRIDABLE_KEYS, never the image. */
+const serviceOverride = strictObject(
+  Object.fromEntries(OVERRIDABLE_KEYS.map((key) => [key, serviceSchema.shape[key]])) as { [K in (typeof OVERRIDABLE_KEYS)[number]]: (typeof serviceSchema.shape)[K] },
+  `an object of what this environment changes (${OVERRIDABLE_KEYS.join(', ')}); the image, its port, volumes and protocol are the same everywhere`,
+);
+
+/** One environment: its services' overrides, and how long a release must have been live where it is promoted from. */
+const environmentSchema = strictObject(
+  {
+    minSoak: field.soak.optional(),
+    services: z.record(serviceName, serviceOverride, { error: 'expected an object of service name: what this environment changes' }).nullish(),
+  },
+  'an object like { minSoak: 1h, services: { web: { replicas: 3 } } }',
+);
+
 /**
- * The whole file. Each top-level key is one section; later sections (services,
- * environments, providers) join this shape and nothing else changes.
+ * The whole file. Each top-level key is one section; later sections (providers) join this
+ * shape and nothing else changes.
  */
 export const configSchema = strictObject(
   {
     images: z.record(field.imageName, imageSchema, { error: 'expected an object of image name: image' }).nullish(),
     services: z.record(serviceName, serviceSchema, { error: 'expected an object of service name: service' }).nullish(),
+    environments: z.record(environmentName, environmentSchema.nullable(), { error: 'expected an object of environment name: environment' }).nullish(),
+    defaultEnvironment: environmentName.optional(),
   },
-  'an object with "images" and "services" keys',
-);
+  'an object with "images", "services", "environments" and "defaultEnvironment" keys',
+).superRefine((config, ctx) => {
+  const environments = config.environments ?? {};
+  const names = Object.keys(environments);
+  if (config.defaultEnvironment !== undefined && !names.includes(config.defaultEnvironment)) {
+    const known = names.length > 0 ? `one of ${names.join(', ')}` : 'an environment declared under environments (there is none)';
+    ctx.addIssue({ code: 'custom', path: ['defaultEnvironment'], message: `expected ${known}, got "${config.defaultEnvironment}"`, input: config.defaultEnvironment });
+  }
+  const services = Object.keys(config.services ?? {});
+  for (const [env, environment] of Object.entries(environments)) {
+    for (const name of Object.keys(environment?.services ?? {})) {
+      if (!services.includes(name)) {
+        ctx.addIssue({ code: 'custom', path: ['environments', env, 'services', name], message: `no service "${name}" under services (expected one of ${services.join(', ') || '(none)'})`, input: name });
+      }
+    }
+  }
+}, evenIfFieldsFailed);
 
 /** The raw config as written: what `defineConfig` accepts and an editor completes. */
 export type RawConfig = z.input<typeof configSchema>;

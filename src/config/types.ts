@@ -132,12 +132,26 @@ export interface ServiceSpec {
 export const PROVIDERS = ['process', 'docker'] as const;
 export type ProviderName = (typeof PROVIDERS)[number];
 
-/** The whole normalised configuration. Environments and providers join later. */
+/** One environment of a config: what it changes of each service (as written), and its promotion policy. */
+export interface EnvironmentSpec {
+  name: string;
+  /** How long a release must have been live in the environment it is promoted from (0: no wait). */
+  minSoak: Millis;
+  /** Per service, the keys this environment changes, as written in the config (merged over the service before it is normalised). */
+  services: Record<string, Record<string, unknown>>;
+}
+
+/** The whole normalised configuration. Providers join later. */
 export interface ImagoConfig {
   /** Absolute path of the file it was loaded from. */
   file: string;
   /** Folder of that file; relative paths in it are relative to this. */
   root: string;
   images: Record<string, ImageSpec>;
+  /** Each service as written at the top level: what every environment starts from. */
   services: Record<string, ServiceSpec>;
+  /** The environments declared (none: every service runs in the control plane's home environment). */
+  environments: Record<string, EnvironmentSpec>;
+  /** Where a command that names no environment goes: `defaultEnvironment`, else the first declared; undefined when none is. */
+  defaultEnvironment: string | undefined;
 }

@@ -9,7 +9,9 @@ import { canonicalJson } from '../state/canonical-json.js';
 import { createDeploy } from '../state/deploys.js';
 import { adoptInstances, FINAL_INSTANCE_STATES, listInstances } from '../state/instances.js';
 import { createRelease, getRelease, liveRelease, setReleaseStatus } from '../state/releases.js';
+import { appendEvent } from '../state/ledger.js';
 import { getService, scaleService, setDesired } from '../state/services.js';
+import type { PromotedFrom } from '../state/types.js';
 
 import { readDesired } from './desired-state.js';
 import type { DeployResult, ServiceLoop } from './service-loop.js';
@@ -24,6 +26,8 @@ export interface DeployRequest {
   rollbackOf?: number;
   /** A new release even when nothing changed (every instance replaced). */
   force?: boolean;
+  /** A promotion: the release of another environment this one deploys, the refusals forced past, and why. */
+  promotion?: { from: PromotedFrom; overridden: string[]; reason?: string | undefined };
 }
 
 /** How a deploy ended: a new release live or failed, nothing to do, or a scale without a release. */
@@ -57,7 +61,12 @@ export async function deployRelease(loop: ServiceLoop, request: DeployRequest): 
     // A rollback keeps the fleet's size (scaling is an operator's, not a release's); a deploy brings its own.
     const replicas = request.rollbackOf !== undefined ? service.replicas : spec.replicas;
     const kept = keptInstances(loop, digest, spec, now.getTime());
-    const release = createRelease(db, { service: spec.name, digest, config: storeServiceSpec(spec), createdBy: actor, ...(request.rollbackOf ? { rollbackOf: request.rollbackOf } : {}) }, now);
+    const { promotion } = request;
+    const release = createRelease(db, { service: spec.name, digest, config: storeServiceSpec(spec), createdBy: actor, ...(request.rollbackOf ? { rollbackOf: request.rollbackOf } : {}), ...(promotion ? { promotedFrom: promotion.from } : {}) }, now);
+    if (promotion) {
+      const data = { version: release.version, digest, from: promotion.from, ...(promotion.overridden.length > 0 ? { forced: promotion.overridden, reason: promotion.reason } : {}) };
+      appendEvent(db, { actor, kind: 'release.promoted', service: spec.name, releaseId: release.id, data }, now);
+    }
     // The previous release's instances, kept up by `keepPrevious`, are this one's already (the
     // same image and config): they serve again as soon as the loop routes them, a traffic flip.
     if (kept.length > 0) loop.adopt(adoptInstances(db, kept, release.id, { actor, now }));

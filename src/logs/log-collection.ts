@@ -65,7 +65,8 @@ export class LogCollection {
     home: string,
     private readonly db: Db,
     private readonly providers: ProviderLookup,
-    private readonly env: string,
+    /** The environment of a service (its key). */
+    private readonly envOf: (service: string) => string,
     private readonly options: LogCollectionOptions = {},
   ) {
     this.now = options.now ?? Date.now;
@@ -180,7 +181,7 @@ export class LogCollection {
       providers.set(i.id, provider);
       const ended = FINAL_INSTANCE_STATES.includes(i.state) && i.endedAt !== undefined && now - Date.parse(i.endedAt) > (this.options.settleMs ?? SETTLE_MS);
       for (const stream of STREAMS) {
-        sources.push({ key: `${i.id}:${stream}`, read: (position, buffer) => provider.readOutput(i.id, stream, position, buffer), service: i.service, env: this.env, release: i.version, instance: i.id, stream, ended });
+        sources.push({ key: `${i.id}:${stream}`, read: (position, buffer) => provider.readOutput(i.id, stream, position, buffer), service: i.service, env: this.envOf(i.service), release: i.version, instance: i.id, stream, ended });
       }
     }
     return { sources, providers, errors };

@@ -7,6 +7,7 @@ import { ConfigError, DeployError, HttpError, ImageError, ImagoError, RouterErro
 import { LockError } from '../state/errors.js';
 import { IMAGO_VERSION } from '../version.js';
 import type { LogQuery } from '../logs/log-store.js';
+import type { PromotionPick } from '../core/promotion.js';
 import type { ControlPlane } from './control-plane.js';
 import { authorized } from './token.js';
 
@@ -21,14 +22,18 @@ type Handler = (params: string[], body: unknown, req: IncomingMessage) => Promis
 export function createApi(plane: ControlPlane, token: string): Server {
   const routes: Array<[string, RegExp, Handler]> = [
     ['GET', /^\/v1\/status$/, async () => plane.status()],
-    ['GET', /^\/v1\/services\/([a-z0-9._/-]+)\/history$/, async ([name]) => plane.history(name!)],
-    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/plan$/, async ([name], body) => plane.plan(serviceOf(name!, body), imageOf(body))],
-    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/deploy$/, async ([name], body, req) => plane.deploy(serviceOf(name!, body), imageOf(body), actorOf(req), { force: flagOf(body, 'force') })],
-    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/rollback$/, async ([name], body, req) => plane.rollback(name!, toOf(body), actorOf(req))],
-    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/scale$/, async ([name], body, req) => plane.scale(name!, replicasOf(name!, body), actorOf(req))],
-    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/drill$/, async ([name], body, req) => plane.drill(name!, killOf(body), actorOf(req))],
-    ['GET', /^\/v1\/services\/([a-z0-9._/-]+)\/logs$/, async ([name], _body, req) => plane.logsOf(logQueryOf(name!, new URL(req.url ?? '/', 'http://imago').searchParams))],
-    ['GET', /^\/v1\/drift$/, async (_params, _body, req) => plane.drift(new URL(req.url ?? '/', 'http://imago').searchParams.get('service') ?? undefined)],
+    ['GET', /^\/v1\/services\/([a-z0-9._/-]+)\/history$/, async ([name], _body, req) => plane.history(plane.keyOf(name!, queryEnv(req)))],
+    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/plan$/, async ([name], body) => plane.plan(serviceOf(plane, name!, body), imageOf(body))],
+    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/deploy$/, async ([name], body, req) => plane.deploy(serviceOf(plane, name!, body), imageOf(body), actorOf(req), { force: flagOf(body, 'force') })],
+    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/promote$/, async ([name], body, req) => plane.promote(promotionOf(plane, name!, body), actorOf(req))],
+    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/rollback$/, async ([name], body, req) => plane.rollback(plane.keyOf(name!, bodyEnv(body)), toOf(body), actorOf(req))],
+    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/scale$/, async ([name], body, req) => plane.scale(plane.keyOf(name!, bodyEnv(body)), replicasOf(name!, body), actorOf(req))],
+    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/drill$/, async ([name], body, req) => plane.drill(plane.keyOf(name!, bodyEnv(body)), killOf(body), actorOf(req))],
+    ['GET', /^\/v1\/services\/([a-z0-9._/-]+)\/logs$/, async ([name], _body, req) => plane.logsOf(logQueryOf(plane.keyOf(name!, queryEnv(req)), new URL(req.url ?? '/', 'http://imago').searchParams))],
+    ['GET', /^\/v1\/drift$/, async (_params, _body, req) => {
+      const service = new URL(req.url ?? '/', 'http://imago').searchParams.get('service');
+      return plane.drift(service ? plane.keyOf(service, queryEnv(req)) : undefined);
+    }],
   ];
   return createServer((req, res) => {
     void (async () => {
@@ -103,13 +108,61 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 }
 
 /**
- * The service a client sent, as written in a config file (`services.<name>`), validated and
- * normalised here with the config's own schema: normalised once, at the server's edge.
+ * The service a client sent, as written in a config file (`services.<name>`, with its
+ * environment's overrides laid over it), validated and normalised here with the config's own
+ * schema: normalised once, at the server's edge. Named by its key in the body's `env`.
  */
-function serviceOf(name: string, body: unknown): ServiceSpec {
+function serviceOf(plane: ControlPlane, name: string, body: unknown): ServiceSpec {
   const raw = (body as { service?: unknown } | undefined)?.service;
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new HttpError(400, `expected the body's "service" to be service '${name}' as written in the config (an object with "image", "replicas" …)`);
-  return normaliseService(name, raw);
+  return { ...normaliseService(name, raw), name: plane.keyOf(name, bodyEnv(body)) };
+}
+
+/** The environment a POST names (`env`), or undefined for the control plane's home environment. */
+function bodyEnv(body: unknown): string | undefined {
+  const env = (body as { env?: unknown } | undefined)?.env;
+  if (env === undefined || env === null) return undefined;
+  if (typeof env !== 'string') throw new HttpError(400, `expected "env": an environment name, got ${JSON.stringify(env)}`);
+  return env;
+}
+
+/** The environment a GET names (`?env=`), or undefined. */
+function queryEnv(req: IncomingMessage): string | undefined {
+  return new URL(req.url ?? '/', 'http://imago').searchParams.get('env') || undefined;
+}
+
+/** The longest minSoak a client may ask for: a year. */
+const MAX_SOAK_MS = 365 * 86_400_000;
+
+/**
+ * A promotion: `from` and `to` (environments), `service` as `to` runs it (its key from
+ * `to`), which release of `from` (`release`, or `image`: a digest or reference, else the live
+ * one), the target's `minSoak` (ms), and `force` with a `reason`.
+ */
+function promotionOf(plane: ControlPlane, name: string, body: unknown) {
+  const b = (body ?? {}) as Record<string, unknown>;
+  const env = (key: 'from' | 'to'): string => {
+    const value = b[key];
+    if (typeof value !== 'string' || value === '') throw new HttpError(400, `expected "${key}": an environment name, got ${JSON.stringify(value)}`);
+    return value;
+  };
+  const from = env('from');
+  const to = env('to');
+  const service = serviceOf(plane, name, { service: b.service, env: to });
+  const minSoak = b.minSoak ?? 0;
+  if (typeof minSoak !== 'number' || !Number.isInteger(minSoak) || minSoak < 0 || minSoak > MAX_SOAK_MS) throw new HttpError(400, `expected "minSoak": milliseconds from 0 to ${MAX_SOAK_MS}, got ${JSON.stringify(minSoak)}`);
+  if (b.release !== undefined && b.image !== undefined) throw new HttpError(400, 'promote: name a release or an image, not both');
+  let pick: PromotionPick = { kind: 'live' };
+  if (b.release !== undefined) {
+    const version = b.release;
+    if (typeof version !== 'number' || !Number.isInteger(version) || version < 1) throw new HttpError(400, `expected "release": a release number, got ${JSON.stringify(version)}`);
+    pick = { kind: 'version', version };
+  } else if (b.image !== undefined) {
+    pick = { kind: 'digest', digest: plane.resolveImage(imageOf(b)) };
+  }
+  const reason = b.reason;
+  if (reason !== undefined && (typeof reason !== 'string' || reason.length > 500)) throw new HttpError(400, 'expected "reason": text of at most 500 characters');
+  return { name, from, to, service, pick, minSoak, force: flagOf(b, 'force'), reason: reason as string | undefined };
 }
 
 function flagOf(body: unknown, key: string): boolean {

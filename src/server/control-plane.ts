@@ -3,7 +3,7 @@ import type { ProviderName, ServiceSpec } from '../config/types.js';
 import { limitsFor } from '../core/limits.js';
 import { planRollout } from '../core/plan.js';
 import type { RolloutPlan } from '../core/rollout.js';
-import { deployRelease, planFor, scaleTo, type DeployOutcome } from '../controller/deploy.js';
+import { deployRelease, planFor, scaleTo, type DeployOutcome, type DeployRequest } from '../controller/deploy.js';
 import { SpecCache } from '../controller/desired-state.js';
 import { ImageConfigs } from '../controller/image-configs.js';
 import { LoopbackPorts, type PortAllocator } from '../controller/ports.js';
@@ -34,10 +34,15 @@ import { systemClock, type Clock } from '../util/clock.js';
 import { withDeadline } from '../util/deadline.js';
 import { alive } from '../util/pids.js';
 import { revocationOf } from '../state/revocations.js';
+import { isEnvironmentName, ENVIRONMENT_NAME, serviceKey, splitServiceKey } from '../config/environments.js';
+import { decidePromotion, type PromotionPick } from '../core/promotion.js';
 
 /** How a control plane is put together (tests swap the clock, the probes, the ports and the router). */
 export interface ControlPlaneOptions {
-  /** The environment name recorded on instances (default `default`). */
+  /**
+   * The home environment (default `default`): its services keep their bare names, and a
+   * request that names no environment goes to it. Fixed for a state folder.
+   */
   env?: string;
   clock?: Clock;
   probe?: Prober;
@@ -121,7 +126,13 @@ export class ControlPlane {
   async start(): Promise<void> {
     this.takePlaneLock();
     const db = this.store.db;
-    this.logs = new LogCollection(this.store.home, db, (name) => this.outputProvider(name as ProviderName), this.env, this.opts.logs);
+    const moved = listServices(db).find((s) => !s.name.includes('@') && s.env !== this.env);
+    if (moved) {
+      clearInterval(this.lockRenewal);
+      releaseLock(db, PLANE_LOCK, this.lockOwner);
+      throw new ImagoError(`the state folder '${this.store.home}' has the home environment '${moved.env}' (service '${moved.name}' runs there), not '${this.env}': start imago server with --env ${moved.env}`);
+    }
+    this.logs = new LogCollection(this.store.home, db, (name) => this.outputProvider(name as ProviderName), (service) => this.envOf(service), this.opts.logs);
     this.logs.start();
     const specs = new SpecCache(db);
     for (const deploy of runningDeploys(db)) {
@@ -150,12 +161,53 @@ export class ControlPlane {
     }
   }
 
-  /** Deploys `image` (a reference, resolved to a digest once, here) as `service`. */
-  async deploy(service: ServiceSpec, image: string, actor: string, options: { force?: boolean } = {}): Promise<DeployOutcome> {
+  /**
+   * The key of service `name` in environment `env` (undefined: the home environment): what
+   * every other method takes as the service (see src/config/environments.ts).
+   */
+  keyOf(name: string, env: string | undefined): string {
+    if (env !== undefined && !isEnvironmentName(env)) throw new HttpError(400, `expected "env": ${ENVIRONMENT_NAME}, got ${JSON.stringify(env)}`);
+    return serviceKey(name, env ?? this.env, this.env);
+  }
+
+  /** The environment a service key is in. */
+  envOf(key: string): string {
+    return splitServiceKey(key, this.env).env;
+  }
+
+  /** Deploys `image` (a reference, resolved to a digest once, here) as `service` (its name: a service key). */
+  async deploy(service: ServiceSpec, image: string, actor: string, options: { force?: boolean; promotion?: DeployRequest['promotion'] } = {}): Promise<DeployOutcome> {
     const digest = this.resolve(image);
     this.refuseRevoked(digest, `deploy ${service.name}`);
     const loop = await this.loopFor(service, actor);
-    return deployRelease(loop, { spec: service, digest, actor, ...(options.force ? { force: true } : {}) });
+    return deployRelease(loop, { spec: service, digest, actor, ...(options.force ? { force: true } : {}), ...(options.promotion ? { promotion: options.promotion } : {}) });
+  }
+
+  /**
+   * Promotes service `name` from environment `from` to `to`: deploys to `to` (as `service`,
+   * the service as `to` runs it) exactly the digest of the release `pick` names in `from`
+   * (default: its live one). Refused (409) when that release never passed its health gate in
+   * `from`, was rolled back there, or was live there for less than `minSoak`, unless `force`
+   * with a `reason`, which the ledger records; a revoked digest is refused always.
+   */
+  async promote(request: { name: string; from: string; to: string; service: ServiceSpec; pick: PromotionPick; minSoak: number; force: boolean; reason?: string | undefined }, actor: string): Promise<DeployOutcome & { promotedFrom: { env: string; service: string; version: number } }> {
+    const { name, from, to } = request;
+    if (from === to) throw new HttpError(400, `promote: "from" and "to" are both '${from}': name two environments`);
+    if (request.force && !request.reason?.trim()) throw new HttpError(400, 'promote: --force needs --reason "…": the ledger records why a promotion went past its checks');
+    const source = this.keyOf(name, from);
+    const target = this.keyOf(name, to);
+    if (request.service.name !== target) throw new HttpError(400, `promote: the service sent is '${request.service.name}', expected '${target}'`);
+    const releases = listReleases(this.store.db, source);
+    if (releases.length === 0) throw new HttpError(404, `service '${name}' was never deployed to ${from} (no releases of '${source}')`);
+    const decision = decidePromotion({ source: `'${name}' in ${from}`, releases, pick: request.pick, now: this.clock.now(), minSoak: request.minSoak, force: request.force });
+    if (!decision.ok) {
+      if (!decision.forceable) throw new HttpError(404, `cannot promote: ${decision.reason}`);
+      throw new HttpError(409, `cannot promote '${name}' to ${to}: ${decision.reason} (--force --reason "…" promotes it anyway, and the ledger says why)`);
+    }
+    const promotedFrom = { env: from, service: source, version: decision.release.version };
+    this.refuseRevoked(decision.release.digest, `promote ${source} release ${decision.release.version} to ${to}`);
+    const outcome = await this.deploy(request.service, decision.release.digest, actor, { promotion: { from: promotedFrom, overridden: decision.overridden, reason: request.reason } });
+    return { ...outcome, promotedFrom };
   }
 
   /** Rolls a service back: to release version `to`, or to the last good release before the live one. */
@@ -280,7 +332,7 @@ export class ControlPlane {
   /** Every service: its router, desired and live release, health verdict and instances. */
   async status(): Promise<Array<Record<string, unknown>>> {
     const out: Array<Record<string, unknown>> = [];
-    for (const [service, error] of this.unavailable) if (!this.loops.has(service)) out.push({ service, error, instances: [] });
+    for (const [service, error] of this.unavailable) if (!this.loops.has(service)) out.push({ service, ...splitServiceKey(service, this.env), error, instances: [] });
     // Whether a release's digest is revoked, looked up once per release, not once per instance.
     const revoked = new Map<number, string | null>();
     const revokedOf = (releaseId: number | undefined): string | null => {
@@ -299,6 +351,8 @@ export class ControlPlane {
       if ('releases' in traffic) traffic.releases = this.byVersion(traffic.releases);
       out.push({
         service: name,
+        name: splitServiceKey(name, this.env).name,
+        env: row.env,
         url: loop.url,
         provider: row.provider,
         dataPlane: snapshot.dataPlane,
@@ -453,7 +507,7 @@ export class ControlPlane {
     const current = getService(db, service.name);
     if (!current) {
       const address = new URL(loop.url);
-      ensureService(db, { name: service.name, env: this.env, provider: service.provider, replicas: 0, listen: { host: address.hostname.replace(/^\[|\]$/g, ''), port: Number(address.port) }, protocol: service.protocol, tls, actor });
+      ensureService(db, { name: service.name, env: this.envOf(service.name), provider: service.provider, replicas: 0, listen: { host: address.hostname.replace(/^\[|\]$/g, ''), port: Number(address.port) }, protocol: service.protocol, tls, actor });
     } else if (current.listen && options.relisten !== false) {
       await this.relisten(loop, { listen: current.listen, tls: current.tls }, service, actor);
     }
@@ -488,7 +542,7 @@ export class ControlPlane {
     const address = serve.address ?? { host: '127.0.0.1', port: 0 };
     const listen = { ...address, protocol: serve.protocol, ...(serve.tls ? { tls: serve.tls } : {}) };
     const router = o.router ? o.router(name, address) : makeRouter(this.dataPlane, name, listen, routerFolder(this.store.home, name));
-    const loop = new ServiceLoop({ db: this.store.db, store: this.store, provider, router, ports: this.ports, env: this.env, clock: this.clock, configs: this.configs, ...(o.probe ? { probe: o.probe } : {}), ...(o.tickMs ? { tickMs: o.tickMs } : {}) }, name);
+    const loop = new ServiceLoop({ db: this.store.db, store: this.store, provider, router, ports: this.ports, env: this.envOf(name), clock: this.clock, configs: this.configs, ...(o.probe ? { probe: o.probe } : {}), ...(o.tickMs ? { tickMs: o.tickMs } : {}) }, name);
     try {
       await loop.start();
     } catch (error) {
@@ -498,6 +552,11 @@ export class ControlPlane {
     this.unavailable.delete(name);
     this.loops.set(name, loop);
     return loop;
+  }
+
+  /** An image reference resolved to its digest (404 for none, 400 for a bad reference). */
+  resolveImage(image: string): Digest {
+    return this.resolve(image);
   }
 
   private resolve(image: string): Digest {

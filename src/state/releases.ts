@@ -5,7 +5,7 @@ import type { Db } from '../store/db.js';
 import { canonicalJson } from './canonical-json.js';
 import { checkId, checkObject, checkOneOf, checkText, orUndefined } from './check.js';
 import { appendEvent } from './ledger.js';
-import type { Release, ReleaseStatus } from './types.js';
+import type { PromotedFrom, Release, ReleaseStatus } from './types.js';
 
 /** Which status a release may move to from each status; the last three are final. */
 export const RELEASE_TRANSITIONS: Readonly<Record<ReleaseStatus, readonly ReleaseStatus[]>> = {
@@ -29,6 +29,8 @@ export interface NewRelease {
   createdBy: string;
   /** The release whose content this one brings back. */
   rollbackOf?: number;
+  /** The release of another environment this one promotes. */
+  promotedFrom?: PromotedFrom;
 }
 
 interface ReleaseRow {
@@ -40,6 +42,7 @@ interface ReleaseRow {
   status: ReleaseStatus;
   reason: string | null;
   rollback_of: number | null;
+  promoted_from: string | null;
   created_by: string;
   created_at: string;
   finished_at: string | null;
@@ -52,6 +55,7 @@ export function createRelease(db: Db, input: NewRelease, now: Date = new Date())
   const config = canonicalJson(checkObject('config', input.config), 'config');
   const createdBy = checkText('createdBy', input.createdBy);
   const rollbackOf = input.rollbackOf === undefined ? null : checkId('rollbackOf', input.rollbackOf);
+  const promotedFrom = input.promotedFrom === undefined ? null : canonicalJson(checkPromotedFrom(input.promotedFrom), 'promotedFrom');
   return db
     .transaction((): Release => {
       if (rollbackOf !== null) {
@@ -61,13 +65,14 @@ export function createRelease(db: Db, input: NewRelease, now: Date = new Date())
       const { next } = db.prepare(`SELECT COALESCE(MAX(version), 0) + 1 AS next FROM releases WHERE service = ?`).get(service) as { next: number };
       const { lastInsertRowid } = db
         .prepare(
-          `INSERT INTO releases (service, version, digest, config, status, rollback_of, created_by, created_at)
-           VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)`,
+          `INSERT INTO releases (service, version, digest, config, status, rollback_of, promoted_from, created_by, created_at)
+           VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)`,
         )
-        .run(service, next, input.digest, config, rollbackOf, createdBy, now.toISOString());
+        .run(service, next, input.digest, config, rollbackOf, promotedFrom, createdBy, now.toISOString());
       const id = Number(lastInsertRowid);
       const data: Record<string, unknown> = { version: next, digest: input.digest };
       if (rollbackOf !== null) data.rollbackOf = rollbackOf;
+      if (input.promotedFrom) data.promotedFrom = input.promotedFrom;
       appendEvent(db, { actor: createdBy, kind: 'release.created', service, releaseId: id, data }, now);
       return getRelease(db, id)!;
     })
@@ -135,6 +140,10 @@ export function lastGoodRelease(db: Db, service: string, beforeId?: number): Rel
   return row ? toRelease(row) : undefined;
 }
 
+function checkPromotedFrom(from: PromotedFrom): PromotedFrom {
+  return { env: checkText('promotedFrom.env', from.env), service: checkText('promotedFrom.service', from.service), version: checkId('promotedFrom.version', from.version) };
+}
+
 function toRelease(row: ReleaseRow): Release {
   return {
     id: row.id,
@@ -145,6 +154,7 @@ function toRelease(row: ReleaseRow): Release {
     status: row.status,
     reason: orUndefined(row.reason),
     rollbackOf: orUndefined(row.rollback_of),
+    promotedFrom: row.promoted_from ? (JSON.parse(row.promoted_from) as PromotedFrom) : undefined,
     createdBy: row.created_by,
     createdAt: row.created_at,
     finishedAt: orUndefined(row.finished_at),

@@ -19,10 +19,19 @@ export interface Release {
   reason: string | undefined;
   /** The release whose content this one reuses, for a rollback. */
   rollbackOf: number | undefined;
+  /** Where a promoted release came from: the service key and release version it was live as. */
+  promotedFrom: PromotedFrom | undefined;
   createdBy: string;
   createdAt: string;
   /** When its deploy ended (it went live or failed). */
   finishedAt: string | undefined;
+}
+
+/** The release a promotion deployed: its environment, service key and version there. */
+export interface PromotedFrom {
+  env: string;
+  service: string;
+  version: number;
 }
 
 /** What imago last did to, or saw of, an instance: the last four are final. */

@@ -190,6 +190,13 @@ const MIGRATIONS: string[] = [
     revoked_at TEXT NOT NULL
   );
   `,
+  // 6: environments (src/state/releases.ts): a promoted release names where it came from, as immutably as the rest of it.
+  `
+  ALTER TABLE releases ADD COLUMN promoted_from TEXT;
+  DROP TRIGGER releases_immutable;
+  CREATE TRIGGER releases_immutable BEFORE UPDATE OF id, service, version, digest, config, rollback_of, created_by, created_at, promoted_from ON releases
+  BEGIN SELECT RAISE(ABORT, 'releases are immutable: only status, reason and finished_at change'); END;
+  `,
 ];
 
 /** Opens (creating if needed) the state database at `file` and brings its schema up to date. */

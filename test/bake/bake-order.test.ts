@@ -9,7 +9,7 @@ function config(froms: Record<string, string | undefined>): ImagoConfig {
   const images = Object.fromEntries(
     Object.entries(froms).map(([name, ref]) => [name, imageSpec({ name, context: '/c', from: ref ? { kind: 'image', ref } : { kind: 'scratch' } })]),
   );
-  return { file: '/c/imago.yaml', root: '/c', images, services: {} };
+  return { file: '/c/imago.yaml', root: '/c', images, services: {}, environments: {}, defaultEnvironment: undefined };
 }
 
 describe('bakeOrder', () => {
@@ -35,6 +35,6 @@ describe('bakeOrder', () => {
   it('refuses unknown names and cycles', () => {
     assert.throws(() => bakeOrder(config({ web: undefined }), ['api']), (e: ConfigError) => /unknown image "api": expected one of web/.test(e.message));
     assert.throws(() => bakeOrder(config({ a: 'b:latest', b: 'a:latest' }), []), /cycle: a → b → a/);
-    assert.throws(() => bakeOrder({ file: '/c/imago.yaml', root: '/c', images: {}, services: {} }, []), /no images are declared/);
+    assert.throws(() => bakeOrder({ file: '/c/imago.yaml', root: '/c', images: {}, services: {}, environments: {}, defaultEnvironment: undefined }, []), /no images are declared/);
   });
 });

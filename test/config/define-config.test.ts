@@ -30,8 +30,8 @@ test('defineConfig\'s type refuses unknown keys and wrong types (checked by tsc)
   defineConfig({ images: { web: { colour: 'blue' } } });
   // @ts-expect-error: port is a number
   defineConfig({ images: { web: { port: '80' } } });
-  // @ts-expect-error: environments are not accepted yet
-  defineConfig({ environments: {} });
+  // @ts-expect-error: an environment cannot change a service's image
+  defineConfig({ services: { web: { image: 'web' } }, environments: { prod: { services: { web: { image: 'other' } } } } });
   // @ts-expect-error: a service needs an image
   defineConfig({ services: { web: { replicas: 3 } } });
 });

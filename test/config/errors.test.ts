@@ -37,8 +37,8 @@ const cases: Array<[string, unknown, string[]]> = [
     ['images.web.copy[0].dest: expected an absolute path without ".." segments, like "/app", got nothing']],
   ['workdir with ..', web({ workdir: '/app/../etc' }),
     ['images.web.workdir: expected an absolute path without ".." segments, like "/app", got "/app/../etc"']],
-  ['unknown top-level key', { images: {}, environments: {} },
-    ['environments: unknown key (expected one of: images, services)']],
+  ['unknown top-level key', { images: {}, providers: {} },
+    ['providers: unknown key (expected one of: images, services, environments, defaultEnvironment)']],
   ['unknown image key', web({ colour: 'blue' }),
     [`images.web.colour: unknown key (expected one of: ${IMAGE_KEYS})`]],
   ['unknown copy key', web({ copy: [{ src: 'a', dest: '/a', chmod: '755' }] }),
@@ -110,7 +110,7 @@ const cases: Array<[string, unknown, string[]]> = [
   ['a bad user', web({ user: 'a b' }), ['images.web.user: expected a user like "1000:1000" or "app", got "a b"']],
   ['images not an object', { images: ['web'] }, ['images: expected an object of image name: image, got an array']],
   ['an image that is a string', { images: { web: 'node' } }, ['images.web: expected an object describing an image, got "node"']],
-  ['a config that is an array', [], ['expected an object with "images" and "services" keys, got an empty array']],
+  ['a config that is an array', [], ['expected an object with "images", "services", "environments" and "defaultEnvironment" keys, got an empty array']],
 ];
 
 for (const [name, raw, expected] of cases) {

@@ -15,7 +15,7 @@ function normaliseWeb(image: Record<string, unknown>): ImageSpec {
 
 test('an empty or absent images section is an empty config', () => {
   for (const raw of [{}, { images: {} }, { images: null }, null, undefined]) {
-    assert.deepEqual(normaliseConfig(raw, FILE), { file: FILE, root: '/project', images: {}, services: {} });
+    assert.deepEqual(normaliseConfig(raw, FILE), { file: FILE, root: '/project', images: {}, services: {}, environments: {}, defaultEnvironment: undefined });
   }
 });
 

@@ -368,4 +368,29 @@ describe('the control loop on the fake provider, in fake time', () => {
     await s.until('only release 2 runs', () => s.running().length === 3, 10_000);
     assert.deepEqual(s.running(), [...v2.started].sort());
   });
+
+  it('two environments of one service run apart and a restart adopts each its own; another home environment refuses to start', async () => {
+    const s = await scene();
+    const prod = { ...spec({ replicas: 2 }), name: s.plane.keyOf('web', 'prod') };
+    assert.equal(prod.name, 'web@prod');
+    const home = await s.drive(s.plane.deploy(spec(), s.digests[0]!, 'alice'));
+    const inProd = await s.drive(s.plane.deploy(prod, s.digests[1]!, 'alice'));
+    assert.deepEqual([home.outcome, inProd.outcome, home.release.version, inProd.release.version], ['live', 'live', 1, 1], 'releases are numbered per environment');
+    const envOf = (id: string) => s.world.instances.get(id)!.spec.labels['imago.env'];
+    assert.deepEqual([...new Set(home.started.map(envOf)), ...new Set(inProd.started.map(envOf))], ['test', 'prod']);
+    assert.deepEqual(s.routers.get('web@prod')!.routed().sort(), [...inProd.started].sort());
+
+    await s.restart();
+    await s.until('both routed again', () => routed(s).length === 3 && s.routers.get('web@prod')!.routed().length === 2, 10_000);
+    assert.deepEqual(routed(s), [...home.started].sort());
+    assert.deepEqual(s.routers.get('web@prod')!.routed().sort(), [...inProd.started].sort());
+    assert.equal(s.world.journal.filter((l) => l.startsWith('destroy')).length, 0, 'neither adopted the other\'s instances');
+
+    // The services without '@' were made in the home environment 'test': a plane that calls another home refuses.
+    await s.plane.close();
+    const other = new ControlPlane(s.store, Providers.standIn({ process: s.fake }), { env: 'prod', clock: s.clock, probe: s.fake.probe, router: (service) => new FakeRouter(service) });
+    await assert.rejects(other.start(), /has the home environment 'test' \(service 'web' runs there\), not 'prod': start imago server with --env test/);
+    await s.restart();
+    assert.equal((await s.status()).instances.length, 3);
+  });
 });

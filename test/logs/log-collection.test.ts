@@ -27,7 +27,7 @@ describe('log collection', () => {
     endInstance(db, 'web-r1-gone', { state: 'stopped', reason: 'replaced' });
     const asked: string[] = [];
     // No settle time: an ended instance's output is read to its end at once.
-    const logs = new LogCollection(home, db, async (name) => (asked.push(name), provider), 'prod', { settleMs: 0 });
+    const logs = new LogCollection(home, db, async (name) => (asked.push(name), provider), () => 'prod', { settleMs: 0 });
     await logs.pass();
     const lines = logs.store.query({ service: 'web' }).map((l) => [l.instance, l.release, l.env, l.stream, l.text]);
     assert.deepEqual(lines.sort(), [
@@ -58,7 +58,7 @@ describe('log collection', () => {
     const logs = new LogCollection(join(home, 'two'), db, async (name) => {
       if (name === 'docker') throw new Error('connect ENOENT /var/run/docker.sock');
       return provider;
-    }, 'prod');
+    }, () => 'prod');
     await logs.pass();
     assert.deepEqual(logs.store.query({ service: 'api' }).map((l) => l.text), ['here']);
     assert.match(logs.lastError ?? '', /the docker provider: connect ENOENT/);

@@ -7,7 +7,7 @@ import { sha256 } from '../../src/oci/digest.js';
 import { listDrift, recordDrift } from '../../src/state/drift.js';
 import { awaitingReplacement, dropAwaiting, endInstance, getInstance, lastFailure, markHealthy, recordInstance, setInstanceState } from '../../src/state/instances.js';
 import { listEvents, verifyLedger } from '../../src/state/ledger.js';
-import { createRelease, setReleaseStatus } from '../../src/state/releases.js';
+import { createRelease } from '../../src/state/releases.js';
 import { ensureService, getService, listServices, scaleService, setDesired, setListen } from '../../src/state/services.js';
 import { migrate, openDb } from '../../src/store/db.js';
 import { dbFactory } from '../support/fresh-db.js';
@@ -42,13 +42,18 @@ describe('desired state as rows', () => {
     const file = join(dir, 'v2.db');
     const old = new Database(file);
     migrate(old, { to: 2 }); // the schema an imago of the last release left
-    const v1 = createRelease(old, { service: 'web', digest: sha256('1'), config: { replicas: 4, provider: 'docker', listen: { host: '127.0.0.1', port: 9000 } }, createdBy: 'a' });
-    setReleaseStatus(old, v1.id, 'deploying');
-    setReleaseStatus(old, v1.id, 'live');
-    const v2 = createRelease(old, { service: 'web', digest: sha256('2'), config: { replicas: 9 }, createdBy: 'a' });
-    setReleaseStatus(old, v2.id, 'failed', 'boom');
+    // Rows as that schema has them (today's createRelease writes columns it did not have).
+    const createdAt = new Date().toISOString();
+    const release = (service: string, version: number, digest: string, config: Record<string, unknown>, status: string) => {
+      const { lastInsertRowid } = old
+        .prepare(`INSERT INTO releases (service, version, digest, config, status, created_by, created_at) VALUES (?, ?, ?, ?, ?, 'a', ?)`)
+        .run(service, version, digest, JSON.stringify(config), status, createdAt);
+      return { id: Number(lastInsertRowid), createdAt };
+    };
+    const v1 = release('web', 1, sha256('1'), { replicas: 4, provider: 'docker', listen: { host: '127.0.0.1', port: 9000 } }, 'live');
+    release('web', 2, sha256('2'), { replicas: 9 }, 'failed');
     // And a service whose first deploy was running when the old imago stopped.
-    const first = createRelease(old, { service: 'api', digest: sha256('a'), config: { replicas: 2, provider: 'docker' }, createdBy: 'a' });
+    const first = release('api', 1, sha256('a'), { replicas: 2, provider: 'docker' }, 'pending');
     // (As the schema of then has it: no from_replicas yet.)
     old.prepare(`INSERT INTO deploys (service, release_id, plan, state, started_at) VALUES ('api', ?, '{}', 'running', ?)`).run(first.id, new Date().toISOString());
     old.close();

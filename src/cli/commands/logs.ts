@@ -5,7 +5,7 @@ import { DEFAULT_LOG_LIMIT } from '../../logs/limits.js';
 import type { LogDrops, StoredLogLine } from '../../logs/log-store.js';
 import { resolveHome } from '../../store/home.js';
 import { ApiClient } from '../api-client.js';
-import type { GlobalOptions } from '../context.js';
+import { environmentOf, type GlobalOptions } from '../context.js';
 
 /** How often `imago logs -f` asks for what is new. */
 const FOLLOW_EVERY_MS = 250;
@@ -19,6 +19,7 @@ interface LogsOptions {
   grep?: string;
   tail?: string;
   follow?: boolean;
+  env?: string;
   json?: boolean;
 }
 
@@ -64,11 +65,14 @@ export function registerLogs(program: Command): void {
     .option('--grep <text>', 'only lines that contain this text (a fixed string, case-sensitive)')
     .option('--tail <n>', 'only the last n lines (with -f: then follow)')
     .option('-f, --follow', 'keep printing new lines as they come, across deploys and replacements (Ctrl-C ends)')
+    .option('--env <name>', "the service's environment (default: the config's defaultEnvironment, else the server's home one)")
     .option('--json', 'one JSON object per line')
     .action(async (service: string, opts: LogsOptions, cmd: Command) => {
       const client = await ApiClient.connect(resolveHome(cmd.optsWithGlobals<GlobalOptions>().home));
       const now = Date.now();
       const params = new URLSearchParams();
+      const env = await environmentOf(cmd.optsWithGlobals<GlobalOptions>(), opts.env);
+      if (env) params.set('env', env);
       const release = wholeOption('--release', opts.release, 1);
       if (release !== undefined) params.set('release', String(release));
       if (opts.instance) params.set('instance', opts.instance);

@@ -13,7 +13,7 @@ export function registerServer(program: Command): void {
     .command('server')
     .description('run the control plane (API, routers, deploys) in the foreground')
     .option('--listen <host:port>', 'API address (loopback only)', '127.0.0.1:7420')
-    .option('--env <name>', 'environment name recorded on instances', 'default')
+    .option('--env <name>', "the home environment: its services keep their bare names, and requests that name no environment go to it (fixed for a state folder)", 'default')
     .option('--data-plane <kind>', 'what serves the services: auto (haproxy when installed, else builtin), haproxy, builtin, or in-process (dies with the server)', 'auto')
     .option('--stop-routers', 'on exit, stop the routers too (by default they keep serving, and the next server adopts them)')
     .option('--logs-max-age <duration>', "how long the log store keeps instances' lines", '7d')
@@ -24,6 +24,8 @@ export function registerServer(program: Command): void {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const match = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):(\d{1,5})$/.exec(opts.listen);
       if (!match || Number(match[2]) > 65535) throw new ConfigError(`--listen: expected a loopback address like "127.0.0.1:7420", got "${opts.listen}"`);
+      const { isEnvironmentName, ENVIRONMENT_NAME } = await import('../../config/environments.js');
+      if (!isEnvironmentName(opts.env)) throw new ConfigError(`--env: expected ${ENVIRONMENT_NAME}, got "${opts.env}"`);
       const home = resolveHome(global.home);
       const { parseDataPlane } = await import('../../router/data-plane.js');
       const dataPlane = parseDataPlane(opts.dataPlane);

@@ -82,7 +82,11 @@ export function containerCreateOptions(spec: InstanceSpec, ctx: ContainerContext
   };
 }
 
-/** The Docker volume that holds `name` for `service` in this scope. */
+/**
+ * The Docker volume that holds `name` for `service` (a service key) in this scope. An
+ * environment's `@` becomes `..`, which no service name holds, so `web@prod` and a service
+ * named `web-prod` never share a volume.
+ */
 export function volumeName(scope: string, service: string, name: string): string {
-  return `imago-${scope}-${service.replace(/[^A-Za-z0-9_.-]/g, '-')}-${name}`;
+  return `imago-${scope}-${service.replace('@', '..').replace(/[^A-Za-z0-9_.-]/g, '-')}-${name}`;
 }
