@@ -6,6 +6,9 @@ import { sha256, type Digest } from '../oci/digest.js';
 import { writeLayer, type LayerEntry, type WrittenLayer } from '../oci/layer-writer.js';
 import { MediaType, type Descriptor, type ImageConfig, type Manifest } from '../oci/types.js';
 import type { CachedLayer, ImageStore } from '../store/image-store.js';
+import { ensureSigningKey } from '../sign/keys.js';
+import { provenanceStatement } from '../sign/provenance.js';
+import { signImage } from '../sign/signatures.js';
 import { IMAGO_VERSION } from '../version.js';
 import { hostCacheKey, specHash, stepCacheKey } from './cache-key.js';
 import { copyEntries } from './copy-entries.js';
@@ -204,6 +207,19 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
       },
     });
     const { version, isNew } = await tagBake(store, spec.name, digest, options.tags ?? []);
+    // What was made, from what, by which imago: signed with the state folder's key, kept beside the image.
+    const statement = provenanceStatement({
+      name: spec.name,
+      digest,
+      spec: provenanceLabels[ProvenanceLabel.spec]!,
+      context: provenanceLabels[ProvenanceLabel.context]!,
+      base: baseDigest,
+      imagoVersion: IMAGO_VERSION,
+      startedOn: new Date(started).toISOString(),
+      finishedOn: new Date().toISOString(),
+      ...(repo ? { gitCommit: repo.commit, gitDirty: repo.dirty } : {}),
+    });
+    await signImage(store, digest, statement, ensureSigningKey(store.home));
     return {
       name: spec.name,
       digest,

@@ -7,6 +7,7 @@ import { registerImages } from './commands/images.js';
 import { registerLedger } from './commands/ledger.js';
 import { registerLogs } from './commands/logs.js';
 import { registerServer } from './commands/server.js';
+import { registerTokens } from './commands/tokens.js';
 
 /** Builds the `imago` command tree. */
 export function buildProgram(): Command {
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerDeploy(program);
   registerLogs(program);
   registerLedger(program);
+  registerTokens(program);
   return program;
 }
 

@@ -87,7 +87,8 @@ function buildConfig(parsed: ParsedConfig, file: string, raw: RawSections): Imag
   for (const [name, service] of Object.entries(parsed.services ?? {})) services[name] = buildService(name, service, root);
   const environments: Record<string, EnvironmentSpec> = {};
   for (const [name, environment] of Object.entries(parsed.environments ?? {})) {
-    environments[name] = { name, minSoak: environment?.minSoak ?? 0, services: { ...(raw?.environments?.[name]?.services ?? {}) } };
+    const keys = environment?.requireSignature?.keys.map((key) => resolve(root, key));
+    environments[name] = { name, minSoak: environment?.minSoak ?? 0, requireSignature: keys ? { keys } : undefined, services: { ...(raw?.environments?.[name]?.services ?? {}) } };
   }
   const defaultEnvironment = parsed.defaultEnvironment ?? Object.keys(environments)[0];
   return { file, root, images, services, environments, defaultEnvironment };

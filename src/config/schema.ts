@@ -42,13 +42,17 @@ const serviceOverride = strictObject(
   `an object of what this environment changes (${OVERRIDABLE_KEYS.join(', ')}); the image, its port, volumes and protocol are the same everywhere`,
 );
 
-/** One environment: its services' overrides, and how long a release must have been live where it is promoted from. */
+/** One environment: its services' overrides, how long a release must have been live where it is promoted from, and whose signatures it requires. */
 const environmentSchema = strictObject(
   {
     minSoak: field.soak.optional(),
+    requireSignature: strictObject(
+      { keys: z.array(checkedString('a public key file like "keys/release.pub"', (v) => v.trim() !== '' && !v.includes('\0')), { error: 'expected a list of public key files' }).min(1, { error: 'expected at least one public key file' }) },
+      'an object like { keys: [keys/release.pub] }',
+    ).optional(),
     services: z.record(serviceName, serviceOverride, { error: 'expected an object of service name: what this environment changes' }).nullish(),
   },
-  'an object like { minSoak: 1h, services: { web: { replicas: 3 } } }',
+  'an object like { minSoak: 1h, requireSignature: { keys: [release.pub] }, services: { web: { replicas: 3 } } }',
 );
 
 /**

@@ -137,6 +137,8 @@ export interface EnvironmentSpec {
   name: string;
   /** How long a release must have been live in the environment it is promoted from (0: no wait). */
   minSoak: Millis;
+  /** Deploys and promotions into it need a signature by one of these public keys (absolute paths of PEM files). */
+  requireSignature: { keys: string[] } | undefined;
   /** Per service, the keys this environment changes, as written in the config (merged over the service before it is normalised). */
   services: Record<string, Record<string, unknown>>;
 }

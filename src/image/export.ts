@@ -1,5 +1,7 @@
 import { ImageError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
+import { MediaType } from '../oci/types.js';
+import { artifactBlobs, ENVELOPE_MEDIA_TYPE } from '../sign/signatures.js';
 import type { ImageStore } from '../store/image-store.js';
 import { layoutFiles } from './layout-files.js';
 import { ManifestSchema, parseJsonAs } from './schemas.js';
@@ -28,7 +30,7 @@ export interface ExportResult {
 
 /**
  * Exports a stored image, byte for byte, as an OCI layout (tar or folder) or a docker
- * archive. The archive is written under a temp name and renamed into place when complete; a
+ * archive, with its signatures (artifacts referring to it, listed in the index by digest). The archive is written under a temp name and renamed into place when complete; a
  * failed or cancelled export leaves nothing behind. Importing it again gives the same digest.
  *
  * @example
@@ -50,6 +52,11 @@ export async function exportImage(store: ImageStore, ref: string, out: string, o
       const size = await store.blobs.size(blob.digest);
       if (size !== blob.size) throw new ImageError(`blob ${blob.digest} is ${size === undefined ? 'missing from the store' : `${size} bytes, not ${blob.size}`}`);
     }
+    const referrers = [];
+    for (const referrer of store.referrersOf(digest)) {
+      const blobs = await artifactBlobs(store, referrer);
+      referrers.push({ descriptor: { mediaType: MediaType.manifest, artifactType: ENVELOPE_MEDIA_TYPE, digest: referrer, size: blobs[0]![1] }, blobs });
+    }
     const files = layoutFiles({
       digest,
       manifest,
@@ -57,6 +64,7 @@ export async function exportImage(store: ImageStore, ref: string, out: string, o
       tags,
       annotations: stringValues(store.getImage(digest)?.provenance),
       docker: options.format === 'docker',
+      referrers,
     });
     if (options.format === 'oci-dir') await writeLayoutDir(out, files, store.blobs, signal);
     else await writeLayoutTar(out, files, store.blobs, signal);

@@ -16,6 +16,8 @@ export interface LayoutPlan {
   annotations: Record<string, string>;
   /** Also write docker's manifest.json, so `docker load` (20.10 and later) reads it. */
   docker: boolean;
+  /** Artifacts that refer to the image (its signatures): each manifest's descriptor and every blob it needs. */
+  referrers?: Array<{ descriptor: Descriptor; blobs: Array<[Digest, number]> }>;
 }
 
 /** The fully qualified name containerd and docker use for a `name:tag` (`web:1` is `docker.io/library/web:1`). */
@@ -29,7 +31,8 @@ export function containerdName(ref: string): string {
 /**
  * Lists the files of an OCI layout holding one image: `oci-layout`, an index.json with one
  * entry per tag (annotated with `org.opencontainers.image.ref.name` and
- * `io.containerd.image.name`), the blobs, and for docker a manifest.json pointing at them.
+ * `io.containerd.image.name`) and one per artifact referring to the image (its signatures),
+ * the blobs, and for docker a manifest.json pointing at them.
  */
 export function layoutFiles(plan: LayoutPlan): LayoutFile[] {
   const manifestDescriptor = (annotations?: Record<string, string>): Descriptor => ({
@@ -41,10 +44,13 @@ export function layoutFiles(plan: LayoutPlan): LayoutFile[] {
   const index: Index = {
     schemaVersion: 2,
     mediaType: MediaType.index,
-    manifests:
-      plan.tags.length === 0
+    manifests: [
+      ...(plan.tags.length === 0
         ? [manifestDescriptor()]
-        : plan.tags.map((tag) => manifestDescriptor({ 'io.containerd.image.name': containerdName(tag), 'org.opencontainers.image.ref.name': tag })),
+        : plan.tags.map((tag) => manifestDescriptor({ 'io.containerd.image.name': containerdName(tag), 'org.opencontainers.image.ref.name': tag }))),
+      // Listed by digest, never by name: tools that pick an image by its name never see them.
+      ...(plan.referrers ?? []).map((r) => r.descriptor),
+    ],
     ...(Object.keys(plan.annotations).length > 0 ? { annotations: plan.annotations } : {}),
   };
   const json = (value: unknown) => Buffer.from(`${JSON.stringify(value, null, 2)}\n`);
@@ -64,6 +70,7 @@ export function layoutFiles(plan: LayoutPlan): LayoutFile[] {
     [plan.digest, plan.manifestSize],
     [plan.manifest.config.digest, plan.manifest.config.size],
     ...plan.manifest.layers.map((l): [Digest, number] => [l.digest, l.size]),
+    ...(plan.referrers ?? []).flatMap((r) => r.blobs),
   ];
   for (const [digest, size] of blobs) {
     if (seen.has(digest)) continue;

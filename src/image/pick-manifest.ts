@@ -34,13 +34,13 @@ export function hostVariant(arch: string = process.arch): string | undefined {
 
 /**
  * Chooses the one image to import among an index's manifests. Attestations (platform
- * unknown/unknown) are left out. Each image (the manifests that share the archive's names for
+ * unknown/unknown) and artifacts (an `artifactType`: signatures, SBOMs) are left out. Each image (the manifests that share the archive's names for
  * them) gives one build: its linux one for the host's architecture (the host's variant, else
  * the one without a variant, else the first), else its platformless one, else its linux/amd64
  * one. Several different images need `requested` to say which (matched against their names).
  */
 export function pickManifest(candidates: ManifestCandidate[], options: HostPlatform & { requested?: string }): ManifestChoice | { error: string } {
-  const images = candidates.filter((c) => c.descriptor.platform?.os !== 'unknown');
+  const images = candidates.filter((c) => c.descriptor.platform?.os !== 'unknown' && c.descriptor.artifactType === undefined);
   if (images.length === 0) return { error: 'the archive holds no image manifest' };
   const platforms = unique(images.filter((c) => c.descriptor.platform).map((c) => formatPlatform(c.descriptor)));
 

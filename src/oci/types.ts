@@ -21,6 +21,8 @@ export interface Descriptor {
   size: number;
   annotations?: Record<string, string>;
   platform?: { architecture: string; os: string; variant?: string };
+  /** An artifact manifest's type (OCI 1.1), in an index that lists it. */
+  artifactType?: string;
 }
 
 /** An OCI image manifest. */

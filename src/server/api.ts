@@ -7,40 +7,71 @@ import { ConfigError, DeployError, HttpError, ImageError, ImagoError, RouterErro
 import { LockError } from '../state/errors.js';
 import { IMAGO_VERSION } from '../version.js';
 import type { LogQuery } from '../logs/log-store.js';
+import type { KeyObject } from 'node:crypto';
 import type { PromotionPick } from '../core/promotion.js';
+import { parsePublicKey } from '../sign/keys.js';
 import type { ControlPlane } from './control-plane.js';
-import { authorized } from './token.js';
+import { allows, type Scope } from '../state/tokens.js';
+import { authorized, bearerOf } from './token.js';
 
 const MAX_BODY = 1024 * 1024;
 
-type Handler = (params: string[], body: unknown, req: IncomingMessage) => Promise<unknown>;
+/** Who called: a named token (its name is the ledger's actor), or the state folder's own token. */
+interface Caller {
+  name: string;
+  scopes: readonly Scope[];
+  /** The state folder's token (`<home>/api-token`): admin, and the client names the actor. */
+  home: boolean;
+}
+
+/** What a route needs of its caller's scopes: to read, or to change one environment (`what`: for the 403). */
+type Need = { kind: 'read' } | { kind: 'deploy'; env: string; what: string };
+
+type Handler = (params: string[], body: unknown, req: IncomingMessage, actor: string) => Promise<unknown>;
+
+const READ: Need = { kind: 'read' };
 
 /**
- * The control plane's HTTP API: JSON in and out, every route but /v1/ping behind the bearer
- * token, one error handler that maps imago's errors to statuses.
+ * The control plane's HTTP API: JSON in and out, every route but /v1/ping behind a bearer
+ * token, one error handler that maps imago's errors to statuses. A token is the state
+ * folder's own (admin), or a named one whose scopes say what it may do (src/state/tokens.ts):
+ * a route that changes an environment needs `deploy:<env>` (or `admin`); every other, any
+ * token. Refused: 403, and nothing changes.
  */
 export function createApi(plane: ControlPlane, token: string): Server {
-  const routes: Array<[string, RegExp, Handler]> = [
-    ['GET', /^\/v1\/status$/, async () => plane.status()],
-    ['GET', /^\/v1\/services\/([a-z0-9._/-]+)\/history$/, async ([name], _body, req) => plane.history(plane.keyOf(name!, queryEnv(req)))],
-    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/plan$/, async ([name], body) => plane.plan(serviceOf(plane, name!, body), imageOf(body))],
-    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/deploy$/, async ([name], body, req) => plane.deploy(serviceOf(plane, name!, body), imageOf(body), actorOf(req), { force: flagOf(body, 'force') })],
-    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/promote$/, async ([name], body, req) => plane.promote(promotionOf(plane, name!, body), actorOf(req))],
-    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/rollback$/, async ([name], body, req) => plane.rollback(plane.keyOf(name!, bodyEnv(body)), toOf(body), actorOf(req))],
-    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/scale$/, async ([name], body, req) => plane.scale(plane.keyOf(name!, bodyEnv(body)), replicasOf(name!, body), actorOf(req))],
-    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/drill$/, async ([name], body, req) => plane.drill(plane.keyOf(name!, bodyEnv(body)), killOf(body), actorOf(req))],
-    ['GET', /^\/v1\/services\/([a-z0-9._/-]+)\/logs$/, async ([name], _body, req) => plane.logsOf(logQueryOf(plane.keyOf(name!, queryEnv(req)), new URL(req.url ?? '/', 'http://imago').searchParams))],
-    ['GET', /^\/v1\/drift$/, async (_params, _body, req) => {
+  /** A route that changes service `name` in the environment the body names (`key`: where in the body). */
+  const changes = (verb: string, key: 'env' | 'to' = 'env') => ([name]: string[], body: unknown): Need => {
+    const env = plane.envOf(plane.keyOf(name!, bodyEnv(body, key)));
+    return { kind: 'deploy', env, what: `${verb} '${name}' in ${env}` };
+  };
+  const routes: Array<[string, RegExp, (params: string[], body: unknown) => Need, Handler]> = [
+    ['GET', /^\/v1\/status$/, () => READ, async () => plane.status()],
+    ['GET', /^\/v1\/services\/([a-z0-9._/-]+)\/history$/, () => READ, async ([name], _body, req) => plane.history(plane.keyOf(name!, queryEnv(req)))],
+    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/plan$/, () => READ, async ([name], body) => plane.plan(serviceOf(plane, name!, body), imageOf(body))],
+    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/deploy$/, changes('deploy'), async ([name], body, _req, actor) => plane.deploy(serviceOf(plane, name!, body), imageOf(body), actor, { force: flagOf(body, 'force'), ...policyOf(body) })],
+    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/promote$/, changes('promote', 'to'), async ([name], body, _req, actor) => plane.promote(promotionOf(plane, name!, body), actor)],
+    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/rollback$/, changes('roll back'), async ([name], body, _req, actor) => plane.rollback(plane.keyOf(name!, bodyEnv(body)), toOf(body), actor)],
+    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/scale$/, changes('scale'), async ([name], body, _req, actor) => plane.scale(plane.keyOf(name!, bodyEnv(body)), replicasOf(name!, body), actor)],
+    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/drill$/, changes('run a drill on'), async ([name], body, _req, actor) => plane.drill(plane.keyOf(name!, bodyEnv(body)), killOf(body), actor)],
+    ['GET', /^\/v1\/services\/([a-z0-9._/-]+)\/logs$/, () => READ, async ([name], _body, req) => plane.logsOf(logQueryOf(plane.keyOf(name!, queryEnv(req)), new URL(req.url ?? '/', 'http://imago').searchParams))],
+    ['GET', /^\/v1\/drift$/, () => READ, async (_params, _body, req) => {
       const service = new URL(req.url ?? '/', 'http://imago').searchParams.get('service');
       return plane.drift(service ? plane.keyOf(service, queryEnv(req)) : undefined);
     }],
   ];
+  /** The caller a request's bearer token is, or a 401. */
+  const callerOf = (req: IncomingMessage): Caller => {
+    if (authorized(req.headers.authorization, token)) return { name: 'home', scopes: ['admin'], home: true };
+    const named = plane.tokenFor(bearerOf(req.headers.authorization));
+    if (named) return { name: named.name, scopes: named.scopes, home: false };
+    throw new HttpError(401, 'missing, wrong or revoked API token: send Authorization: Bearer <the state folder\'s api-token, or a token from imago token create>');
+  };
   return createServer((req, res) => {
     void (async () => {
       try {
         const url = new URL(req.url ?? '/', 'http://imago');
         if (req.method === 'GET' && url.pathname === '/v1/ping') return send(res, 200, { ok: true, version: IMAGO_VERSION });
-        if (!authorized(req.headers.authorization, token)) throw new HttpError(401, 'missing or wrong API token: send Authorization: Bearer <token from the state folder>');
+        const caller = callerOf(req);
         // Prometheus' text format, not JSON (a scrape sends the token as any client does).
         if (req.method === 'GET' && url.pathname === '/metrics') {
           const metrics = await plane.metrics();
@@ -52,7 +83,12 @@ export function createApi(plane: ControlPlane, token: string): Server {
         if (!match) throw new HttpError(404, `no route ${req.method} ${url.pathname}`);
         const params = match[1].exec(url.pathname)!.slice(1);
         const body = req.method === 'POST' ? await readJson(req) : undefined;
-        send(res, 200, await match[2](params, body, req));
+        const need = match[2](params, body);
+        if (!allows(caller.scopes, need)) {
+          const what = need.kind === 'deploy' ? `${need.what}: that needs deploy:${need.env} or admin` : 'read: that needs a scope';
+          throw new HttpError(403, `token '${caller.name}' (scopes: ${caller.scopes.join(', ')}) may not ${what}`);
+        }
+        send(res, 200, await match[3](params, body, req, caller.home ? actorOf(req) : caller.name));
       } catch (error) {
         const [status, message] = describe(error);
         send(res, status, { error: message });
@@ -118,11 +154,11 @@ function serviceOf(plane: ControlPlane, name: string, body: unknown): ServiceSpe
   return { ...normaliseService(name, raw), name: plane.keyOf(name, bodyEnv(body)) };
 }
 
-/** The environment a POST names (`env`), or undefined for the control plane's home environment. */
-function bodyEnv(body: unknown): string | undefined {
-  const env = (body as { env?: unknown } | undefined)?.env;
+/** The environment a POST names (`env`, or another `key`), or undefined for the control plane's home environment. */
+function bodyEnv(body: unknown, key: 'env' | 'to' = 'env'): string | undefined {
+  const env = (body as Record<string, unknown> | undefined)?.[key];
   if (env === undefined || env === null) return undefined;
-  if (typeof env !== 'string') throw new HttpError(400, `expected "env": an environment name, got ${JSON.stringify(env)}`);
+  if (typeof env !== 'string') throw new HttpError(400, `expected "${key}": an environment name, got ${JSON.stringify(env)}`);
   return env;
 }
 
@@ -162,7 +198,30 @@ function promotionOf(plane: ControlPlane, name: string, body: unknown) {
   }
   const reason = b.reason;
   if (reason !== undefined && (typeof reason !== 'string' || reason.length > 500)) throw new HttpError(400, 'expected "reason": text of at most 500 characters');
-  return { name, from, to, service, pick, minSoak, force: flagOf(b, 'force'), reason: reason as string | undefined };
+  return { name, from, to, service, pick, minSoak, force: flagOf(b, 'force'), reason: reason as string | undefined, ...policyOf(b) };
+}
+
+/** At most this many trusted keys in a policy. */
+const MAX_KEYS = 32;
+
+/**
+ * The target environment's policy a client sent (`policy.requireSignature.keys`: PEM public
+ * keys), parsed: the keys one of which must have signed the image.
+ */
+function policyOf(body: unknown): { requireSignature?: KeyObject[] } {
+  const policy = (body as { policy?: unknown } | undefined)?.policy;
+  if (policy === undefined || policy === null) return {};
+  const keys = (policy as { requireSignature?: { keys?: unknown } }).requireSignature?.keys;
+  if (!Array.isArray(keys) || keys.length === 0 || keys.length > MAX_KEYS || !keys.every((k) => typeof k === 'string')) {
+    throw new HttpError(400, `expected "policy": { "requireSignature": { "keys": [1 to ${MAX_KEYS} PEM public keys] } }`);
+  }
+  return { requireSignature: keys.map((pem: string, i) => {
+    try {
+      return parsePublicKey(pem, `policy.requireSignature.keys[${i}]`);
+    } catch (error) {
+      throw new HttpError(400, (error as Error).message, { cause: error });
+    }
+  }) };
 }
 
 function flagOf(body: unknown, key: string): boolean {

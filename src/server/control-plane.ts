@@ -34,6 +34,9 @@ import { systemClock, type Clock } from '../util/clock.js';
 import { withDeadline } from '../util/deadline.js';
 import { alive } from '../util/pids.js';
 import { revocationOf } from '../state/revocations.js';
+import { tokenFor, type ApiToken } from '../state/tokens.js';
+import { verifyImage } from '../sign/signatures.js';
+import type { KeyObject } from 'node:crypto';
 import { isEnvironmentName, ENVIRONMENT_NAME, serviceKey, splitServiceKey } from '../config/environments.js';
 import { decidePromotion, type PromotionPick } from '../core/promotion.js';
 
@@ -176,9 +179,10 @@ export class ControlPlane {
   }
 
   /** Deploys `image` (a reference, resolved to a digest once, here) as `service` (its name: a service key). */
-  async deploy(service: ServiceSpec, image: string, actor: string, options: { force?: boolean; promotion?: DeployRequest['promotion'] } = {}): Promise<DeployOutcome> {
+  async deploy(service: ServiceSpec, image: string, actor: string, options: { force?: boolean; promotion?: DeployRequest['promotion']; requireSignature?: KeyObject[] | undefined } = {}): Promise<DeployOutcome> {
     const digest = this.resolve(image);
     this.refuseRevoked(digest, `deploy ${service.name}`);
+    if (options.requireSignature) await this.refuseUnsigned(digest, service.name, options.requireSignature);
     const loop = await this.loopFor(service, actor);
     return deployRelease(loop, { spec: service, digest, actor, ...(options.force ? { force: true } : {}), ...(options.promotion ? { promotion: options.promotion } : {}) });
   }
@@ -190,7 +194,7 @@ export class ControlPlane {
    * `from`, was rolled back there, or was live there for less than `minSoak`, unless `force`
    * with a `reason`, which the ledger records; a revoked digest is refused always.
    */
-  async promote(request: { name: string; from: string; to: string; service: ServiceSpec; pick: PromotionPick; minSoak: number; force: boolean; reason?: string | undefined }, actor: string): Promise<DeployOutcome & { promotedFrom: { env: string; service: string; version: number } }> {
+  async promote(request: { name: string; from: string; to: string; service: ServiceSpec; pick: PromotionPick; minSoak: number; force: boolean; reason?: string | undefined; requireSignature?: KeyObject[] | undefined }, actor: string): Promise<DeployOutcome & { promotedFrom: { env: string; service: string; version: number } }> {
     const { name, from, to } = request;
     if (from === to) throw new HttpError(400, `promote: "from" and "to" are both '${from}': name two environments`);
     if (request.force && !request.reason?.trim()) throw new HttpError(400, 'promote: --force needs --reason "…": the ledger records why a promotion went past its checks');
@@ -206,7 +210,7 @@ export class ControlPlane {
     }
     const promotedFrom = { env: from, service: source, version: decision.release.version };
     this.refuseRevoked(decision.release.digest, `promote ${source} release ${decision.release.version} to ${to}`);
-    const outcome = await this.deploy(request.service, decision.release.digest, actor, { promotion: { from: promotedFrom, overridden: decision.overridden, reason: request.reason } });
+    const outcome = await this.deploy(request.service, decision.release.digest, actor, { promotion: { from: promotedFrom, overridden: decision.overridden, reason: request.reason }, requireSignature: request.requireSignature });
     return { ...outcome, promotedFrom };
   }
 
@@ -368,6 +372,16 @@ export class ControlPlane {
       });
     }
     return out;
+  }
+
+  /**
+   * An image its environment's policy does not trust is a 409 saying why: it has no
+   * signature, none by one of `keys`, or one by a trusted key that was changed. `--force` sets
+   * none of this aside.
+   */
+  private async refuseUnsigned(digest: Digest, service: string, keys: KeyObject[]): Promise<void> {
+    const verified = await verifyImage(this.store, digest, keys);
+    if (!verified.ok) throw new HttpError(409, `cannot deploy ${service}: its environment requires a signature by one of ${keys.length} key(s), and ${verified.message}`);
   }
 
   /** A digest that may not be deployed is a 409 saying who revoked it, when and why. */
@@ -552,6 +566,11 @@ export class ControlPlane {
     this.unavailable.delete(name);
     this.loops.set(name, loop);
     return loop;
+  }
+
+  /** The live named token a presented secret is (see src/state/tokens.ts), or undefined. */
+  tokenFor(presented: string): ApiToken | undefined {
+    return presented ? tokenFor(this.store.db, presented) : undefined;
   }
 
   /** An image reference resolved to its digest (404 for none, 400 for a bad reference). */

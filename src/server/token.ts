@@ -22,9 +22,14 @@ export async function ensureToken(home: string): Promise<string> {
   return token;
 }
 
+/** The token an Authorization header carries (`Bearer <token>`), or '' for none. */
+export function bearerOf(header: string | undefined): string {
+  return /^Bearer\s+(\S+)$/i.exec(header ?? '')?.[1] ?? '';
+}
+
 /** True when an Authorization header carries `token` (compared in constant time). */
 export function authorized(header: string | undefined, token: string): boolean {
-  const presented = /^Bearer\s+(\S+)$/i.exec(header ?? '')?.[1] ?? '';
+  const presented = bearerOf(header);
   const a = Buffer.from(presented);
   const b = Buffer.from(token);
   return a.length === b.length && timingSafeEqual(a, b);

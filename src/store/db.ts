@@ -197,6 +197,27 @@ const MIGRATIONS: string[] = [
   CREATE TRIGGER releases_immutable BEFORE UPDATE OF id, service, version, digest, config, rollback_of, created_by, created_at, promoted_from ON releases
   BEGIN SELECT RAISE(ABORT, 'releases are immutable: only status, reason and finished_at change'); END;
   `,
+  // 7: named API tokens with scopes (src/state/tokens.ts): only their hashes.
+  `
+  CREATE TABLE tokens (
+    name       TEXT PRIMARY KEY,
+    hash       TEXT NOT NULL UNIQUE,
+    scopes     TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+  );
+  `,
+  // 8: signatures (src/sign/signatures.ts): DSSE-signed provenance, stored as artifacts referring to their image.
+  `
+  CREATE TABLE signatures (
+    manifest   TEXT PRIMARY KEY,
+    subject    TEXT NOT NULL,
+    keyid      TEXT NOT NULL,
+    created_at TEXT NOT NULL
+  );
+  CREATE INDEX signatures_by_subject ON signatures(subject);
+  `,
 ];
 
 /** Opens (creating if needed) the state database at `file` and brings its schema up to date. */

@@ -250,6 +250,11 @@ export class ImageStore {
     return roots;
   }
 
+  /** The artifact manifests stored that refer to `digest` (its signatures), oldest first. */
+  referrersOf(digest: Digest): Digest[] {
+    return (this.db.prepare('SELECT manifest FROM signatures WHERE subject = ? ORDER BY created_at, manifest').all(digest) as Array<{ manifest: Digest }>).map((r) => r.manifest);
+  }
+
   private isPinned(digest: Digest): boolean {
     return this.rootDigests().has(digest);
   }
@@ -285,7 +290,16 @@ export class ImageStore {
       const manifest = await this.manifest(digest);
       live.add(manifest.config.digest);
       for (const layer of manifest.layers) live.add(layer.digest);
+      // An image's signatures (artifacts referring to it) go with it.
+      for (const referrer of this.referrersOf(digest)) {
+        const bytes = await this.blobs.read(referrer).catch(() => undefined);
+        if (!bytes) continue;
+        const artifact = JSON.parse(bytes.toString('utf8')) as Manifest;
+        for (const blob of [referrer, artifact.config.digest, ...artifact.layers.map((l) => l.digest)]) live.add(blob);
+      }
     }
+    // The signatures of images no longer recorded (removed now, or by `image rm` before) go with them.
+    if (!options.dryRun) this.db.prepare('DELETE FROM signatures WHERE subject NOT IN (SELECT digest FROM images)').run();
     let removedBlobs = 0;
     let freedBytes = 0;
     const now = Date.now();
@@ -389,6 +403,13 @@ export class ImageStore {
         manifests.set(digest, manifest);
       }
       index.manifests.push({ mediaType: manifest.mediaType, digest, size: manifest.size, annotations: { 'org.opencontainers.image.ref.name': `${name}:${tag}` } });
+    }
+    // Each tagged image's signatures, as the OCI layout lists referrers: by digest, with their artifact type, never by name.
+    for (const digest of manifests.keys()) {
+      for (const referrer of this.referrersOf(digest)) {
+        const size = await this.blobs.size(referrer);
+        if (size !== undefined) index.manifests.push({ mediaType: MediaType.manifest, artifactType: 'application/vnd.dsse.envelope.v1+json', digest: referrer, size });
+      }
     }
     const tmp = this.blobs.tempPath('index');
     await writeFile(tmp, JSON.stringify(index, null, 2));

@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { cleanUpHome, imago, startServer } from '../support/cli.js';
+import { cleanUpHome, cliIn, startServer } from '../support/cli.js';
 import { freePort, getJson } from '../support/net.js';
 import { helloImage } from '../support/project.js';
 
@@ -61,12 +61,7 @@ describe('environments and promotion (process provider)', () => {
         '',
       ].join('\n'),
     );
-    const run = (args: string[]) => imago(args, { cwd: project, home });
-    const ok = async (args: string[]) => {
-      const result = await run(args);
-      assert.equal(result.code, 0, `imago ${args.join(' ')}: ${result.stderr}${result.stdout}`);
-      return result;
-    };
+    const { run, ok } = cliIn(project, home);
     const status = async () => JSON.parse((await ok(['status', '--json'])).stdout) as Status[];
     const of = async (key: string) => (await status()).find((s) => s.service === key)!;
     const answer = async (url: string) => (await getJson<{ version: string }>(url)).body.version;

@@ -56,7 +56,7 @@ describe('imago server, deploy, status, history, rollback (the CLI as users run 
 
     const wrongToken = await imago(['status'], { cwd: project, home, env: { IMAGO_TOKEN: 'f'.repeat(64) } });
     assert.equal(wrongToken.code, 2);
-    assert.match(wrongToken.stderr, /missing or wrong API token/);
+    assert.match(wrongToken.stderr, /missing, wrong or revoked API token/);
 
     const noEarlier = await imago(['rollback', 'web'], { cwd: project, home });
     assert.equal(noEarlier.code, 2);

@@ -22,6 +22,9 @@ import { listDeploys, runningDeploy } from '../../src/state/deploys.js';
 import { listReleases } from '../../src/state/releases.js';
 import { getService } from '../../src/state/services.js';
 import { ImageStore } from '../../src/store/image-store.js';
+import { generateKeyPairSync } from 'node:crypto';
+import { ensureSigningKey } from '../../src/sign/keys.js';
+import { makeImage } from '../fixtures/make-image.js';
 import { imageSpec } from '../support/spec.js';
 import { tempDir } from '../support/temp.js';
 
@@ -392,5 +395,21 @@ describe('the control loop on the fake provider, in fake time', () => {
     await assert.rejects(other.start(), /has the home environment 'test' \(service 'web' runs there\), not 'prod': start imago server with --env test/);
     await s.restart();
     assert.equal((await s.status()).instances.length, 3);
+  });
+
+  it('an environment that requires signatures deploys what its key signed, and refuses an unsigned image or one signed by another key; nothing changes', async () => {
+    const s = await scene();
+    const prod = { ...spec(), name: s.plane.keyOf('web', 'prod') };
+    const key = ensureSigningKey(s.store.home); // the scene's bakes signed with it
+    const stranger = generateKeyPairSync('ed25519');
+    const live = await s.drive(s.plane.deploy(prod, s.digests[0]!, 'alice', { requireSignature: [key.publicKey] }));
+    assert.equal(live.outcome, 'live');
+    await assert.rejects(
+      s.plane.deploy(prod, s.digests[1]!, 'alice', { requireSignature: [stranger.publicKey] }),
+      /cannot deploy web@prod: its environment requires a signature by one of 1 key\(s\), and image sha256:[0-9a-f]{64}: signed by key [0-9a-f]{16}, which is not among the 1 trusted key\(s\)/,
+    );
+    const plain = await makeImage(s.store, { name: 'plain', tag: '1', files: { 'app': 'x' } });
+    await assert.rejects(s.plane.deploy(prod, plain.digest, 'alice', { requireSignature: [key.publicKey] }), /image sha256:[0-9a-f]{64} has no signature/);
+    assert.deepEqual(listReleases(s.store.db, 'web@prod').map((r) => [r.version, r.status]), [[1, 'live']], 'no release for what was refused');
   });
 });

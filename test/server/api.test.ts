@@ -73,7 +73,7 @@ describe('control plane API', () => {
     assert.equal((await call('GET', '/v1/ping', undefined, false)).status, 200);
     const refused = await call('GET', '/v1/status', undefined, false);
     assert.equal(refused.status, 401);
-    assert.match(String(refused.body.error), /missing or wrong API token/);
+    assert.match(String(refused.body.error), /missing, wrong or revoked API token/);
   });
 
   it('refuses bad input with a clear error and changes nothing', async () => {

@@ -22,6 +22,20 @@ export function imago(args: string[], options: { cwd?: string; home: string; env
   return run(process.execPath, [BIN, '--home', options.home, ...args], { cwd: options.cwd ?? REPO, env: { ...process.env, ...options.env } });
 }
 
+/**
+ * The CLI run in `project` with state folder `home` (and `IMAGO_TOKEN` when a token is given):
+ * `run` returns what it did, `ok` asserts it exited 0 and says what it printed when not.
+ */
+export function cliIn(project: string, home: string): { run: (args: string[], token?: string) => Promise<CliResult>; ok: (args: string[], token?: string) => Promise<CliResult> } {
+  const run = (args: string[], token?: string) => imago(args, { cwd: project, home, ...(token ? { env: { IMAGO_TOKEN: token } } : {}) });
+  const ok = async (args: string[], token?: string) => {
+    const result = await run(args, token);
+    assert.equal(result.code, 0, `imago ${args.join(' ')}: ${result.stderr}${result.stdout}`);
+    return result;
+  };
+  return { run, ok };
+}
+
 /** Runs the built CLI through `prefix` (e.g. setpriv as another user), with exactly `env`. */
 export function imagoVia(prefix: string[], args: string[], options: { cwd: string; home: string; env: Record<string, string> }): Promise<CliResult> {
   return run(prefix[0]!, [...prefix.slice(1), process.execPath, BIN, '--home', options.home, ...args], { cwd: options.cwd, env: options.env });

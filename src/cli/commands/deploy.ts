@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { readFile } from 'node:fs/promises';
 import { ConfigError } from '../../errors.js';
 import { resolveHome } from '../../store/home.js';
 import { ApiClient } from '../api-client.js';
@@ -31,7 +32,7 @@ export function registerDeploy(program: Command): void {
    * else the config's default one) laid over it, validated here too so errors name the file:
    * the server normalises it. Also the environment's minSoak, for a promotion into it.
    */
-  const serviceFromConfig = async (name: string, cmd: Command, given: string | undefined): Promise<{ raw: Record<string, unknown>; image: string; env: string | undefined; minSoak: number; environments: string[] }> => {
+  const serviceFromConfig = async (name: string, cmd: Command, given: string | undefined): Promise<{ raw: Record<string, unknown>; image: string; env: string | undefined; minSoak: number; environments: string[]; policy: Record<string, unknown> | undefined }> => {
     const options = cmd.optsWithGlobals<GlobalOptions>();
     const [{ loadConfigSource }, { serviceInEnvironment }, { isEnvironmentName, ENVIRONMENT_NAME }] = await Promise.all([
       import('../../config/load.js'),
@@ -46,7 +47,13 @@ export function registerDeploy(program: Command): void {
     // TLS files are read by the server: sent as absolute paths (the config's are relative to its folder).
     const tls = spec.listen?.tls;
     const sent = tls && typeof written.listen === 'object' && written.listen !== null ? { ...written, listen: { ...(written.listen as Record<string, unknown>), tls } } : written;
-    return { raw: sent, image: spec.image, env, minSoak: env ? config.environments[env]!.minSoak : 0, environments: Object.keys(config.environments) };
+    // The environment's signature policy: its public keys, read here and sent (the server holds none of the config's files).
+    const required = env ? config.environments[env]!.requireSignature : undefined;
+    const keys = required ? await Promise.all(required.keys.map((file) => readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+      throw new ConfigError(`environments.${env}.requireSignature.keys: cannot read ${file}: ${error.code ?? error.message}`, { file: config.file });
+    }))) : undefined;
+    const policy = keys ? { requireSignature: { keys } } : undefined;
+    return { raw: sent, image: spec.image, env, minSoak: env ? config.environments[env]!.minSoak : 0, environments: Object.keys(config.environments), policy };
   };
   const envOption = '--env <name>';
   const envHelp = "environment (default: the config's defaultEnvironment, else the server's home one)";
@@ -60,11 +67,12 @@ export function registerDeploy(program: Command): void {
     .option(envOption, envHelp)
     .option('--json', 'print the result as JSON')
     .action(async (name: string, opts: { image?: string; force?: boolean; env?: string; json?: boolean }, cmd: Command) => {
-      const { raw, image, env } = await serviceFromConfig(name, cmd, opts.env);
+      const { raw, image, env, policy } = await serviceFromConfig(name, cmd, opts.env);
       const result = await (await client(cmd)).call<DeployAnswer>('POST', `/v1/services/${name}/deploy`, {
         service: raw,
         image: opts.image ?? image,
         ...(env ? { env } : {}),
+        ...(policy ? { policy } : {}),
         ...(opts.force ? { force: true } : {}),
       });
       if (opts.json) printJson(result);
@@ -84,7 +92,7 @@ export function registerDeploy(program: Command): void {
     .option('--reason <text>', 'why, with --force: recorded in the ledger')
     .option('--json', 'print the result as JSON')
     .action(async (name: string, opts: { from: string; to: string; release?: string; image?: string; force?: boolean; reason?: string; json?: boolean }, cmd: Command) => {
-      const { raw, minSoak, environments } = await serviceFromConfig(name, cmd, opts.to);
+      const { raw, minSoak, environments, policy } = await serviceFromConfig(name, cmd, opts.to);
       if (!environments.includes(opts.from)) throw new ConfigError(`--from: unknown environment "${opts.from}": expected one of ${environments.join(', ')}`);
       const release = opts.release === undefined ? undefined : Number(opts.release);
       if (release !== undefined && (!Number.isInteger(release) || release < 1)) throw new ConfigError(`--release: expected a release number, got "${opts.release}"`);
@@ -97,6 +105,7 @@ export function registerDeploy(program: Command): void {
         to: opts.to,
         service: raw,
         minSoak,
+        ...(policy ? { policy } : {}),
         ...(release !== undefined ? { release } : {}),
         ...(opts.image ? { image: opts.image } : {}),
         ...(opts.force ? { force: true, reason: opts.reason } : {}),

@@ -140,6 +140,37 @@ export function registerImages(program: Command): void {
     });
 
   image
+    .command('verify')
+    .description("check an image's signed provenance: signed by a trusted key, unchanged since, and about this image (exit 1 if not)")
+    .argument('<ref>', 'tag or digest')
+    .option('--key <file...>', "trust these public keys (PEM files) instead of the state folder's own signing key")
+    .option('--json', 'print the result as JSON')
+    .action(async (ref: string, opts: { key?: string[]; json?: boolean }, cmd: Command) => {
+      const [{ parsePublicKey, signingKeyPaths }, { verifyImage }, { readFile }] = await Promise.all([import('../../sign/keys.js'), import('../../sign/signatures.js'), import('node:fs/promises')]);
+      await withStore(cmd.optsWithGlobals<GlobalOptions>(), async (store) => {
+        const digest = store.resolve(ref);
+        const files = opts.key ?? [signingKeyPaths(store.home).publicKey];
+        const keys = await Promise.all(files.map(async (file) => {
+          const pem = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+            throw new ImagoError(`${opts.key ? '--key' : 'the state folder\'s signing key'}: cannot read ${file}: ${error.code === 'ENOENT' && !opts.key ? 'no such file (nothing was baked with this state folder yet): name a key with --key' : (error.code ?? error.message)}`, { exitCode: 2 });
+          });
+          return parsePublicKey(pem, file);
+        }));
+        const result = await verifyImage(store, digest, keys);
+        if (opts.json) {
+          printJson(result.ok ? { digest, verified: true, keyid: result.keyid, signature: result.signature, statement: result.statement } : { digest, verified: false, reason: result.reason, message: result.message });
+        } else if (result.ok) {
+          const predicate = (result.statement.predicate ?? {}) as { runDetails?: { builder?: { id?: string }; metadata?: { finishedOn?: string } }; buildDefinition?: { externalParameters?: { spec?: string } } };
+          process.stdout.write(`verified ${digest}: signed by key ${result.keyid.slice(0, 16)}; built by ${predicate.runDetails?.builder?.id ?? '?'} at ${predicate.runDetails?.metadata?.finishedOn ?? '?'} from spec ${predicate.buildDefinition?.externalParameters?.spec ?? '?'}\n`);
+        }
+        if (!result.ok) {
+          if (opts.json) process.exitCode = 1;
+          else throw new ImagoError(`not verified: ${result.message}`);
+        }
+      });
+    });
+
+  image
     .command('revoked')
     .description('the images revoked, oldest first')
     .option('--json', 'print as JSON')
