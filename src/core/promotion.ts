@@ -54,9 +54,8 @@ export function decidePromotion(input: { source: string; releases: SourceRelease
 function pickRelease(newestFirst: SourceRelease[], pick: PromotionPick): SourceRelease | undefined {
   if (pick.kind === 'live') return newestFirst.find((r) => r.status === 'live');
   if (pick.kind === 'version') return newestFirst.find((r) => r.version === pick.version);
-  // The newest release of the digest that passed its gate, else the newest of it at all (refused).
-  const ofDigest = newestFirst.filter((r) => r.digest === pick.digest);
-  return ofDigest.find((r) => r.status === 'live' || r.status === 'superseded') ?? ofDigest[0];
+  // The newest release of the digest: if that one failed or was rolled back, the refusal says so, rather than an older run passing for it.
+  return newestFirst.find((r) => r.digest === pick.digest);
 }
 
 function missing(source: string, releases: SourceRelease[], pick: PromotionPick): string {

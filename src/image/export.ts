@@ -30,7 +30,8 @@ export interface ExportResult {
 
 /**
  * Exports a stored image, byte for byte, as an OCI layout (tar or folder) or a docker
- * archive, with its signatures (artifacts referring to it, listed in the index by digest). The archive is written under a temp name and renamed into place when complete; a
+ * archive; an OCI layout also carries its signatures (artifacts referring to it, listed in the
+ * index by digest). The archive is written under a temp name and renamed into place when complete; a
  * failed or cancelled export leaves nothing behind. Importing it again gives the same digest.
  *
  * @example
@@ -52,10 +53,13 @@ export async function exportImage(store: ImageStore, ref: string, out: string, o
       const size = await store.blobs.size(blob.digest);
       if (size !== blob.size) throw new ImageError(`blob ${blob.digest} is ${size === undefined ? 'missing from the store' : `${size} bytes, not ${blob.size}`}`);
     }
+    // Its signatures, in OCI layouts (a docker archive is for `docker load`, which wants images only).
+    // One that cannot be read whole is left out: `imago image verify` is where it is reported.
     const referrers = [];
-    for (const referrer of store.referrersOf(digest)) {
-      const blobs = await artifactBlobs(store, referrer);
-      referrers.push({ descriptor: { mediaType: MediaType.manifest, artifactType: ENVELOPE_MEDIA_TYPE, digest: referrer, size: blobs[0]![1] }, blobs });
+    for (const referrer of options.format === 'docker' ? [] : store.referrersOf(digest)) {
+      const blobs = await artifactBlobs(store, referrer).catch(() => undefined);
+      const whole = blobs && (await Promise.all(blobs.map(async ([d, size]) => (await store.blobs.size(d)) === size))).every(Boolean);
+      if (blobs && whole) referrers.push({ descriptor: { mediaType: MediaType.manifest, artifactType: ENVELOPE_MEDIA_TYPE, digest: referrer, size: blobs[0]![1] }, blobs });
     }
     const files = layoutFiles({
       digest,

@@ -7,8 +7,8 @@ import { ConfigError, DeployError, HttpError, ImageError, ImagoError, RouterErro
 import { LockError } from '../state/errors.js';
 import { IMAGO_VERSION } from '../version.js';
 import type { LogQuery } from '../logs/log-store.js';
-import type { KeyObject } from 'node:crypto';
 import type { PromotionPick } from '../core/promotion.js';
+import type { PolicyText } from './environment-policy.js';
 import { parsePublicKey } from '../sign/keys.js';
 import type { ControlPlane } from './control-plane.js';
 import { allows, type Scope } from '../state/tokens.js';
@@ -27,7 +27,8 @@ interface Caller {
 /** What a route needs of its caller's scopes: to read, or to change one environment (`what`: for the 403). */
 type Need = { kind: 'read' } | { kind: 'deploy'; env: string; what: string };
 
-type Handler = (params: string[], body: unknown, req: IncomingMessage, actor: string) => Promise<unknown>;
+/** A route's work: `actor` for the ledger, `admin` when the caller may set an environment's policy. */
+type Handler = (params: string[], body: unknown, req: IncomingMessage, actor: string, admin: boolean) => Promise<unknown>;
 
 const READ: Need = { kind: 'read' };
 
@@ -48,8 +49,8 @@ export function createApi(plane: ControlPlane, token: string): Server {
     ['GET', /^\/v1\/status$/, () => READ, async () => plane.status()],
     ['GET', /^\/v1\/services\/([a-z0-9._/-]+)\/history$/, () => READ, async ([name], _body, req) => plane.history(plane.keyOf(name!, queryEnv(req)))],
     ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/plan$/, () => READ, async ([name], body) => plane.plan(serviceOf(plane, name!, body), imageOf(body))],
-    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/deploy$/, changes('deploy'), async ([name], body, _req, actor) => plane.deploy(serviceOf(plane, name!, body), imageOf(body), actor, { force: flagOf(body, 'force'), ...policyOf(body) })],
-    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/promote$/, changes('promote', 'to'), async ([name], body, _req, actor) => plane.promote(promotionOf(plane, name!, body), actor)],
+    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/deploy$/, changes('deploy'), async ([name], body, _req, actor, admin) => plane.deploy(serviceOf(plane, name!, body), imageOf(body), actor, { force: flagOf(body, 'force'), policy: policyOf(body), admin })],
+    ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/promote$/, changes('promote', 'to'), async ([name], body, _req, actor, admin) => plane.promote(promotionOf(plane, name!, body), actor, admin)],
     ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/rollback$/, changes('roll back'), async ([name], body, _req, actor) => plane.rollback(plane.keyOf(name!, bodyEnv(body)), toOf(body), actor)],
     ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/scale$/, changes('scale'), async ([name], body, _req, actor) => plane.scale(plane.keyOf(name!, bodyEnv(body)), replicasOf(name!, body), actor)],
     ['POST', /^\/v1\/services\/([a-z0-9._/-]+)\/drill$/, changes('run a drill on'), async ([name], body, _req, actor) => plane.drill(plane.keyOf(name!, bodyEnv(body)), killOf(body), actor)],
@@ -88,7 +89,7 @@ export function createApi(plane: ControlPlane, token: string): Server {
           const what = need.kind === 'deploy' ? `${need.what}: that needs deploy:${need.env} or admin` : 'read: that needs a scope';
           throw new HttpError(403, `token '${caller.name}' (scopes: ${caller.scopes.join(', ')}) may not ${what}`);
         }
-        send(res, 200, await match[3](params, body, req, caller.home ? actorOf(req) : caller.name));
+        send(res, 200, await match[3](params, body, req, caller.home ? actorOf(req) : caller.name, caller.scopes.includes('admin')));
       } catch (error) {
         const [status, message] = describe(error);
         send(res, status, { error: message });
@@ -167,13 +168,10 @@ function queryEnv(req: IncomingMessage): string | undefined {
   return new URL(req.url ?? '/', 'http://imago').searchParams.get('env') || undefined;
 }
 
-/** The longest minSoak a client may ask for: a year. */
-const MAX_SOAK_MS = 365 * 86_400_000;
-
 /**
  * A promotion: `from` and `to` (environments), `service` as `to` runs it (its key from
  * `to`), which release of `from` (`release`, or `image`: a digest or reference, else the live
- * one), the target's `minSoak` (ms), and `force` with a `reason`.
+ * one), the target's policy as the client's config says it, and `force` with a `reason`.
  */
 function promotionOf(plane: ControlPlane, name: string, body: unknown) {
   const b = (body ?? {}) as Record<string, unknown>;
@@ -185,8 +183,6 @@ function promotionOf(plane: ControlPlane, name: string, body: unknown) {
   const from = env('from');
   const to = env('to');
   const service = serviceOf(plane, name, { service: b.service, env: to });
-  const minSoak = b.minSoak ?? 0;
-  if (typeof minSoak !== 'number' || !Number.isInteger(minSoak) || minSoak < 0 || minSoak > MAX_SOAK_MS) throw new HttpError(400, `expected "minSoak": milliseconds from 0 to ${MAX_SOAK_MS}, got ${JSON.stringify(minSoak)}`);
   if (b.release !== undefined && b.image !== undefined) throw new HttpError(400, 'promote: name a release or an image, not both');
   let pick: PromotionPick = { kind: 'live' };
   if (b.release !== undefined) {
@@ -198,30 +194,38 @@ function promotionOf(plane: ControlPlane, name: string, body: unknown) {
   }
   const reason = b.reason;
   if (reason !== undefined && (typeof reason !== 'string' || reason.length > 500)) throw new HttpError(400, 'expected "reason": text of at most 500 characters');
-  return { name, from, to, service, pick, minSoak, force: flagOf(b, 'force'), reason: reason as string | undefined, ...policyOf(b) };
+  return { name, from, to, service, pick, force: flagOf(b, 'force'), reason: reason as string | undefined, policy: policyOf(b) };
 }
 
 /** At most this many trusted keys in a policy. */
 const MAX_KEYS = 32;
 
+/** The longest minSoak a client may ask for: a year. */
+const MAX_SOAK_MS = 365 * 86_400_000;
+
 /**
- * The target environment's policy a client sent (`policy.requireSignature.keys`: PEM public
- * keys), parsed: the keys one of which must have signed the image.
+ * The target environment's policy as the client's config says it (`policy`: `minSoak` in ms,
+ * and `requireSignature.keys`, PEM public keys, each checked here), or undefined when it sent
+ * none (a config without environments). The server decides what holds (environment-policy.ts).
  */
-function policyOf(body: unknown): { requireSignature?: KeyObject[] } {
-  const policy = (body as { policy?: unknown } | undefined)?.policy;
-  if (policy === undefined || policy === null) return {};
-  const keys = (policy as { requireSignature?: { keys?: unknown } }).requireSignature?.keys;
+function policyOf(body: unknown): PolicyText | undefined {
+  const policy = (body as { policy?: unknown } | undefined)?.policy as { minSoak?: unknown; requireSignature?: { keys?: unknown } } | undefined | null;
+  if (policy === undefined || policy === null) return undefined;
+  const minSoak = policy.minSoak ?? 0;
+  if (typeof minSoak !== 'number' || !Number.isInteger(minSoak) || minSoak < 0 || minSoak > MAX_SOAK_MS) throw new HttpError(400, `expected "policy.minSoak": milliseconds from 0 to ${MAX_SOAK_MS}, got ${JSON.stringify(minSoak)}`);
+  if (policy.requireSignature === undefined) return { minSoak };
+  const keys = policy.requireSignature?.keys;
   if (!Array.isArray(keys) || keys.length === 0 || keys.length > MAX_KEYS || !keys.every((k) => typeof k === 'string')) {
-    throw new HttpError(400, `expected "policy": { "requireSignature": { "keys": [1 to ${MAX_KEYS} PEM public keys] } }`);
+    throw new HttpError(400, `expected "policy.requireSignature": { "keys": [1 to ${MAX_KEYS} PEM public keys] }`);
   }
-  return { requireSignature: keys.map((pem: string, i) => {
+  keys.forEach((pem: string, i) => {
     try {
-      return parsePublicKey(pem, `policy.requireSignature.keys[${i}]`);
+      parsePublicKey(pem, `policy.requireSignature.keys[${i}]`);
     } catch (error) {
       throw new HttpError(400, (error as Error).message, { cause: error });
     }
-  }) };
+  });
+  return { minSoak, keys };
 }
 
 function flagOf(body: unknown, key: string): boolean {

@@ -37,6 +37,8 @@ import { revocationOf } from '../state/revocations.js';
 import { tokenFor, type ApiToken } from '../state/tokens.js';
 import { verifyImage } from '../sign/signatures.js';
 import type { KeyObject } from 'node:crypto';
+import { policyFor, type PolicyText } from './environment-policy.js';
+import { getSetting, setSetting } from '../state/settings.js';
 import { isEnvironmentName, ENVIRONMENT_NAME, serviceKey, splitServiceKey } from '../config/environments.js';
 import { decidePromotion, type PromotionPick } from '../core/promotion.js';
 
@@ -74,6 +76,9 @@ export interface DrillResult {
 
 /** How long a scrape waits for a provider's CPU and memory readings. */
 const USAGE_DEADLINE_MS = 3_000;
+
+/** The setting that records a state folder's home environment. */
+const HOME_ENVIRONMENT = 'home-environment';
 
 /** The one control plane of a state folder: its lock's name. */
 const PLANE_LOCK = 'control-plane';
@@ -129,11 +134,11 @@ export class ControlPlane {
   async start(): Promise<void> {
     this.takePlaneLock();
     const db = this.store.db;
-    const moved = listServices(db).find((s) => !s.name.includes('@') && s.env !== this.env);
-    if (moved) {
+    const refusal = this.checkHomeEnvironment();
+    if (refusal) {
       clearInterval(this.lockRenewal);
       releaseLock(db, PLANE_LOCK, this.lockOwner);
-      throw new ImagoError(`the state folder '${this.store.home}' has the home environment '${moved.env}' (service '${moved.name}' runs there), not '${this.env}': start imago server with --env ${moved.env}`);
+      throw new ImagoError(refusal);
     }
     this.logs = new LogCollection(this.store.home, db, (name) => this.outputProvider(name as ProviderName), (service) => this.envOf(service), this.opts.logs);
     this.logs.start();
@@ -165,11 +170,31 @@ export class ControlPlane {
   }
 
   /**
+   * Why this control plane may not start with its home environment, if it may not. A state
+   * folder's home environment is recorded at its first start under this version (taken from
+   * its services when it has some from before: those without '@' were all made in it) and
+   * never changes, since every key without '@' means it.
+   */
+  private checkHomeEnvironment(): string | undefined {
+    const db = this.store.db;
+    const recorded = getSetting(db, HOME_ENVIRONMENT);
+    const says = (env: string, why: string) => `the state folder '${this.store.home}' has the home environment '${env}' (${why}), not '${this.env}': start imago server with --env ${env}`;
+    if (recorded !== undefined) return recorded === this.env ? undefined : says(recorded, 'recorded at its first start');
+    const services = listServices(db);
+    const bare = [...new Set(services.filter((s) => !s.name.includes('@')).map((s) => s.env))];
+    if (bare.length > 0 && !bare.includes(this.env)) return says(bare[0]!, `service '${services.find((s) => !s.name.includes('@'))!.name}' runs there`);
+    const clash = services.find((s) => s.name.endsWith(`@${this.env}`));
+    if (clash) return `the state folder '${this.store.home}' already runs '${clash.name}': '${this.env}' cannot become its home environment, whose services have bare names`;
+    setSetting(db, HOME_ENVIRONMENT, this.env, 'imago');
+    return undefined;
+  }
+
+  /**
    * The key of service `name` in environment `env` (undefined: the home environment): what
    * every other method takes as the service (see src/config/environments.ts).
    */
   keyOf(name: string, env: string | undefined): string {
-    if (env !== undefined && !isEnvironmentName(env)) throw new HttpError(400, `expected "env": ${ENVIRONMENT_NAME}, got ${JSON.stringify(env)}`);
+    if (env !== undefined && env !== this.env && !isEnvironmentName(env)) throw new HttpError(400, `expected "env": ${ENVIRONMENT_NAME}, got ${JSON.stringify(env)}`);
     return serviceKey(name, env ?? this.env, this.env);
   }
 
@@ -179,10 +204,11 @@ export class ControlPlane {
   }
 
   /** Deploys `image` (a reference, resolved to a digest once, here) as `service` (its name: a service key). */
-  async deploy(service: ServiceSpec, image: string, actor: string, options: { force?: boolean; promotion?: DeployRequest['promotion']; requireSignature?: KeyObject[] | undefined } = {}): Promise<DeployOutcome> {
+  async deploy(service: ServiceSpec, image: string, actor: string, options: { force?: boolean; promotion?: DeployRequest['promotion']; policy?: PolicyText | undefined; admin?: boolean } = {}): Promise<DeployOutcome> {
     const digest = this.resolve(image);
     this.refuseRevoked(digest, `deploy ${service.name}`);
-    if (options.requireSignature) await this.refuseUnsigned(digest, service.name, options.requireSignature);
+    const { keys } = policyFor(this.store.db, this.envOf(service.name), options.policy, { admin: options.admin ?? true, actor });
+    if (keys) await this.refuseUnsigned(digest, service.name, keys);
     const loop = await this.loopFor(service, actor);
     return deployRelease(loop, { spec: service, digest, actor, ...(options.force ? { force: true } : {}), ...(options.promotion ? { promotion: options.promotion } : {}) });
   }
@@ -194,7 +220,7 @@ export class ControlPlane {
    * `from`, was rolled back there, or was live there for less than `minSoak`, unless `force`
    * with a `reason`, which the ledger records; a revoked digest is refused always.
    */
-  async promote(request: { name: string; from: string; to: string; service: ServiceSpec; pick: PromotionPick; minSoak: number; force: boolean; reason?: string | undefined; requireSignature?: KeyObject[] | undefined }, actor: string): Promise<DeployOutcome & { promotedFrom: { env: string; service: string; version: number } }> {
+  async promote(request: { name: string; from: string; to: string; service: ServiceSpec; pick: PromotionPick; force: boolean; reason?: string | undefined; policy?: PolicyText | undefined }, actor: string, admin = true): Promise<DeployOutcome & { promotedFrom: { env: string; service: string; version: number } }> {
     const { name, from, to } = request;
     if (from === to) throw new HttpError(400, `promote: "from" and "to" are both '${from}': name two environments`);
     if (request.force && !request.reason?.trim()) throw new HttpError(400, 'promote: --force needs --reason "…": the ledger records why a promotion went past its checks');
@@ -203,14 +229,15 @@ export class ControlPlane {
     if (request.service.name !== target) throw new HttpError(400, `promote: the service sent is '${request.service.name}', expected '${target}'`);
     const releases = listReleases(this.store.db, source);
     if (releases.length === 0) throw new HttpError(404, `service '${name}' was never deployed to ${from} (no releases of '${source}')`);
-    const decision = decidePromotion({ source: `'${name}' in ${from}`, releases, pick: request.pick, now: this.clock.now(), minSoak: request.minSoak, force: request.force });
+    const { minSoak } = policyFor(this.store.db, to, request.policy, { admin, actor });
+    const decision = decidePromotion({ source: `'${name}' in ${from}`, releases, pick: request.pick, now: this.clock.now(), minSoak, force: request.force });
     if (!decision.ok) {
       if (!decision.forceable) throw new HttpError(404, `cannot promote: ${decision.reason}`);
       throw new HttpError(409, `cannot promote '${name}' to ${to}: ${decision.reason} (--force --reason "…" promotes it anyway, and the ledger says why)`);
     }
     const promotedFrom = { env: from, service: source, version: decision.release.version };
     this.refuseRevoked(decision.release.digest, `promote ${source} release ${decision.release.version} to ${to}`);
-    const outcome = await this.deploy(request.service, decision.release.digest, actor, { promotion: { from: promotedFrom, overridden: decision.overridden, reason: request.reason }, requireSignature: request.requireSignature });
+    const outcome = await this.deploy(request.service, decision.release.digest, actor, { promotion: { from: promotedFrom, overridden: decision.overridden, reason: request.reason }, policy: request.policy, admin });
     return { ...outcome, promotedFrom };
   }
 
@@ -229,6 +256,9 @@ export class ControlPlane {
       if (!target) throw new HttpError(409, `service '${service}' has no earlier good release to roll back to`);
     }
     this.refuseRevoked(target.digest, `roll ${service} back to release ${target.version}`);
+    // The environment's stored policy holds for a rollback too: it sends no config of its own.
+    const { keys } = policyFor(this.store.db, this.envOf(service), undefined, { admin: false, actor });
+    if (keys) await this.refuseUnsigned(target.digest as Digest, service, keys);
     const spec = new SpecCache(this.store.db).of(target.id);
     // Where the service listens is the service's, not the release's: a rollback does not move its router.
     const loop = this.loops.get(service) ?? (await this.loopFor(spec, actor, { relisten: false }));

@@ -52,10 +52,14 @@ export function verifyEnvelope(envelope: unknown, keys: KeyObject[]): EnvelopeCh
   const trusted = new Map(keys.map((k) => [keyIdOf(k), k]));
   let known = false;
   for (const s of e.signatures) {
-    const key = trusted.get(String(s?.keyid));
-    if (!key) continue;
-    known = true;
-    if (typeof s.sig === 'string' && verify(null, message, key, Buffer.from(s.sig, 'base64'))) return { ok: true, keyid: s.keyid, payload };
+    if (typeof s?.sig !== 'string') continue;
+    const sig = Buffer.from(s.sig, 'base64');
+    // The keyid is a hint, not signed: a signature under a missing or other keyid is tried with every trusted key.
+    const named = trusted.get(String(s.keyid));
+    if (named) known = true;
+    for (const [keyid, key] of named ? [[String(s.keyid), named] as const] : [...trusted]) {
+      if (verify(null, message, key, sig)) return { ok: true, keyid, payload };
+    }
   }
   if (known) return { ok: false, reason: 'bad-signature', message: 'the signature by a trusted key does not verify: the provenance or its signature was changed after signing' };
   const by = e.signatures.map((s) => String(s?.keyid).slice(0, 16)).join(', ');

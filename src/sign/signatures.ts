@@ -9,7 +9,7 @@ import { sha256, type Digest } from '../oci/digest.js';
 import { MediaType, type Descriptor } from '../oci/types.js';
 import type { ImageStore } from '../store/image-store.js';
 import { IN_TOTO_PAYLOAD_TYPE, signEnvelope, verifyEnvelope, type Envelope } from './dsse.js';
-import { subjectsOf } from './provenance.js';
+import { SLSA_PROVENANCE, STATEMENT_TYPE, subjectsOf } from './provenance.js';
 
 /** The media type of a DSSE envelope, as an artifact's type and its layer's. */
 export const ENVELOPE_MEDIA_TYPE = 'application/vnd.dsse.envelope.v1+json';
@@ -106,11 +106,19 @@ export async function verifyImage(store: ImageStore, digest: Digest, keys: KeyOb
       failures.push({ reason: check.reason === 'unknown-key' ? 'unknown-key' : 'tampered', message: check.message });
       continue;
     }
+    if ((envelope as Envelope).payloadType !== IN_TOTO_PAYLOAD_TYPE) {
+      failures.push({ reason: 'tampered', message: `the signed payload is ${(envelope as Envelope).payloadType}, not an in-toto statement` });
+      continue;
+    }
     let statement: Record<string, unknown>;
     try {
       statement = JSON.parse(check.payload.toString('utf8')) as Record<string, unknown>;
     } catch {
       failures.push({ reason: 'tampered', message: 'the signed provenance is not JSON' });
+      continue;
+    }
+    if (statement._type !== STATEMENT_TYPE || statement.predicateType !== SLSA_PROVENANCE) {
+      failures.push({ reason: 'tampered', message: `the signed payload is not an in-toto statement with SLSA provenance (${String(statement._type)}, ${String(statement.predicateType)})` });
       continue;
     }
     if (!subjectsOf(statement).includes(digest)) {

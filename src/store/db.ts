@@ -218,6 +218,15 @@ const MIGRATIONS: string[] = [
   );
   CREATE INDEX signatures_by_subject ON signatures(subject);
   `,
+  // 9: facts of the state folder itself (src/state/settings.ts): its home environment, and each environment's policy.
+  `
+  CREATE TABLE settings (
+    key        TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    updated_by TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  `,
 ];
 
 /** Opens (creating if needed) the state database at `file` and brings its schema up to date. */

@@ -292,10 +292,15 @@ export class ImageStore {
       for (const layer of manifest.layers) live.add(layer.digest);
       // An image's signatures (artifacts referring to it) go with it.
       for (const referrer of this.referrersOf(digest)) {
+        live.add(referrer);
         const bytes = await this.blobs.read(referrer).catch(() => undefined);
-        if (!bytes) continue;
-        const artifact = JSON.parse(bytes.toString('utf8')) as Manifest;
-        for (const blob of [referrer, artifact.config.digest, ...artifact.layers.map((l) => l.digest)]) live.add(blob);
+        let artifact: Manifest | undefined;
+        try {
+          artifact = bytes ? (JSON.parse(bytes.toString('utf8')) as Manifest) : undefined;
+        } catch {
+          artifact = undefined; // a broken signature is verify's to report; it costs gc nothing
+        }
+        for (const blob of [artifact?.config?.digest, ...(artifact?.layers ?? []).map((l) => l.digest)]) if (blob) live.add(blob);
       }
     }
     // The signatures of images no longer recorded (removed now, or by `image rm` before) go with them.

@@ -22,7 +22,7 @@ import { listDeploys, runningDeploy } from '../../src/state/deploys.js';
 import { listReleases } from '../../src/state/releases.js';
 import { getService } from '../../src/state/services.js';
 import { ImageStore } from '../../src/store/image-store.js';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { ensureSigningKey } from '../../src/sign/keys.js';
 import { makeImage } from '../fixtures/make-image.js';
 import { imageSpec } from '../support/spec.js';
@@ -389,10 +389,10 @@ describe('the control loop on the fake provider, in fake time', () => {
     assert.deepEqual(s.routers.get('web@prod')!.routed().sort(), [...inProd.started].sort());
     assert.equal(s.world.journal.filter((l) => l.startsWith('destroy')).length, 0, 'neither adopted the other\'s instances');
 
-    // The services without '@' were made in the home environment 'test': a plane that calls another home refuses.
+    // The state folder's home environment is 'test' (recorded at its first start): a plane that calls another home refuses.
     await s.plane.close();
     const other = new ControlPlane(s.store, Providers.standIn({ process: s.fake }), { env: 'prod', clock: s.clock, probe: s.fake.probe, router: (service) => new FakeRouter(service) });
-    await assert.rejects(other.start(), /has the home environment 'test' \(service 'web' runs there\), not 'prod': start imago server with --env test/);
+    await assert.rejects(other.start(), /has the home environment 'test' \(recorded at its first start\), not 'prod': start imago server with --env test/);
     await s.restart();
     assert.equal((await s.status()).instances.length, 3);
   });
@@ -402,14 +402,17 @@ describe('the control loop on the fake provider, in fake time', () => {
     const prod = { ...spec(), name: s.plane.keyOf('web', 'prod') };
     const key = ensureSigningKey(s.store.home); // the scene's bakes signed with it
     const stranger = generateKeyPairSync('ed25519');
-    const live = await s.drive(s.plane.deploy(prod, s.digests[0]!, 'alice', { requireSignature: [key.publicKey] }));
+    const pem = (k: KeyObject) => k.export({ type: 'spki', format: 'pem' }) as string;
+    const live = await s.drive(s.plane.deploy(prod, s.digests[0]!, 'alice', { policy: { minSoak: 0, keys: [pem(key.publicKey)] } }));
     assert.equal(live.outcome, 'live');
     await assert.rejects(
-      s.plane.deploy(prod, s.digests[1]!, 'alice', { requireSignature: [stranger.publicKey] }),
+      s.plane.deploy(prod, s.digests[1]!, 'alice', { policy: { minSoak: 0, keys: [pem(stranger.publicKey)] } }),
       /cannot deploy web@prod: its environment requires a signature by one of 1 key\(s\), and image sha256:[0-9a-f]{64}: signed by key [0-9a-f]{16}, which is not among the 1 trusted key\(s\)/,
     );
     const plain = await makeImage(s.store, { name: 'plain', tag: '1', files: { 'app': 'x' } });
-    await assert.rejects(s.plane.deploy(prod, plain.digest, 'alice', { requireSignature: [key.publicKey] }), /image sha256:[0-9a-f]{64} has no signature/);
+    await assert.rejects(s.plane.deploy(prod, plain.digest, 'alice', { policy: { minSoak: 0, keys: [pem(key.publicKey)] } }), /image sha256:[0-9a-f]{64} has no signature/);
+    // A client that is no admin, sending no policy, is held to the one an admin's deploy stored.
+    await assert.rejects(s.plane.deploy(prod, plain.digest, 'ci', { admin: false }), /signed by key|has no signature/);
     assert.deepEqual(listReleases(s.store.db, 'web@prod').map((r) => [r.version, r.status]), [[1, 'live']], 'no release for what was refused');
   });
 });

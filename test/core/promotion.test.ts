@@ -51,6 +51,12 @@ describe('decidePromotion', () => {
     });
   }
 
+  it('--image takes the newest release of the digest: a newer run of it that was rolled back is refused, not passed over', () => {
+    const rerun: SourceRelease[] = [...staging, { version: 4, digest: A, status: 'rolled-back', finishedAt: at(1) }, { version: 5, digest: C, status: 'live', finishedAt: at(0.5) }];
+    const decision = decide({ kind: 'digest', digest: A }, 0, false, rerun);
+    assert.ok(!decision.ok && decision.forceable && /release 4 of 'web' in staging was rolled back there/.test(decision.reason));
+  });
+
   it('a rolled-back release is refused unless forced; none live is never forced', () => {
     const rolledBack: SourceRelease[] = [
       { version: 1, digest: A, status: 'live', finishedAt: at(5) },

@@ -30,9 +30,9 @@ export function registerDeploy(program: Command): void {
   /**
    * The service as written in the config file, with the overrides of its environment (`--env`,
    * else the config's default one) laid over it, validated here too so errors name the file:
-   * the server normalises it. Also the environment's minSoak, for a promotion into it.
+   * the server normalises it. Also the environment's policy (minSoak, requireSignature's keys).
    */
-  const serviceFromConfig = async (name: string, cmd: Command, given: string | undefined): Promise<{ raw: Record<string, unknown>; image: string; env: string | undefined; minSoak: number; environments: string[]; policy: Record<string, unknown> | undefined }> => {
+  const serviceFromConfig = async (name: string, cmd: Command, given: string | undefined): Promise<{ raw: Record<string, unknown>; image: string; env: string | undefined; environments: string[]; policy: Record<string, unknown> | undefined }> => {
     const options = cmd.optsWithGlobals<GlobalOptions>();
     const [{ loadConfigSource }, { serviceInEnvironment }, { isEnvironmentName, ENVIRONMENT_NAME }] = await Promise.all([
       import('../../config/load.js'),
@@ -52,8 +52,9 @@ export function registerDeploy(program: Command): void {
     const keys = required ? await Promise.all(required.keys.map((file) => readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
       throw new ConfigError(`environments.${env}.requireSignature.keys: cannot read ${file}: ${error.code ?? error.message}`, { file: config.file });
     }))) : undefined;
-    const policy = keys ? { requireSignature: { keys } } : undefined;
-    return { raw: sent, image: spec.image, env, minSoak: env ? config.environments[env]!.minSoak : 0, environments: Object.keys(config.environments), policy };
+    // The environment's policy as this config says it; the server holds a client that is not an admin to what an admin's said.
+    const policy = env ? { minSoak: config.environments[env]!.minSoak, ...(keys ? { requireSignature: { keys } } : {}) } : undefined;
+    return { raw: sent, image: spec.image, env, environments: Object.keys(config.environments), policy };
   };
   const envOption = '--env <name>';
   const envHelp = "environment (default: the config's defaultEnvironment, else the server's home one)";
@@ -92,7 +93,7 @@ export function registerDeploy(program: Command): void {
     .option('--reason <text>', 'why, with --force: recorded in the ledger')
     .option('--json', 'print the result as JSON')
     .action(async (name: string, opts: { from: string; to: string; release?: string; image?: string; force?: boolean; reason?: string; json?: boolean }, cmd: Command) => {
-      const { raw, minSoak, environments, policy } = await serviceFromConfig(name, cmd, opts.to);
+      const { raw, environments, policy } = await serviceFromConfig(name, cmd, opts.to);
       if (!environments.includes(opts.from)) throw new ConfigError(`--from: unknown environment "${opts.from}": expected one of ${environments.join(', ')}`);
       const release = opts.release === undefined ? undefined : Number(opts.release);
       if (release !== undefined && (!Number.isInteger(release) || release < 1)) throw new ConfigError(`--release: expected a release number, got "${opts.release}"`);
@@ -104,7 +105,6 @@ export function registerDeploy(program: Command): void {
         from: opts.from,
         to: opts.to,
         service: raw,
-        minSoak,
         ...(policy ? { policy } : {}),
         ...(release !== undefined ? { release } : {}),
         ...(opts.image ? { image: opts.image } : {}),

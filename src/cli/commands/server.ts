@@ -24,8 +24,8 @@ export function registerServer(program: Command): void {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const match = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):(\d{1,5})$/.exec(opts.listen);
       if (!match || Number(match[2]) > 65535) throw new ConfigError(`--listen: expected a loopback address like "127.0.0.1:7420", got "${opts.listen}"`);
-      const { isEnvironmentName, ENVIRONMENT_NAME } = await import('../../config/environments.js');
-      if (!isEnvironmentName(opts.env)) throw new ConfigError(`--env: expected ${ENVIRONMENT_NAME}, got "${opts.env}"`);
+      // Looser than an environment's name: a state folder from before environments may have any home name but '@'.
+      if (!/^[^\s@]{1,64}$/.test(opts.env)) throw new ConfigError(`--env: expected a name of 1 to 64 characters without spaces or "@", got "${opts.env}"`);
       const home = resolveHome(global.home);
       const { parseDataPlane } = await import('../../router/data-plane.js');
       const dataPlane = parseDataPlane(opts.dataPlane);
