@@ -7,6 +7,7 @@ import { registerImages } from './commands/images.js';
 import { registerLedger } from './commands/ledger.js';
 import { registerLogs } from './commands/logs.js';
 import { registerServer } from './commands/server.js';
+import { registerSecrets } from './commands/secrets.js';
 import { registerTokens } from './commands/tokens.js';
 
 /** Builds the `imago` command tree. */
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerLogs(program);
   registerLedger(program);
   registerTokens(program);
+  registerSecrets(program);
   return program;
 }
 

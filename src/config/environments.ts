@@ -37,6 +37,7 @@ export const OVERRIDABLE_KEYS = [
   'maxAgeJitter',
   'drift',
   'backoff',
+  'secrets',
 ] as const;
 
 /** The key of service `name` in environment `env`, for a control plane whose home environment is `home`. */

@@ -158,6 +158,7 @@ function buildService(name: string, service: ParsedService, root?: string): Serv
     maxAgeJitter: service.maxAgeJitter ?? d.maxAgeJitter,
     drift: service.drift ?? d.drift,
     backoff: { initial: service.backoff?.initial ?? d.backoff.initial, max: service.backoff?.max ?? d.backoff.max, reset: service.backoff?.reset ?? d.backoff.reset },
+    secrets: Object.entries(service.secrets ?? {}).map(([secret, use]) => ('env' in use ? { name: secret, env: use.env } : { name: secret, file: use.file })),
   };
 }
 

@@ -112,6 +112,18 @@ const backoff = strictObject(
 /** An image reference for a service: a stored image or one this config bakes. */
 const image = checkedString('an image reference like "web", "web:1.4" or "sha256:…"', (value) => !('error' in parseImageRef(value)));
 
+/** A secret's name, as `imago secret set <env> <name>` stores it. */
+export const secretName = checkedString('a secret name of lowercase letters, digits, ".", "_" and "-" (at most 63)', (name) => /^[a-z0-9][a-z0-9_.-]{0,62}$/.test(name));
+
+/** How an instance gets one secret: an environment variable, or a file under /run/secrets. */
+const secretUse = z.union(
+  [
+    strictObject({ env: checkedString('an environment variable name like "DB_PASSWORD"', (v) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(v) && v !== 'PORT' && v !== 'HOST') }, 'an object like { env: DB_PASSWORD }'),
+    strictObject({ file: checkedString('a file right under /run/secrets, like "/run/secrets/db-password"', (v) => /^\/run\/secrets\/[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(v)) }, 'an object like { file: /run/secrets/db-password }'),
+  ],
+  { error: 'expected { env: VARIABLE } or { file: /run/secrets/<name> }' },
+);
+
 /** One service. */
 export const serviceSchema = strictObject(
   {
@@ -134,6 +146,7 @@ export const serviceSchema = strictObject(
     maxAgeJitter: jitter.optional(),
     drift: z.enum(['replace', 'report'], { error: 'expected "replace" or "report"' }).optional(),
     backoff: backoff.optional(),
+    secrets: z.record(secretName, secretUse, { error: 'expected an object of secret name: { env: VARIABLE } or { file: /run/secrets/<name> }' }).optional(),
   },
   'an object describing a service',
 );

@@ -12,9 +12,9 @@ import { PROVIDERS, type ServiceSpec } from './types.js';
 /**
  * The version of the stored form written now. 1: rows from before versions (read with the
  * guard's defaults); 2: before the data plane's keys (read with `protocol: http`, no TLS, no
- * `keepPrevious`).
+ * `keepPrevious`); 3: before secrets (read with none).
  */
-export const SERVICE_SPEC_VERSION = 3;
+export const SERVICE_SPEC_VERSION = 4;
 
 const ms = z.number().int().min(0);
 const count = z.strictObject({ kind: z.enum(['count', 'percent']), value: z.number().min(0) });
@@ -48,6 +48,7 @@ const storedSpec = z.strictObject({
   maxAgeJitter: z.number().min(0).max(1),
   drift: z.enum(['replace', 'report']),
   backoff: z.strictObject({ initial: ms, max: ms, reset: ms }),
+  secrets: z.array(z.union([z.strictObject({ name: z.string().min(1), env: z.string().min(1) }), z.strictObject({ name: z.string().min(1), file: z.string().startsWith('/run/secrets/') })])),
 });
 
 /** The JSON a release stores for `spec`: every key, and the schema version. */
@@ -63,10 +64,11 @@ export function storeServiceSpec(spec: ServiceSpec): Record<string, unknown> {
 export function readServiceSpec(stored: Record<string, unknown>, where: string): ServiceSpec {
   const { schemaVersion, ...rest } = stored;
   const version = schemaVersion ?? 1;
-  if (version !== 1 && version !== 2 && version !== SERVICE_SPEC_VERSION) {
+  if (version !== 1 && version !== 2 && version !== 3 && version !== SERVICE_SPEC_VERSION) {
     throw new ConfigError(`${where}: its service spec has schema version ${JSON.stringify(version)}, and this imago reads 1 to ${SERVICE_SPEC_VERSION}: upgrade imago`);
   }
-  const input = version === SERVICE_SPEC_VERSION ? rest : upgradeFromVersion2(version === 1 ? upgradeFromVersion1(rest) : rest);
+  const older = version === 1 ? upgradeFromVersion2(upgradeFromVersion1(rest)) : version === 2 ? upgradeFromVersion2(rest) : rest;
+  const input = version === SERVICE_SPEC_VERSION ? rest : { ...older, secrets: [] };
   const result = storedSpec.safeParse(input, { reportInput: true });
   if (!result.success) throw new ConfigError(`${where}: its stored service spec is not one this imago understands: ${describeProblems(formatIssues(result.error.issues, input))}`);
   const spec = result.data;

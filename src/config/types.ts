@@ -126,7 +126,12 @@ export interface ServiceSpec {
   drift: 'replace' | 'report';
   /** How a release whose instances keep failing backs off before each next start. */
   backoff: { initial: Millis; max: Millis; reset: Millis };
+  /** The secrets of its environment it gets at start: each as an environment variable, or as a file under /run/secrets (mode 0400). */
+  secrets: ServiceSecret[];
 }
+
+/** One secret a service's instances get, by its name in the environment's secrets. */
+export type ServiceSecret = { name: string; env: string } | { name: string; file: string };
 
 /** Where a service's instances run. */
 export const PROVIDERS = ['process', 'docker'] as const;

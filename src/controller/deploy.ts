@@ -10,6 +10,8 @@ import { createDeploy } from '../state/deploys.js';
 import { adoptInstances, FINAL_INSTANCE_STATES, listInstances } from '../state/instances.js';
 import { createRelease, getRelease, liveRelease, setReleaseStatus } from '../state/releases.js';
 import { appendEvent } from '../state/ledger.js';
+import { secretsKey } from '../secrets/seal.js';
+import { currentVersions, secretValue } from '../state/secrets.js';
 import { getService, scaleService, setDesired } from '../state/services.js';
 import type { PromotedFrom } from '../state/types.js';
 
@@ -26,6 +28,8 @@ export interface DeployRequest {
   rollbackOf?: number;
   /** A new release even when nothing changed (every instance replaced). */
   force?: boolean;
+  /** The secret versions to run with (a rollback: the ones its target ran with); absent: the environment's newest. */
+  secretVersions?: Record<string, number>;
   /** A promotion: the release of another environment this one deploys, the refusals forced past, and why. */
   promotion?: { from: PromotedFrom; overridden: string[]; reason?: string | undefined };
 }
@@ -49,10 +53,20 @@ export async function deployRelease(loop: ServiceLoop, request: DeployRequest): 
   const { db, provider } = loop.ctx;
   const { spec, digest, actor } = request;
   return withLock(db, `service:${spec.name}`, actor, () => loop.actingFor(actor, async () => {
+    // The secret versions it runs with, each still kept: a release is its image, its config and these.
+    const env = loop.ctx.env;
+    const names = (spec.secrets ?? []).map((s) => s.name);
+    const versions = request.secretVersions ? Object.fromEntries(names.map((n) => [n, request.secretVersions![n]!])) : currentVersions(db, env, names);
+    const key = names.length > 0 ? secretsKey(loop.ctx.store.home) : undefined;
+    for (const name of names) {
+      if (versions[name] === undefined) throw new HttpError(409, `release to bring back records no version of secret "${name}" of ${env}`);
+      secretValue(db, key!, env, name, versions[name]!); // one removed or pruned is refused now, before anything starts
+    }
     await provider.loadImage(digest);
     const service = getService(db, spec.name)!;
     const live = liveRelease(db, spec.name);
-    if (live && !request.force && request.rollbackOf === undefined && live.digest === digest && sameButReplicas(loop.specs.of(live.id), spec)) {
+    const sameSecrets = canonicalJson(live?.secrets?.versions ?? {}) === canonicalJson(versions);
+    if (live && !request.force && request.rollbackOf === undefined && live.digest === digest && sameSecrets && sameButReplicas(loop.specs.of(live.id), spec)) {
       if (service.replicas === spec.replicas) return { release: live, outcome: 'unchanged', started: [] };
       const scaled = await scale(loop, spec.replicas, actor);
       return { release: live, outcome: 'scaled', scaled, started: [] };
@@ -60,9 +74,9 @@ export async function deployRelease(loop: ServiceLoop, request: DeployRequest): 
     const now = new Date(loop.clock.now());
     // A rollback keeps the fleet's size (scaling is an operator's, not a release's); a deploy brings its own.
     const replicas = request.rollbackOf !== undefined ? service.replicas : spec.replicas;
-    const kept = keptInstances(loop, digest, spec, now.getTime());
+    const kept = keptInstances(loop, digest, spec, versions, now.getTime());
     const { promotion } = request;
-    const release = createRelease(db, { service: spec.name, digest, config: storeServiceSpec(spec), createdBy: actor, ...(request.rollbackOf ? { rollbackOf: request.rollbackOf } : {}), ...(promotion ? { promotedFrom: promotion.from } : {}) }, now);
+    const release = createRelease(db, { service: spec.name, digest, config: storeServiceSpec(spec), createdBy: actor, ...(request.rollbackOf ? { rollbackOf: request.rollbackOf } : {}), ...(promotion ? { promotedFrom: promotion.from } : {}), ...(names.length > 0 ? { secrets: { env, versions } } : {}) }, now);
     if (promotion) {
       const data = { version: release.version, digest, from: promotion.from, ...(promotion.overridden.length > 0 ? { forced: promotion.overridden, reason: promotion.reason } : {}) };
       appendEvent(db, { actor, kind: 'release.promoted', service: spec.name, releaseId: release.id, data }, now);
@@ -104,15 +118,15 @@ export function planFor(loop: ServiceLoop, spec: ServiceSpec, replicas = spec.re
 }
 
 /**
- * The running instances `keepPrevious` keeps that are of the same image and config as `spec`
+ * The running instances `keepPrevious` keeps that are of the same image, config and secret versions as `spec`
  * (a rollback to the release before, inside its window); none otherwise.
  */
-function keptInstances(loop: ServiceLoop, digest: Digest, spec: ServiceSpec, now: number): string[] {
+function keptInstances(loop: ServiceLoop, digest: Digest, spec: ServiceSpec, versions: Record<string, number>, now: number): string[] {
   const { db } = loop.ctx;
   const keep = readDesired(db, loop.name, loop.specs).desired.keep;
   if (!keep || now >= keep.until) return [];
   const release = getRelease(db, keep.release);
-  if (!release || release.digest !== digest || !sameButReplicas(loop.specs.of(release.id), spec)) return [];
+  if (!release || release.digest !== digest || !sameButReplicas(loop.specs.of(release.id), spec) || canonicalJson(release.secrets?.versions ?? {}) !== canonicalJson(versions)) return [];
   // Only the healthy ones: one failing its checks would fail the rollback it was kept for.
   const healthy = new Set(loop.snapshot().instances.filter((i) => i.health === 'healthy').map((i) => i.id));
   return listInstances(db, loop.name, { releaseId: release.id }).filter((i) => !FINAL_INSTANCE_STATES.includes(i.state) && healthy.has(i.id)).map((i) => i.id);

@@ -15,6 +15,7 @@ import type { DesiredState, SpecCache } from './desired-state.js';
 import { healthFor } from './health-for.js';
 import type { HealthWatchers } from './health-watchers.js';
 import { instanceSpecFor } from './instance-spec.js';
+import { secretsFor } from './instance-secrets.js';
 import type { PortAllocator } from './ports.js';
 
 /** What the executor works with. */
@@ -182,7 +183,8 @@ export class Executor {
           setPort(this.ctx.db, id, port);
           const image = await this.ctx.imageConfig(release.digest as Digest);
           const exposed = Object.keys(image.config?.ExposedPorts ?? {}).map((key) => /^(\d+)\/tcp$/.exec(key)?.[1]).find(Boolean);
-          const instance = await this.ctx.provider.create(instanceSpecFor(spec, { id: release.id, digest: release.digest as Digest }, { id, port, env: this.ctx.env, imagePort: exposed ? Number(exposed) : undefined }));
+          const secrets = secretsFor(this.ctx.db, this.ctx.store.home, spec, release);
+          const instance = await this.ctx.provider.create(instanceSpecFor(spec, { id: release.id, digest: release.digest as Digest }, { id, port, env: this.ctx.env, imagePort: exposed ? Number(exposed) : undefined, secrets }));
           if (this.cancelled.has(id) || this.closed) {
             // Stopped while it was being made (its deploy failed), or the loop closed: it goes at once.
             await this.ctx.provider.destroy(id, { graceMs: spec.stopGrace });

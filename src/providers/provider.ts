@@ -31,7 +31,16 @@ export interface InstanceSpec {
   volumes: Array<{ name: string; path: string }>;
   /** Limits: memory in bytes, and processes (threads count too). Absent: the provider's defaults. */
   resources?: { memory: number; pids: number };
+  /**
+   * Secrets, in clear: each an environment variable or a file under /run/secrets (mode 0400,
+   * owned by the image's user). A provider never writes a value where anyone but the instance
+   * reads it: not a command line, a file of the state folder, a log, or what its engine shows.
+   */
+  secrets?: InstanceSecret[];
 }
+
+/** One secret of an instance, with its value. */
+export type InstanceSecret = ({ env: string } | { file: string }) & { name: string; value: Buffer };
 
 /** One instance as the provider sees it. */
 export interface ProviderInstance {

@@ -207,6 +207,8 @@ export class ControlPlane {
   async deploy(service: ServiceSpec, image: string, actor: string, options: { force?: boolean; promotion?: DeployRequest['promotion']; policy?: PolicyText | undefined; admin?: boolean } = {}): Promise<DeployOutcome> {
     const digest = this.resolve(image);
     this.refuseRevoked(digest, `deploy ${service.name}`);
+    const asEnv = service.provider === 'docker' ? service.secrets.find((s) => 'env' in s) : undefined;
+    if (asEnv) throw new HttpError(400, `services.${service.name}.secrets.${asEnv.name}: the docker provider gives secrets as files only (docker inspect shows a container's environment): use { file: /run/secrets/${asEnv.name} }`);
     const { keys } = policyFor(this.store.db, this.envOf(service.name), options.policy, { admin: options.admin ?? true, actor });
     if (keys) await this.refuseUnsigned(digest, service.name, keys);
     const loop = await this.loopFor(service, actor);
@@ -262,7 +264,7 @@ export class ControlPlane {
     const spec = new SpecCache(this.store.db).of(target.id);
     // Where the service listens is the service's, not the release's: a rollback does not move its router.
     const loop = this.loops.get(service) ?? (await this.loopFor(spec, actor, { relisten: false }));
-    return deployRelease(loop, { spec, digest: target.digest as Digest, actor, rollbackOf: target.id });
+    return deployRelease(loop, { spec, digest: target.digest as Digest, actor, rollbackOf: target.id, ...(target.secrets ? { secretVersions: target.secrets.versions } : {}) });
   }
 
   /**

@@ -1,7 +1,8 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ImagoError, reasonOf } from '../errors.js';
+import { writeFileOnce } from '../util/write-once.js';
 import { keyIdOf } from './dsse.js';
 
 /** The state folder's signing key pair: `<home>/keys/signing.key` (PKCS#8 PEM, 0600) and `signing.pub` (SPKI PEM). */
@@ -17,18 +18,8 @@ export function ensureSigningKey(home: string): { privateKey: KeyObject; publicK
   const paths = signingKeyPaths(home);
   if (!existsSync(paths.privateKey)) {
     mkdirSync(join(home, 'keys'), { recursive: true, mode: 0o700 });
-    const pair = generateKeyPairSync('ed25519');
-    const tmp = `${paths.privateKey}.${process.pid}.tmp`;
-    writeFileSync(tmp, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-    chmodSync(tmp, 0o600);
-    // A link appears whole or fails: of two bakes making the key at once, the first one's is the key.
-    try {
-      linkSync(tmp, paths.privateKey);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    } finally {
-      unlinkSync(tmp);
-    }
+    // Of two bakes making the key at once, the first one's is the key.
+    writeFileOnce(paths.privateKey, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), 0o600);
   }
   let privateKey: KeyObject;
   try {

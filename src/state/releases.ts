@@ -31,6 +31,8 @@ export interface NewRelease {
   rollbackOf?: number;
   /** The release of another environment this one promotes. */
   promotedFrom?: PromotedFrom;
+  /** The secret versions it runs with. */
+  secrets?: { env: string; versions: Record<string, number> };
 }
 
 interface ReleaseRow {
@@ -43,6 +45,7 @@ interface ReleaseRow {
   reason: string | null;
   rollback_of: number | null;
   promoted_from: string | null;
+  secrets: string | null;
   created_by: string;
   created_at: string;
   finished_at: string | null;
@@ -56,6 +59,7 @@ export function createRelease(db: Db, input: NewRelease, now: Date = new Date())
   const createdBy = checkText('createdBy', input.createdBy);
   const rollbackOf = input.rollbackOf === undefined ? null : checkId('rollbackOf', input.rollbackOf);
   const promotedFrom = input.promotedFrom === undefined ? null : canonicalJson(checkPromotedFrom(input.promotedFrom), 'promotedFrom');
+  const secrets = input.secrets === undefined || Object.keys(input.secrets.versions).length === 0 ? null : canonicalJson(input.secrets, 'secrets');
   return db
     .transaction((): Release => {
       if (rollbackOf !== null) {
@@ -65,14 +69,15 @@ export function createRelease(db: Db, input: NewRelease, now: Date = new Date())
       const { next } = db.prepare(`SELECT COALESCE(MAX(version), 0) + 1 AS next FROM releases WHERE service = ?`).get(service) as { next: number };
       const { lastInsertRowid } = db
         .prepare(
-          `INSERT INTO releases (service, version, digest, config, status, rollback_of, promoted_from, created_by, created_at)
-           VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)`,
+          `INSERT INTO releases (service, version, digest, config, status, rollback_of, promoted_from, secrets, created_by, created_at)
+           VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)`,
         )
-        .run(service, next, input.digest, config, rollbackOf, promotedFrom, createdBy, now.toISOString());
+        .run(service, next, input.digest, config, rollbackOf, promotedFrom, secrets, createdBy, now.toISOString());
       const id = Number(lastInsertRowid);
       const data: Record<string, unknown> = { version: next, digest: input.digest };
       if (rollbackOf !== null) data.rollbackOf = rollbackOf;
       if (input.promotedFrom) data.promotedFrom = input.promotedFrom;
+      if (secrets) data.secrets = input.secrets;
       appendEvent(db, { actor: createdBy, kind: 'release.created', service, releaseId: id, data }, now);
       return getRelease(db, id)!;
     })
@@ -155,6 +160,7 @@ function toRelease(row: ReleaseRow): Release {
     reason: orUndefined(row.reason),
     rollbackOf: orUndefined(row.rollback_of),
     promotedFrom: row.promoted_from ? (JSON.parse(row.promoted_from) as PromotedFrom) : undefined,
+    secrets: row.secrets ? (JSON.parse(row.secrets) as Release['secrets']) : undefined,
     createdBy: row.created_by,
     createdAt: row.created_at,
     finishedAt: orUndefined(row.finished_at),

@@ -21,6 +21,8 @@ export interface Release {
   rollbackOf: number | undefined;
   /** Where a promoted release came from: the service key and release version it was live as. */
   promotedFrom: PromotedFrom | undefined;
+  /** The secret versions it runs with (its environment's), or undefined for none. */
+  secrets: { env: string; versions: Record<string, number> } | undefined;
   createdBy: string;
   createdAt: string;
   /** When its deploy ended (it went live or failed). */

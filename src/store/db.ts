@@ -227,6 +227,31 @@ const MIGRATIONS: string[] = [
     updated_at TEXT NOT NULL
   );
   `,
+  // 10: secrets (src/state/secrets.ts), sealed with AES-256-GCM; a release names the versions it uses, as immutably as the rest of it.
+  `
+  CREATE TABLE secret_names (
+    env        TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    latest     INTEGER NOT NULL,
+    removed_at TEXT,
+    PRIMARY KEY (env, name)
+  );
+  CREATE TABLE secret_versions (
+    env        TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    iv         BLOB NOT NULL,
+    data       BLOB NOT NULL,
+    tag        BLOB NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (env, name, version)
+  );
+  ALTER TABLE releases ADD COLUMN secrets TEXT;
+  DROP TRIGGER releases_immutable;
+  CREATE TRIGGER releases_immutable BEFORE UPDATE OF id, service, version, digest, config, rollback_of, created_by, created_at, promoted_from, secrets ON releases
+  BEGIN SELECT RAISE(ABORT, 'releases are immutable: only status, reason and finished_at change'); END;
+  `,
 ];
 
 /** Opens (creating if needed) the state database at `file` and brings its schema up to date. */

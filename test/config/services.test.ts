@@ -40,6 +40,7 @@ test('a minimal service gets every default', () => {
     maxAgeJitter: 0.1,
     drift: 'replace',
     backoff: { initial: 1000, max: 300_000, reset: 600_000 },
+    secrets: [],
   });
 });
 
@@ -115,7 +116,7 @@ const cases: Array<[string, unknown, string[]]> = [
   ['an unknown resource', { services: { web: { image: 'w', resources: { cpu: 2 } } } },
     ['services.web.resources.cpu: unknown key (expected one of: memory, pids)']],
   ['an unknown service key', { services: { web: { image: 'w', replica: 3 } } },
-    ['services.web.replica: unknown key (expected one of: image, replicas, port, listen, protocol, keepPrevious, health, strategy, env, volumes, stopGrace, drainTimeout, deployTimeout, resources, provider, maxAge, maxAgeJitter, drift, backoff)']],
+    ['services.web.replica: unknown key (expected one of: image, replicas, port, listen, protocol, keepPrevious, health, strategy, env, volumes, stopGrace, drainTimeout, deployTimeout, resources, provider, maxAge, maxAgeJitter, drift, backoff, secrets)']],
   ['a max age under a second', { services: { web: { image: 'w', maxAge: '500ms' } } },
     ['services.web.maxAge: expected a duration from 1s to 365d like "24h", "7d" or "90m", got "500ms"']],
   ['a max age over a year', { services: { web: { image: 'w', maxAge: '400d' } } },
@@ -171,7 +172,7 @@ test('one service as a client sent it is normalised with the same schema, and it
     assert.equal(error.message, [
       '2 problems:',
       '  services.web.replicas: expected a whole number of instances from 0 to 1000, got -1',
-      '  services.web.extra: unknown key (expected one of: image, replicas, port, listen, protocol, keepPrevious, health, strategy, env, volumes, stopGrace, drainTimeout, deployTimeout, resources, provider, maxAge, maxAgeJitter, drift, backoff)',
+      '  services.web.extra: unknown key (expected one of: image, replicas, port, listen, protocol, keepPrevious, health, strategy, env, volumes, stopGrace, drainTimeout, deployTimeout, resources, provider, maxAge, maxAgeJitter, drift, backoff, secrets)',
     ].join('\n'));
     return true;
   });
@@ -185,7 +186,7 @@ test('a stored spec reads back as it was normalised, with its schema version; a 
   assert.equal(stored.schemaVersion, SERVICE_SPEC_VERSION);
   assert.deepEqual(readServiceSpec(JSON.parse(JSON.stringify(stored)), 'release 1'), spec);
   assert.throws(() => readServiceSpec({ ...stored, replicas: 'three' }, "release 4 of 'web'"), /^ConfigError: release 4 of 'web': its stored service spec is not one this imago understands: replicas: Invalid input: expected number, received string$/);
-  assert.throws(() => readServiceSpec({ ...stored, schemaVersion: 9 }, 'release 5'), /release 5: its service spec has schema version 9, and this imago reads 1 to 3: upgrade imago/);
+  assert.throws(() => readServiceSpec({ ...stored, schemaVersion: 9 }, 'release 5'), /release 5: its service spec has schema version 9, and this imago reads 1 to 4: upgrade imago/);
   // A row from before versions: the keys added since come with their defaults.
   const { schemaVersion: _, maxAge: __, maxAgeJitter: ___, drift: ____, backoff: _____, ...legacy } = stored;
   const { startInterval: ______, ...legacyHealth } = legacy.health as Record<string, unknown>;

@@ -86,6 +86,7 @@ for (const { name: providerName, make } of PROVIDERS) describe(`deploy, roll bac
     maxAgeJitter: 0.1,
     drift: 'replace',
     backoff: { initial: 1000, max: 300_000, reset: 600_000 },
+    secrets: [],
   });
 
   it('v1 → v2 (rolling) → v3 (blue-green) → v1 (rollback) with zero failed requests; a broken v4 is rejected', async () => {

@@ -24,6 +24,9 @@ import { getService } from '../../src/state/services.js';
 import { ImageStore } from '../../src/store/image-store.js';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { ensureSigningKey } from '../../src/sign/keys.js';
+import { IN_TOTO_PAYLOAD_TYPE, signEnvelope } from '../../src/sign/dsse.js';
+import { provenanceStatement } from '../../src/sign/provenance.js';
+import { storeEnvelope } from '../../src/sign/signatures.js';
 import { makeImage } from '../fixtures/make-image.js';
 import { imageSpec } from '../support/spec.js';
 import { tempDir } from '../support/temp.js';
@@ -397,7 +400,7 @@ describe('the control loop on the fake provider, in fake time', () => {
     assert.equal((await s.status()).instances.length, 3);
   });
 
-  it('an environment that requires signatures deploys what its key signed, and refuses an unsigned image or one signed by another key; nothing changes', async () => {
+  it('an environment that requires signatures deploys what its key signed, and refuses an unsigned image, one signed by another key and a tampered one; nothing changes', async () => {
     const s = await scene();
     const prod = { ...spec(), name: s.plane.keyOf('web', 'prod') };
     const key = ensureSigningKey(s.store.home); // the scene's bakes signed with it
@@ -411,8 +414,13 @@ describe('the control loop on the fake provider, in fake time', () => {
     );
     const plain = await makeImage(s.store, { name: 'plain', tag: '1', files: { 'app': 'x' } });
     await assert.rejects(s.plane.deploy(prod, plain.digest, 'alice', { policy: { minSoak: 0, keys: [pem(key.publicKey)] } }), /image sha256:[0-9a-f]{64} has no signature/);
+    // A statement changed after a trusted key signed it.
+    const statement = provenanceStatement({ name: 'plain', digest: plain.digest, spec: 'x', context: 'none', base: 'scratch', imagoVersion: 'test', startedOn: '', finishedOn: '' });
+    const signed = signEnvelope(Buffer.from(JSON.stringify(statement)), IN_TOTO_PAYLOAD_TYPE, key.privateKey);
+    await storeEnvelope(s.store, plain.digest, { ...signed, payload: Buffer.from(JSON.stringify({ ...statement, predicate: {} })).toString('base64') }, key.keyid);
+    await assert.rejects(s.plane.deploy(prod, plain.digest, 'alice', { policy: { minSoak: 0, keys: [pem(key.publicKey)] } }), /the provenance or its signature was changed after signing/);
     // A client that is no admin, sending no policy, is held to the one an admin's deploy stored.
-    await assert.rejects(s.plane.deploy(prod, plain.digest, 'ci', { admin: false }), /signed by key|has no signature/);
+    await assert.rejects(s.plane.deploy(prod, plain.digest, 'ci', { admin: false }), /requires a signature by one of 1 key\(s\), and image .*changed after signing/);
     assert.deepEqual(listReleases(s.store.db, 'web@prod').map((r) => [r.version, r.status]), [[1, 'live']], 'no release for what was refused');
   });
 });

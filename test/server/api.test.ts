@@ -99,7 +99,7 @@ describe('control plane API', () => {
       '3 problems:',
       '  services.web.strategy.type: expected "rolling" or "blue-green", got nothing',
       '  services.web.strategy.kind: unknown key (expected one of: type, maxSurge, maxUnavailable)',
-      '  services.web.name: unknown key (expected one of: image, replicas, port, listen, protocol, keepPrevious, health, strategy, env, volumes, stopGrace, drainTimeout, deployTimeout, resources, provider, maxAge, maxAgeJitter, drift, backoff)',
+      '  services.web.name: unknown key (expected one of: image, replicas, port, listen, protocol, keepPrevious, health, strategy, env, volumes, stopGrace, drainTimeout, deployTimeout, resources, provider, maxAge, maxAgeJitter, drift, backoff, secrets)',
     ].join('\n'));
     const noRelease = await call('POST', '/v1/services/web/rollback', {});
     assert.equal(noRelease.status, 404);

@@ -17,9 +17,9 @@ export interface CliResult {
 }
 
 /** Runs the built `imago` CLI (as users do) in `cwd` with the given state home. */
-export function imago(args: string[], options: { cwd?: string; home: string; env?: Record<string, string> }): Promise<CliResult> {
+export function imago(args: string[], options: { cwd?: string; home: string; env?: Record<string, string>; input?: string }): Promise<CliResult> {
   if (!existsSync(`${REPO}dist/cli/main.js`)) throw new Error('dist/ is missing: run `npm run build` (npm test does it first)');
-  return run(process.execPath, [BIN, '--home', options.home, ...args], { cwd: options.cwd ?? REPO, env: { ...process.env, ...options.env } });
+  return run(process.execPath, [BIN, '--home', options.home, ...args], { cwd: options.cwd ?? REPO, env: { ...process.env, ...options.env }, ...(options.input !== undefined ? { input: options.input } : {}) });
 }
 
 /**
@@ -63,13 +63,14 @@ export async function stopServer(child: ChildProcess): Promise<void> {
 }
 
 /** Runs a program to its end, collecting what it printed and its exit code. */
-function run(cmd: string, args: string[], options: { cwd: string; env: NodeJS.ProcessEnv }): Promise<CliResult> {
+function run(cmd: string, args: string[], options: { cwd: string; env: NodeJS.ProcessEnv; input?: string }): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { cwd: options.cwd, env: options.env, stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    if (options.input !== undefined) child.stdin!.end(options.input);
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
   });

@@ -23,6 +23,8 @@ export interface ContainerContext {
   volumeNames: Record<string, string>;
   /** Defaults for limits the spec does not set. */
   defaultResources: { memory: number; pids: number };
+  /** File secrets: a host file on a tmpfs (mode 0400) bound read-only at each target. */
+  secretFiles?: Array<{ source: string; target: string }>;
 }
 
 /**
@@ -75,7 +77,7 @@ export function containerCreateOptions(spec: InstanceSpec, ctx: ContainerContext
         ReadOnly: false,
         // Mounted as it is: image content at the path is not copied in (as on the process provider).
         VolumeOptions: { NoCopy: true } as NonNullable<MountSettings['VolumeOptions']>,
-      })),
+      })).concat((ctx.secretFiles ?? []).map((file) => ({ Type: 'bind' as const, Source: file.source, Target: file.target, ReadOnly: true }) as never)),
       // The engine keeps a bounded copy; imago's own copy of the log is the per-instance file.
       LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
     },

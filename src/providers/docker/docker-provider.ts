@@ -1,4 +1,4 @@
-import { appendFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { appendFile, chown, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { DEFAULTS } from '../../config/normalise.js';
@@ -128,13 +128,17 @@ export class DockerProvider implements Provider {
         await volumes.ensure(volumeNames[volume.name]!, service, owner);
       }
     }
+    const secretFiles = await this.writeSecrets(spec, runtime.User);
     await mkdir(this.logsDir, { recursive: true });
-    const options = (image: string) => containerCreateOptions(spec, { image, scope, network: this.network, volumeNames, defaultResources: DEFAULTS.service.resources });
+    const options = (image: string) => containerCreateOptions(spec, { image, scope, network: this.network, volumeNames, defaultResources: DEFAULTS.service.resources, secretFiles });
     let container: Docker.Container;
     try {
       container = await this.docker.createContainer(options(image));
     } catch (error) {
-      if (statusOf(error) !== 404) throw engineError(`failed to create instance '${spec.id}'`, error);
+      if (statusOf(error) !== 404) {
+        await this.removeSecrets(spec.id);
+        throw engineError(`failed to create instance '${spec.id}'`, error);
+      }
       if (/network/i.test(engineError('', error).message)) {
         // The imago network was removed from outside since this provider made it: make it again.
         await this.ensureNetwork();
@@ -143,7 +147,8 @@ export class DockerProvider implements Provider {
         this.images.forget(spec.digest);
         image = await this.images.ensure(spec.digest);
       }
-      container = await this.docker.createContainer(options(image)).catch((again: unknown) => {
+      container = await this.docker.createContainer(options(image)).catch(async (again: unknown) => {
+        await this.removeSecrets(spec.id);
         throw engineError(`failed to create instance '${spec.id}'`, again);
       });
     }
@@ -151,6 +156,7 @@ export class DockerProvider implements Provider {
       await container.start();
     } catch (error) {
       await container.remove({ force: true, v: true }).catch(() => undefined);
+      await this.removeSecrets(spec.id);
       throw engineError(`failed to start instance '${spec.id}'`, error);
     }
     this.follow(container.id, spec.id);
@@ -721,7 +727,42 @@ export class DockerProvider implements Provider {
   }
 
   /** Drops what the provider kept about a removed instance (its log file stays). */
+  /**
+   * An instance's file secrets, each a file of mode 0400 owned by the image's user on a host
+   * tmpfs (`/dev/shm/imago-secrets/<id>`, never the state folder), bound read-only into the
+   * container. Environment-variable secrets are refused: the engine shows a container's
+   * environment to anyone who may inspect it.
+   */
+  private async writeSecrets(spec: InstanceSpec, user: string | undefined): Promise<Array<{ source: string; target: string }>> {
+    const secrets = spec.secrets ?? [];
+    const asEnv = secrets.find((s) => 'env' in s);
+    if (asEnv) throw new ProviderError(`failed to start instance '${spec.id}': secret "${asEnv.name}" is asked for as an environment variable, which docker inspect would show; on the docker provider give it as a file (/run/secrets/…)`);
+    if (secrets.length === 0) return [];
+    const dir = this.secretsDir(spec.id);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const owner = await this.ownerOf(spec.digest, user);
+    const out: Array<{ source: string; target: string }> = [];
+    for (const s of secrets) {
+      if (!('file' in s)) continue;
+      const source = join(dir, s.name);
+      await writeFile(source, s.value, { mode: 0o400 });
+      await chown(source, owner.uid, owner.gid);
+      out.push({ source, target: s.file });
+    }
+    return out;
+  }
+
+  /** Where an instance's file secrets are kept on the host while it runs. */
+  private secretsDir(id: string): string {
+    return join('/dev/shm', 'imago-secrets', id);
+  }
+
+  private async removeSecrets(id: string): Promise<void> {
+    await rm(this.secretsDir(id), { recursive: true, force: true });
+  }
+
   private async forget(id: string): Promise<void> {
+    await this.removeSecrets(id);
     this.drift?.delete(id);
     await rm(join(this.driftDir, id), { force: true });
     await rm(this.createdFile(id), { force: true });

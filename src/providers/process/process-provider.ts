@@ -12,7 +12,7 @@ import { existingDirInRoot, resolveInRoot } from '../../oci/safe-path.js';
 import type { ImageConfig } from '../../oci/types.js';
 import type { ImageStore } from '../../store/image-store.js';
 import { OutputFiles, outputTail } from '../output-files.js';
-import type { InstanceSpec, InstanceUsage, OutputRead, OutputStream, Provider, ProviderEvent, ProviderInstance } from '../provider.js';
+import type { InstanceSecret, InstanceSpec, InstanceUsage, OutputRead, OutputStream, Provider, ProviderEvent, ProviderInstance } from '../provider.js';
 import { instanceCgroup, JOIN_CGROUPS_SCRIPT, removeCgroup } from './cgroup.js';
 import { DEFAULT_DRIFT_SCHEDULE, DriftScanner, type DriftSchedule } from './drift-scanner.js';
 import { isRunning, processGroupOf, processStartTime, signal } from './proc.js';
@@ -52,6 +52,8 @@ export interface ProcessProviderOptions {
 /** How long a new sandbox may take to report that its app started. */
 const START_TIMEOUT_MS = 10_000;
 const POLL_MS = 20;
+/** Where file secrets appear inside an instance: a private tmpfs. */
+const SECRETS_DIR = '/run/secrets';
 /** How often a watcher checks that the instances it knows still run (one /proc read each). */
 const WATCH_MS = 100;
 /** How often a watcher reads the instances folder again (instances another provider object made). */
@@ -120,16 +122,33 @@ export class ProcessProvider implements Provider {
     args.push('--clearenv');
     const env = this.environment(config, spec);
     for (const [key, value] of env) args.push('--setenv', key, value);
+    // Secrets never go on the command line (ps shows it): their arguments come from fd 4
+    // (`--args`), and each file's bytes from an fd of its own onto a private tmpfs, mode 0400.
+    const secrets = spec.secrets ?? [];
+    const files = secrets.filter((s): s is InstanceSecret & { file: string } => 'file' in s);
+    if (files.length > 0) {
+      await this.mountPoint(root, SECRETS_DIR);
+      args.push('--tmpfs', SECRETS_DIR);
+    }
+    const secretArgs: string[] = [];
+    for (const s of secrets) {
+      if ('env' in s) {
+        if (s.value.includes(0)) throw new ProviderError(`failed to start instance '${spec.id}': secret "${s.name}" holds a NUL byte, which an environment variable cannot: give it as a file`);
+        secretArgs.push('--setenv', s.env, s.value.toString('utf8'));
+      }
+    }
+    files.forEach((s, i) => secretArgs.push('--perms', '0400', '--ro-bind-data', String(5 + i), s.file));
+    if (secrets.length > 0) args.push('--args', '4');
     args.push('--chdir', runtime.WorkingDir ?? '/', '--json-status-fd', '3', '--', ...argv);
 
-    const files = { stdout: this.output.path(spec.id, 'stdout'), stderr: this.output.path(spec.id, 'stderr') };
+    const outputs = { stdout: this.output.path(spec.id, 'stdout'), stderr: this.output.path(spec.id, 'stderr') };
     const statusFile = join(this.instancesDir, `${spec.id}.status`);
     const cgroup = await instanceCgroup(spec.id, spec.resources ?? DEFAULTS.service.resources);
-    if ('unavailable' in cgroup) await appendFile(files.stderr, `imago: memory and pids limits are not enforced: ${cgroup.unavailable}\n`, { mode: 0o640 });
+    if ('unavailable' in cgroup) await appendFile(outputs.stderr, `imago: memory and pids limits are not enforced: ${cgroup.unavailable}\n`, { mode: 0o640 });
     const cgroups = 'unavailable' in cgroup ? [] : cgroup.dirs;
     let pid: number | undefined;
     try {
-      pid = this.spawnSandbox(bwrap, args, cgroup, files, statusFile);
+      pid = this.spawnSandbox(bwrap, args, cgroup, outputs, statusFile, secrets.length > 0 ? [Buffer.from(secretArgs.map((a) => `${a}\0`).join('')), ...files.map((s) => s.value)] : []);
     } catch (error) {
       await removeCgroup(cgroups);
       throw error;
@@ -152,23 +171,32 @@ export class ProcessProvider implements Provider {
     return this.toInstance(record);
   }
 
-  /** Starts the sandbox, detached: inside its cgroups when it has them (a shell joins them, then becomes bubblewrap: same pid). */
-  private spawnSandbox(bwrap: string, args: string[], cgroup: Awaited<ReturnType<typeof instanceCgroup>>, files: Record<OutputStream, string>, statusFile: string): number | undefined {
+  /**
+   * Starts the sandbox, detached: inside its cgroups when it has them (a shell joins them, then
+   * becomes bubblewrap: same pid). `feeds` are written to pipes on fds 4, 5 … (secrets) and closed.
+   */
+  private spawnSandbox(bwrap: string, args: string[], cgroup: Awaited<ReturnType<typeof instanceCgroup>>, files: Record<OutputStream, string>, statusFile: string, feeds: Buffer[] = []): number | undefined {
     const out = openSync(files.stdout, 'a', 0o640);
     let err: number | undefined;
     let status: number | undefined;
     try {
       err = openSync(files.stderr, 'a', 0o640);
       status = openSync(statusFile, 'w', 0o600);
+      const stdio: Array<'ignore' | 'pipe' | number> = ['ignore', out, err, status, ...feeds.map(() => 'pipe' as const)];
       const child =
         'unavailable' in cgroup
-          ? spawn(bwrap, args, { detached: true, stdio: ['ignore', out, err, status] })
+          ? spawn(bwrap, args, { detached: true, stdio })
           : spawn('/bin/sh', ['-c', JOIN_CGROUPS_SCRIPT, 'imago-instance', bwrap, ...args], {
               detached: true,
-              stdio: ['ignore', out, err, status],
+              stdio,
               env: { ...process.env, IMAGO_CGROUP_PROCS: cgroup.procs.join(' ') },
             });
       child.on('error', () => undefined); // reported by the caller, from the status file and the log
+      feeds.forEach((feed, i) => {
+        const pipe = child.stdio[4 + i] as NodeJS.WritableStream | null;
+        pipe?.on('error', () => undefined); // a sandbox that died before reading: its start fails on its own
+        pipe?.end(feed);
+      });
       child.unref();
       return child.pid;
     } finally {
@@ -399,12 +427,16 @@ export class ProcessProvider implements Provider {
     const service = spec.labels['imago.service'] ?? 'default';
     const dir = join(this.volumesDir, service, name);
     await mkdir(dir, { recursive: true, mode: 0o755 });
-    if (!(await existingDirInRoot(root, path))) {
-      const mountPoint = await resolveInRoot(root, path, true);
-      await mkdir(mountPoint, { recursive: true });
-      await chmod(mountPoint, 0o755);
-    }
+    await this.mountPoint(root, path);
     return dir;
+  }
+
+  /** Makes `path` a folder of the (shared, read-only to instances) root when it is not one, for a mount over it. */
+  private async mountPoint(root: string, path: string): Promise<void> {
+    if (await existingDirInRoot(root, path)) return;
+    const mountPoint = await resolveInRoot(root, path, true);
+    await mkdir(mountPoint, { recursive: true });
+    await chmod(mountPoint, 0o755);
   }
 
   /** Waits for bubblewrap to report the app's pid; a sandbox that dies first fails with its log. */
