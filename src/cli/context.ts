@@ -35,12 +35,9 @@ export async function readConfig(options: GlobalOptions): Promise<ImagoConfig> {
  * is an error saying to name the environment, never a silent guess.
  */
 export async function environmentOf(options: GlobalOptions, given: string | undefined): Promise<string | undefined> {
-  const { isEnvironmentName, ENVIRONMENT_NAME } = await import('../config/environments.js');
+  const { checkEnvironmentName } = await import('../config/environments.js');
   const { ConfigError } = await import('../errors.js');
-  if (given !== undefined) {
-    if (!isEnvironmentName(given)) throw new ConfigError(`--env: expected ${ENVIRONMENT_NAME}, got "${given}"`);
-    return given;
-  }
+  if (given !== undefined) return checkEnvironmentName(given, '--env');
   const { findConfigFile, loadConfig } = await import('../config/load.js');
   if (!options.config && !findConfigFile(process.cwd())) return undefined;
   try {

@@ -1,3 +1,5 @@
+import { ConfigError } from '../errors.js';
+
 /**
  * Environments: one config, many places it runs (dev, staging, prod). A service in an
  * environment is one unit of desired state, named by its key: the bare service name in the
@@ -18,6 +20,12 @@ export const ENVIRONMENT_NAME = 'an environment name of lowercase letters, digit
 /** True for a valid environment name. */
 export function isEnvironmentName(name: string): boolean {
   return ENVIRONMENT_RE.test(name);
+}
+
+/** `name` when it is a valid environment name, else a ConfigError naming `what` (`--env`, `<env>`). */
+export function checkEnvironmentName(name: string, what: string): string {
+  if (!isEnvironmentName(name)) throw new ConfigError(`${what}: expected ${ENVIRONMENT_NAME}, got "${name}"`);
+  return name;
 }
 
 /** The keys of a service an environment may change: how it runs, never what runs (the image, its port, its volumes, its protocol). */

@@ -112,8 +112,16 @@ const backoff = strictObject(
 /** An image reference for a service: a stored image or one this config bakes. */
 const image = checkedString('an image reference like "web", "web:1.4" or "sha256:…"', (value) => !('error' in parseImageRef(value)));
 
+/** What a secret's name must look like, in an error's words. */
+export const SECRET_NAME = 'a secret name of lowercase letters, digits, ".", "_" and "-" (at most 63)';
+
+/** True for a valid secret name. */
+export function isSecretName(name: string): boolean {
+  return /^[a-z0-9][a-z0-9_.-]{0,62}$/.test(name);
+}
+
 /** A secret's name, as `imago secret set <env> <name>` stores it. */
-export const secretName = checkedString('a secret name of lowercase letters, digits, ".", "_" and "-" (at most 63)', (name) => /^[a-z0-9][a-z0-9_.-]{0,62}$/.test(name));
+export const secretName = checkedString(SECRET_NAME, isSecretName);
 
 /** How an instance gets one secret: an environment variable, or a file under /run/secrets. */
 const secretUse = z.union(

@@ -1,7 +1,7 @@
 import { ImageError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import { MediaType } from '../oci/types.js';
-import { artifactBlobs, ENVELOPE_MEDIA_TYPE } from '../sign/signatures.js';
+import { ENVELOPE_MEDIA_TYPE } from '../sign/signatures.js';
 import type { ImageStore } from '../store/image-store.js';
 import { layoutFiles } from './layout-files.js';
 import { ManifestSchema, parseJsonAs } from './schemas.js';
@@ -57,7 +57,7 @@ export async function exportImage(store: ImageStore, ref: string, out: string, o
     // One that cannot be read whole is left out: `imago image verify` is where it is reported.
     const referrers = [];
     for (const referrer of options.format === 'docker' ? [] : store.referrersOf(digest)) {
-      const blobs = await artifactBlobs(store, referrer).catch(() => undefined);
+      const blobs = await store.artifactBlobs(referrer).catch(() => undefined);
       const whole = blobs && (await Promise.all(blobs.map(async ([d, size]) => (await store.blobs.size(d)) === size))).every(Boolean);
       if (blobs && whole) referrers.push({ descriptor: { mediaType: MediaType.manifest, artifactType: ENVELOPE_MEDIA_TYPE, digest: referrer, size: blobs[0]![1] }, blobs });
     }

@@ -204,13 +204,22 @@ export class ControlPlane {
   }
 
   /** Deploys `image` (a reference, resolved to a digest once, here) as `service` (its name: a service key). */
-  async deploy(service: ServiceSpec, image: string, actor: string, options: { force?: boolean; promotion?: DeployRequest['promotion']; policy?: PolicyText | undefined; admin?: boolean } = {}): Promise<DeployOutcome> {
+  async deploy(service: ServiceSpec, image: string, actor: string, options: { force?: boolean; policy?: PolicyText | undefined; admin?: boolean } = {}): Promise<DeployOutcome> {
     const digest = this.resolve(image);
-    this.refuseRevoked(digest, `deploy ${service.name}`);
+    const { keys } = policyFor(this.store.db, this.envOf(service.name), options.policy, { admin: options.admin ?? true, actor });
+    return this.deployDigest(service, digest, actor, { what: `deploy ${service.name}`, keys, ...(options.force ? { force: true } : {}) });
+  }
+
+  /**
+   * Deploys `digest` as `service` once the checks every way in shares pass: not revoked
+   * (`what`: the refusal's words), no environment-variable secret on docker, and signed by
+   * one of `keys` when its environment's policy requires it.
+   */
+  private async deployDigest(service: ServiceSpec, digest: Digest, actor: string, options: { what: string; keys: KeyObject[] | undefined; force?: boolean; promotion?: DeployRequest['promotion'] }): Promise<DeployOutcome> {
+    this.refuseRevoked(digest, options.what);
     const asEnv = service.provider === 'docker' ? service.secrets.find((s) => 'env' in s) : undefined;
     if (asEnv) throw new HttpError(400, `services.${service.name}.secrets.${asEnv.name}: the docker provider gives secrets as files only (docker inspect shows a container's environment): use { file: /run/secrets/${asEnv.name} }`);
-    const { keys } = policyFor(this.store.db, this.envOf(service.name), options.policy, { admin: options.admin ?? true, actor });
-    if (keys) await this.refuseUnsigned(digest, service.name, keys);
+    if (options.keys) await this.refuseUnsigned(digest, service.name, options.keys);
     const loop = await this.loopFor(service, actor);
     return deployRelease(loop, { spec: service, digest, actor, ...(options.force ? { force: true } : {}), ...(options.promotion ? { promotion: options.promotion } : {}) });
   }
@@ -231,15 +240,19 @@ export class ControlPlane {
     if (request.service.name !== target) throw new HttpError(400, `promote: the service sent is '${request.service.name}', expected '${target}'`);
     const releases = listReleases(this.store.db, source);
     if (releases.length === 0) throw new HttpError(404, `service '${name}' was never deployed to ${from} (no releases of '${source}')`);
-    const { minSoak } = policyFor(this.store.db, to, request.policy, { admin, actor });
+    const { minSoak, keys } = policyFor(this.store.db, to, request.policy, { admin, actor });
     const decision = decidePromotion({ source: `'${name}' in ${from}`, releases, pick: request.pick, now: this.clock.now(), minSoak, force: request.force });
     if (!decision.ok) {
       if (!decision.forceable) throw new HttpError(404, `cannot promote: ${decision.reason}`);
       throw new HttpError(409, `cannot promote '${name}' to ${to}: ${decision.reason} (--force --reason "…" promotes it anyway, and the ledger says why)`);
     }
     const promotedFrom = { env: from, service: source, version: decision.release.version };
-    this.refuseRevoked(decision.release.digest, `promote ${source} release ${decision.release.version} to ${to}`);
-    const outcome = await this.deploy(request.service, decision.release.digest, actor, { promotion: { from: promotedFrom, overridden: decision.overridden, reason: request.reason }, policy: request.policy, admin });
+    // Resolved in this store: a digest gc took since is a 404 naming it, as a deploy's would be.
+    const outcome = await this.deployDigest(request.service, this.resolve(decision.release.digest), actor, {
+      what: `promote ${source} release ${decision.release.version} to ${to}`,
+      keys,
+      promotion: { from: promotedFrom, overridden: decision.overridden, reason: request.reason },
+    });
     return { ...outcome, promotedFrom };
   }
 

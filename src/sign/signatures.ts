@@ -64,13 +64,6 @@ export function signaturesOf(store: ImageStore, subject: Digest): StoredSignatur
   return rows.map((r) => ({ manifest: r.manifest, subject: r.subject, keyid: r.keyid, createdAt: r.created_at }));
 }
 
-/** An artifact manifest's blobs (itself, its config, its envelope), for gc and export. */
-export async function artifactBlobs(store: ImageStore, manifest: Digest): Promise<Array<[Digest, number]>> {
-  const bytes = await store.blobs.read(manifest);
-  const parsed = JSON.parse(bytes.toString('utf8')) as { config: Descriptor; layers: Descriptor[] };
-  return [[manifest, bytes.length], [parsed.config.digest, parsed.config.size], ...parsed.layers.map((l): [Digest, number] => [l.digest, l.size])];
-}
-
 /** How an image's signatures checked against trusted keys. */
 export type ImageVerification =
   | { ok: true; keyid: string; signature: StoredSignature; statement: Record<string, unknown> }
@@ -89,7 +82,7 @@ export async function verifyImage(store: ImageStore, digest: Digest, keys: KeyOb
   for (const signature of signatures) {
     let envelope: unknown;
     try {
-      const layer = (await artifactBlobs(store, signature.manifest))[2]?.[0];
+      const layer = (await store.artifactBlobs(signature.manifest))[2]?.[0];
       if (!layer) throw new Error('it holds no envelope');
       const bytes = await store.blobs.read(layer);
       if (sha256(bytes) !== layer) {

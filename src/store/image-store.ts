@@ -250,6 +250,13 @@ export class ImageStore {
     return roots;
   }
 
+  /** An artifact manifest's blobs with their sizes: itself, its config, its layers (a signature's envelope). */
+  async artifactBlobs(manifest: Digest): Promise<Array<[Digest, number]>> {
+    const bytes = await this.blobs.read(manifest);
+    const parsed = JSON.parse(bytes.toString('utf8')) as Manifest;
+    return [[manifest, bytes.length], [parsed.config.digest, parsed.config.size], ...parsed.layers.map((l): [Digest, number] => [l.digest, l.size])];
+  }
+
   /** The artifact manifests stored that refer to `digest` (its signatures), oldest first. */
   referrersOf(digest: Digest): Digest[] {
     return (this.db.prepare('SELECT manifest FROM signatures WHERE subject = ? ORDER BY created_at, manifest').all(digest) as Array<{ manifest: Digest }>).map((r) => r.manifest);
@@ -290,17 +297,10 @@ export class ImageStore {
       const manifest = await this.manifest(digest);
       live.add(manifest.config.digest);
       for (const layer of manifest.layers) live.add(layer.digest);
-      // An image's signatures (artifacts referring to it) go with it.
+      // An image's signatures (artifacts referring to it) go with it; a broken one is verify's to report, and costs gc nothing.
       for (const referrer of this.referrersOf(digest)) {
         live.add(referrer);
-        const bytes = await this.blobs.read(referrer).catch(() => undefined);
-        let artifact: Manifest | undefined;
-        try {
-          artifact = bytes ? (JSON.parse(bytes.toString('utf8')) as Manifest) : undefined;
-        } catch {
-          artifact = undefined; // a broken signature is verify's to report; it costs gc nothing
-        }
-        for (const blob of [artifact?.config?.digest, ...(artifact?.layers ?? []).map((l) => l.digest)]) if (blob) live.add(blob);
+        for (const [blob] of await this.artifactBlobs(referrer).catch(() => [])) live.add(blob);
       }
     }
     // The signatures of images no longer recorded (removed now, or by `image rm` before) go with them.

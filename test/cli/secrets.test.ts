@@ -5,20 +5,8 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { cleanUpHome, imago, REPO, sh, startServer, type CliResult } from '../support/cli.js';
+import { cleanUpHome, cliIn, filesUnder, REPO, sh, startServer } from '../support/cli.js';
 import { freePort, getJson } from '../support/net.js';
-
-/** Every readable file under `dir`, as bytes. */
-async function filesUnder(dir: string): Promise<Array<[string, Buffer]>> {
-  const out: Array<[string, Buffer]> = [];
-  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (!entry.isFile()) continue;
-    const path = join(entry.parentPath, entry.name);
-    const bytes = await readFile(path).catch(() => undefined);
-    if (bytes) out.push([path, bytes]);
-  }
-  return out;
-}
 
 /** The command line of every process on this machine (what `ps` shows). */
 async function commandLines(): Promise<string> {
@@ -66,12 +54,7 @@ for (const provider of ['process', 'docker'] as const) {
           '',
         ].join('\n'),
       );
-      const run = (args: string[], input?: string) => imago(args, { cwd: project, home, ...(input !== undefined ? { input } : {}) });
-      const ok = async (args: string[], input?: string): Promise<CliResult> => {
-        const result = await run(args, input);
-        assert.equal(result.code, 0, `imago ${args.join(' ')}: ${result.stderr}${result.stdout}`);
-        return result;
-      };
+      const { run, ok } = cliIn(project, home);
       const one = `one-${randomBytes(12).toString('hex')}`;
       const two = `two-${randomBytes(12).toString('hex')}`;
       const key = `key-${randomBytes(12).toString('hex')}`;
@@ -81,8 +64,8 @@ for (const provider of ['process', 'docker'] as const) {
       const unset = await run(['deploy', 'web']);
       assert.notEqual(unset.code, 0);
       assert.match(unset.stderr, /secret "db-password" is not set in prod: set it with `imago secret set prod db-password`/);
-      assert.match((await ok(['secret', 'set', 'prod', 'db-password'], `${one}\n`)).stdout, /prod\/db-password: version 1 stored/);
-      await ok(['secret', 'set', 'prod', 'tls-key'], key);
+      assert.match((await ok(['secret', 'set', 'prod', 'db-password'], { input: `${one}\n` })).stdout, /prod\/db-password: version 1 stored/);
+      await ok(['secret', 'set', 'prod', 'tls-key'], { input: key });
 
       const url = async () => (JSON.parse((await ok(['status', '--json'])).stdout) as Array<{ service: string; url: string }>).find((s) => s.service === 'web@prod')!.url;
       const password = async () => {
@@ -95,7 +78,7 @@ for (const provider of ['process', 'docker'] as const) {
       assert.deepEqual((await getJson<{ mode: string; uid: number }>(`${await url()}/stat?path=/run/secrets/tls-key`)).body, { mode: '400', uid: 1000 });
 
       // A new version is a new release; a rollback runs with the version its release had.
-      await ok(['secret', 'set', 'prod', 'db-password'], two);
+      await ok(['secret', 'set', 'prod', 'db-password'], { input: two });
       assert.match((await ok(['deploy', 'web'])).stdout, /^web@prod: release 2 live/);
       assert.equal(await password(), two);
       assert.match((await ok(['rollback', 'web'])).stdout, /rolled back as release 3 live/);

@@ -5,7 +5,7 @@ import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { cleanUpHome, imago, startServer } from '../support/cli.js';
+import { cleanUpHome, cliIn, startServer } from '../support/cli.js';
 import { freePort } from '../support/net.js';
 import { helloImage } from '../support/project.js';
 
@@ -35,7 +35,7 @@ describe('signed images and the policy of an environment', () => {
         '',
       ].join('\n'),
     );
-    const run = (args: string[]) => imago(args, { cwd: project, home });
+    const { run } = cliIn(project, home);
     const bake = await run(['bake']);
     assert.equal(bake.code, 0, bake.stderr);
     await copyFile(join(home, 'keys', 'signing.pub'), join(project, 'ours.pub'));

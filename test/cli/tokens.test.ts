@@ -1,24 +1,12 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { cleanUpHome, cliIn, startServer } from '../support/cli.js';
+import { cleanUpHome, cliIn, filesUnder, startServer } from '../support/cli.js';
 import { freePort } from '../support/net.js';
 import { helloImage } from '../support/project.js';
-
-/** Every file under `dir`, as bytes (the state folder: databases, logs, router files). */
-async function filesUnder(dir: string): Promise<Array<[string, Buffer]>> {
-  const out: Array<[string, Buffer]> = [];
-  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (!entry.isFile()) continue;
-    const path = join(entry.parentPath, entry.name);
-    const bytes = await readFile(path).catch(() => undefined); // a socket or a file gone meanwhile
-    if (bytes) out.push([path, bytes]);
-  }
-  return out;
-}
 
 describe('named API tokens with scopes', () => {
   const servers: ChildProcess[] = [];
@@ -63,19 +51,19 @@ describe('named API tokens with scopes', () => {
     const releases = await history();
 
     // read: reads, and nothing more.
-    await ok(['status', '--json'], reader);
-    await ok(['history', 'web', '--json'], reader);
-    const refused = await run(['deploy', 'web', '--force'], reader);
+    await ok(['status', '--json'], { token: reader });
+    await ok(['history', 'web', '--json'], { token: reader });
+    const refused = await run(['deploy', 'web', '--force'], { token: reader });
     assert.notEqual(refused.code, 0);
     assert.match(refused.stderr, /token 'reader' \(scopes: read\) may not deploy 'web' in staging: that needs deploy:staging or admin/);
     assert.equal(await history(), releases, 'nothing changed');
 
     // deploy:staging: staging, not prod.
-    assert.match((await ok(['deploy', 'web', '--force'], ci)).stdout, /^web@staging: release 2 live/);
+    assert.match((await ok(['deploy', 'web', '--force'], { token: ci })).stdout, /^web@staging: release 2 live/);
     const ledger = JSON.parse((await ok(['ledger', '--service', 'web@staging', '--json'])).stdout) as Array<{ kind: string; actor: string }>;
     assert.equal(ledger.filter((e) => e.kind === 'release.created').at(-1)!.actor, 'ci', "the ledger's actor is the token's name");
     for (const args of [['deploy', 'web', '--env', 'prod'], ['promote', 'web', '--from', 'staging', '--to', 'prod'], ['scale', 'web', '3', '--env', 'prod']]) {
-      const denied = await run(args, ci);
+      const denied = await run(args, { token: ci });
       assert.notEqual(denied.code, 0, args.join(' '));
       assert.match(denied.stderr, /token 'ci' \(scopes: deploy:staging\) may not .* in prod: that needs deploy:prod or admin/, args.join(' '));
     }
@@ -92,9 +80,9 @@ describe('named API tokens with scopes', () => {
 
     // Revoked: refused from the next request on.
     await ok(['token', 'revoke', 'ci']);
-    const revoked = await run(['status'], ci);
+    const revoked = await run(['status'], { token: ci });
     assert.notEqual(revoked.code, 0);
     assert.match(revoked.stderr, /missing, wrong or revoked API token/);
-    await ok(['status'], reader);
+    await ok(['status'], { token: reader });
   });
 });

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from './net.js';
 
@@ -22,18 +23,37 @@ export function imago(args: string[], options: { cwd?: string; home: string; env
   return run(process.execPath, [BIN, '--home', options.home, ...args], { cwd: options.cwd ?? REPO, env: { ...process.env, ...options.env }, ...(options.input !== undefined ? { input: options.input } : {}) });
 }
 
+/** What one CLI run of cliIn is given besides its arguments: a named token (`IMAGO_TOKEN`), standard input. */
+export interface CliWith {
+  token?: string;
+  input?: string;
+}
+
 /**
- * The CLI run in `project` with state folder `home` (and `IMAGO_TOKEN` when a token is given):
- * `run` returns what it did, `ok` asserts it exited 0 and says what it printed when not.
+ * The CLI run in `project` with state folder `home`: `run` returns what it did, `ok` asserts
+ * it exited 0 and says what it printed when not.
  */
-export function cliIn(project: string, home: string): { run: (args: string[], token?: string) => Promise<CliResult>; ok: (args: string[], token?: string) => Promise<CliResult> } {
-  const run = (args: string[], token?: string) => imago(args, { cwd: project, home, ...(token ? { env: { IMAGO_TOKEN: token } } : {}) });
-  const ok = async (args: string[], token?: string) => {
-    const result = await run(args, token);
+export function cliIn(project: string, home: string): { run: (args: string[], extra?: CliWith) => Promise<CliResult>; ok: (args: string[], extra?: CliWith) => Promise<CliResult> } {
+  const run = (args: string[], extra: CliWith = {}) =>
+    imago(args, { cwd: project, home, ...(extra.token ? { env: { IMAGO_TOKEN: extra.token } } : {}), ...(extra.input !== undefined ? { input: extra.input } : {}) });
+  const ok = async (args: string[], extra?: CliWith) => {
+    const result = await run(args, extra);
     assert.equal(result.code, 0, `imago ${args.join(' ')}: ${result.stderr}${result.stdout}`);
     return result;
   };
   return { run, ok };
+}
+
+/** Every readable file under `dir` with its bytes (a state folder: databases, logs, router files). */
+export async function filesUnder(dir: string): Promise<Array<[string, Buffer]>> {
+  const out: Array<[string, Buffer]> = [];
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (!entry.isFile()) continue;
+    const path = join(entry.parentPath, entry.name);
+    const bytes = await readFile(path).catch(() => undefined); // a socket, or a file gone meanwhile
+    if (bytes) out.push([path, bytes]);
+  }
+  return out;
 }
 
 /** Runs the built CLI through `prefix` (e.g. setpriv as another user), with exactly `env`. */

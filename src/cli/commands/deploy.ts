@@ -34,12 +34,12 @@ export function registerDeploy(program: Command): void {
    */
   const serviceFromConfig = async (name: string, cmd: Command, given: string | undefined): Promise<{ raw: Record<string, unknown>; image: string; env: string | undefined; environments: string[]; policy: Record<string, unknown> | undefined }> => {
     const options = cmd.optsWithGlobals<GlobalOptions>();
-    const [{ loadConfigSource }, { serviceInEnvironment }, { isEnvironmentName, ENVIRONMENT_NAME }] = await Promise.all([
+    const [{ loadConfigSource }, { serviceInEnvironment }, { checkEnvironmentName }] = await Promise.all([
       import('../../config/load.js'),
       import('../../config/normalise.js'),
       import('../../config/environments.js'),
     ]);
-    if (given !== undefined && !isEnvironmentName(given)) throw new ConfigError(`--env: expected ${ENVIRONMENT_NAME}, got "${given}"`);
+    if (given !== undefined) checkEnvironmentName(given, '--env');
     const { config, raw } = await loadConfigSource(options.config ? { file: options.config } : { cwd: process.cwd() });
     if (!config.services[name]) throw new ConfigError(`unknown service "${name}": expected one of ${Object.keys(config.services).join(', ') || '(none declared under services)'}`, { file: config.file });
     const env = given ?? config.defaultEnvironment;

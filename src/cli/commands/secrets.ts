@@ -18,9 +18,14 @@ export function registerSecrets(program: Command): void {
     .argument('<name>', "the secret's name, as a service's secrets name it")
     .option('--json', 'print the new version as JSON')
     .action(async (env: string, name: string, opts: { json?: boolean }, cmd: Command) => {
-      const [{ isEnvironmentName, ENVIRONMENT_NAME }, { setSecret, MAX_SECRET_BYTES }, { secretsKey }] = await Promise.all([import('../../config/environments.js'), import('../../state/secrets.js'), import('../../secrets/seal.js')]);
-      if (!isEnvironmentName(env)) throw new ConfigError(`<env>: expected ${ENVIRONMENT_NAME}, got "${env}"`);
-      if (!/^[a-z0-9][a-z0-9_.-]{0,62}$/.test(name)) throw new ConfigError(`<name>: expected a secret name of lowercase letters, digits, ".", "_" and "-" (at most 63), got "${name}"`);
+      const [{ checkEnvironmentName }, { isSecretName, SECRET_NAME }, { setSecret, MAX_SECRET_BYTES }, { secretsKey }] = await Promise.all([
+        import('../../config/environments.js'),
+        import('../../config/service-schema.js'),
+        import('../../state/secrets.js'),
+        import('../../secrets/seal.js'),
+      ]);
+      checkEnvironmentName(env, '<env>');
+      if (!isSecretName(name)) throw new ConfigError(`<name>: expected ${SECRET_NAME}, got "${name}"`);
       if (process.stdin.isTTY) process.stderr.write(`the value of ${env}/${name}, then Ctrl-D (it is not echoed anywhere else):\n`);
       const chunks: Buffer[] = [];
       let size = 0;

@@ -121,14 +121,15 @@ export class DockerProvider implements Provider {
     }
     const service = spec.labels[Label.service] ?? 'default';
     const volumeNames: Record<string, string> = {};
-    if (spec.volumes.length > 0) {
-      const owner = await this.ownerOf(spec.digest, runtime.User);
+    // Volumes and file secrets belong to the image's user: resolved once (a named user reads the image's passwd).
+    const owner = spec.volumes.length > 0 || (spec.secrets ?? []).length > 0 ? await this.ownerOf(spec.digest, runtime.User) : undefined;
+    if (owner) {
       for (const volume of spec.volumes) {
         volumeNames[volume.name] = volumeName(scope, service, volume.name);
         await volumes.ensure(volumeNames[volume.name]!, service, owner);
       }
     }
-    const secretFiles = await this.writeSecrets(spec, runtime.User);
+    const secretFiles = owner ? await this.writeSecrets(spec, owner) : [];
     await mkdir(this.logsDir, { recursive: true });
     const options = (image: string) => containerCreateOptions(spec, { image, scope, network: this.network, volumeNames, defaultResources: DEFAULTS.service.resources, secretFiles });
     let container: Docker.Container;
@@ -733,14 +734,13 @@ export class DockerProvider implements Provider {
    * container. Environment-variable secrets are refused: the engine shows a container's
    * environment to anyone who may inspect it.
    */
-  private async writeSecrets(spec: InstanceSpec, user: string | undefined): Promise<Array<{ source: string; target: string }>> {
+  private async writeSecrets(spec: InstanceSpec, owner: { uid: number; gid: number }): Promise<Array<{ source: string; target: string }>> {
     const secrets = spec.secrets ?? [];
     const asEnv = secrets.find((s) => 'env' in s);
     if (asEnv) throw new ProviderError(`failed to start instance '${spec.id}': secret "${asEnv.name}" is asked for as an environment variable, which docker inspect would show; on the docker provider give it as a file (/run/secrets/…)`);
     if (secrets.length === 0) return [];
     const dir = this.secretsDir(spec.id);
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    const owner = await this.ownerOf(spec.digest, user);
     const out: Array<{ source: string; target: string }> = [];
     for (const s of secrets) {
       if (!('file' in s)) continue;

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { writeFileOnce } from '../../util/write-once.js';
 
 /**
  * The id that sets this imago home's containers, volumes and images apart from anything
@@ -13,20 +14,10 @@ export async function dockerScope(home: string): Promise<string> {
   if (/^[0-9a-f]{12}$/.test(existing)) return existing;
   await mkdir(dirname(file), { recursive: true });
   const fresh = randomBytes(6).toString('hex');
-  // Written whole under a name of its own, then linked into place: the file appears with its
-  // content or not at all, so a reader racing the maker never sees it empty.
-  const tmp = `${file}.${fresh}.tmp`;
-  await writeFile(tmp, `${fresh}\n`, { mode: 0o644 });
-  try {
-    await link(tmp, file);
-    return fresh;
-  } catch (error) {
-    // Another process made it first: theirs is the one.
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    const theirs = (await readFile(file, 'utf8')).trim();
-    if (!/^[0-9a-f]{12}$/.test(theirs)) throw new Error(`${file}: expected 12 hex digits, got '${theirs.slice(0, 40)}'`);
-    return theirs;
-  } finally {
-    await rm(tmp, { force: true });
-  }
+  // The file appears with its content or not at all, so a reader racing the maker never sees it empty.
+  if (writeFileOnce(file, `${fresh}\n`, 0o644)) return fresh;
+  // Another process made it first: theirs is the one.
+  const theirs = (await readFile(file, 'utf8')).trim();
+  if (!/^[0-9a-f]{12}$/.test(theirs)) throw new Error(`${file}: expected 12 hex digits, got '${theirs.slice(0, 40)}'`);
+  return theirs;
 }
