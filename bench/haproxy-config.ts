@@ -6,8 +6,11 @@
  * `renderConfig` writes it (its servers static, as after a reload, access log to a file),
  * less one part at a time:
  *
- * - imago: the config as rendered;
- * - no access log: no `log` lines (imago reads latency from it);
+ * - imago: the config as rendered (the access log keeps every request below 1,000 a second,
+ *   else 1 in 16 and every failure);
+ * - every request logged: the access log as before it was sampled, a line per request;
+ * - no access log: no `log` lines nor the rules that pick its sample (imago reads latency and
+ *   failures from it);
  * - no forwarded headers: no `option forwardfor`, no X-Forwarded-Proto;
  * - no L7 retries: no `retry-on`, no `disable-l7-retry` rule;
  * - 32 KiB buffers: `tune.bufsize 32768` (imago's config before it kept HAProxy's default 16 KiB);
@@ -30,7 +33,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { freeLoopbackPort as freePort } from '../src/controller/ports.js';
-import { renderConfig, renderErrorFile, type HaproxyFiles } from '../src/router/haproxy/config.js';
+import { renderConfig, renderErrorFile, type AccessLogSampling, type HaproxyFiles } from '../src/router/haproxy/config.js';
 import { haproxyVersion } from '../src/router/haproxy/haproxy-router.js';
 import { childrenOf, procStat } from '../src/util/pids.js';
 import { minimalHaproxyConfig, waitForAnswer } from './lib/peers.js';
@@ -48,7 +51,7 @@ function without(text: string, ...patterns: RegExp[]): string {
     .join('\n');
 }
 
-const ACCESS_LOG = /^\s*log(-format)? /;
+const ACCESS_LOG = /^\s*(log(-format)? |option log-separate-errors|acl busy|http-request set-log-level)/;
 const FORWARDED = /forwardfor|X-Forwarded-Proto/;
 const L7_RETRIES = /retry-on|disable-l7-retry/;
 const bigBuffers = (text: string) => text.replace(/^global$/m, 'global\n  tune.bufsize 32768');
@@ -88,14 +91,16 @@ async function main(): Promise<void> {
     for (const port of ports) await waitForAnswer(`http://127.0.0.1:${port}/`);
     for (const status of [502, 503, 504] as const) writeFileSync(join(dir, `${status}.http`), renderErrorFile(status, 'web'));
     const threads = Math.min(4, cpus().length);
-    const imago = (port: number, name: string) => {
+    const imago = (port: number, name: string, accessLog?: AccessLogSampling) => {
       const files: HaproxyFiles = { config: '', socket: join(dir, `${name}.sock`), pid: join(dir, `${name}.pid`), errorFiles: { 502: join(dir, '502.http'), 503: join(dir, '503.http'), 504: join(dir, '504.http') } };
-      return renderConfig('web', { host: '127.0.0.1', port, protocol: 'http' }, files, { threads, maxconn: 4000 }, ports.map((p, i) => ({ name: `i${i}`, addr: '127.0.0.1', port: p, weight: 1 })));
+      return renderConfig('web', { host: '127.0.0.1', port, protocol: 'http' }, files, { threads, maxconn: 4000, accessLog }, ports.map((p, i) => ({ name: `i${i}`, addr: '127.0.0.1', port: p, weight: 1 })));
     };
     // maxconn 4000 here and in imago's config: eight HAProxys at once stay inside the open-files limit.
     const standalone = (port: number) => minimalHaproxyConfig(port, ports, 4000);
     const variants: Array<[string, (port: number, name: string) => string]> = [
       ['imago', imago],
+      // Never busy: every request is written, as before the log was sampled.
+      ['every request logged', (p, n) => imago(p, n, { everyBelow: 1_000_000_000, oneIn: 16 })],
       ['no access log', (p, n) => without(imago(p, n), ACCESS_LOG)],
       ['no forwarded headers', (p, n) => without(imago(p, n), FORWARDED)],
       ['no L7 retries', (p, n) => without(imago(p, n), L7_RETRIES)],

@@ -134,13 +134,13 @@ export function emptyHistogram(): LatencyHistogram {
   return { counts: new Array<number>(LATENCY_BOUNDS_MS.length).fill(0) };
 }
 
-/** Adds one latency (ms) to `histogram`. */
-export function observeLatency(histogram: LatencyHistogram, ms: number): void {
+/** Adds one latency (ms) to `histogram`, `count` times (a sample standing for that many). */
+export function observeLatency(histogram: LatencyHistogram, ms: number, count = 1): void {
   // Bounds grow by 10%: the index is a logarithm, then a step to be exact at the edges.
   let i = ms <= 0.1 ? 0 : Math.min(LATENCY_BOUNDS_MS.length - 1, Math.ceil(Math.log(ms / 0.1) / Math.log(1.1)));
   while (i > 0 && LATENCY_BOUNDS_MS[i - 1]! >= ms) i--;
   while (LATENCY_BOUNDS_MS[i]! < ms) i++;
-  histogram.counts[i] = (histogram.counts[i] ?? 0) + 1;
+  histogram.counts[i] = (histogram.counts[i] ?? 0) + count;
 }
 
 /** The sum of histograms. */

@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { failedAtRouter, parseAccessLine } from '../../src/router/haproxy/access-log.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AccessLog, failedAtRouter, parseAccessLine } from '../../src/router/haproxy/access-log.js';
 import { maxconnFor, renderConfig, renderErrorFile } from '../../src/router/haproxy/config.js';
 import { parseServersState, parseStatCsv } from '../../src/router/haproxy/runtime-api.js';
+import { quantileOf } from '../../src/router/router-control.js';
+import { tempDir } from '../support/temp.js';
 
 const files = { config: '/r/haproxy.cfg', socket: '/r/admin.sock', pid: '/r/haproxy.pid', errorFiles: { 502: '/r/502.http', 503: '/r/503.http', 504: '/r/504.http' } };
 
@@ -21,6 +25,47 @@ describe('haproxy: what imago writes and reads', () => {
     assert.equal(parseAccessLine('[WARNING] something'), undefined);
   });
 
+  it('an access line with its level: what it stands for in the histograms (a line of an earlier router stands for itself)', () => {
+    const cases: Array<[string, number | undefined]> = [
+      ['<133>r1:a|3|200|----|16', 16], // notice: in the 1-in-16 sample
+      ['<132>r1:a|3|200|----|16', 1], // warning: logged because traffic was low
+      ['<131><NOSRV>|-1|503|SC--|16', 0], // err: a failure outside the sample
+      ['<134>r1:a|40|-|----|1', 1], // info: a TCP connection, all logged
+      ['r1:a|3|200|----', 1], // raw: a router started by an earlier imago
+      ['<133>Server be/r1:a is UP, reason: Layer4 check passed, check duration: 0ms.', undefined], // HAProxy's own
+      ['<129>Server be/r1:a is DOWN, reason: Layer4 connection problem', undefined],
+      ['<130>r1:a|3|200|----|16', undefined], // a level the config never writes
+      ['r1:a|3|200|----|16', undefined], // five fields without a level
+    ];
+    for (const [line, weight] of cases) assert.equal(parseAccessLine(line)?.weight, weight, line);
+    assert.equal(failedAtRouter(parseAccessLine('<131><NOSRV>|-1|503|SC--|16')!), true);
+    assert.equal(failedAtRouter(parseAccessLine('<133>r1:a|5|200|SD--|16')!), true);
+  });
+
+  it('the access log: a sample counts as the requests it stands for, every failure once, and a torn line waits for its end', async () => {
+    const file = join(await tempDir('imago-access-log-'), 'access.log');
+    const lines = [
+      ...Array.from({ length: 3 }, () => '<133>a|4|200|----|16'),
+      '<132>a|40|200|----|16',
+      '<131>a|-1|502|SH--|16', // cut before its answer, not sampled: a failure, no latency
+      '<133>a|-1|502|SH--|16', // the same, sampled: one failure, and no latency (there was no answer)
+      '<131>a|7|200|CD--|16', // the client went away: an error level, not the router's failure
+      '<133>Server be/a is UP, reason: Layer4 check passed',
+    ];
+    writeFileSync(file, `${lines.join('\n')}\n<133>a|4|2`);
+    const log = new AccessLog(file);
+    log.read();
+    assert.equal(log.failed, 2);
+    assert.equal(log.latencyOf('a').counts.reduce((x, y) => x + y, 0), 49);
+    const p50 = quantileOf(log.latencyOf('a'), 0.5)!;
+    assert.ok(p50 >= 5 && p50 < 6, `p50 ${p50} ms: the sampled 4 ms answers (counted as 5, HAProxy's timers being whole ms)`);
+    assert.ok(quantileOf(log.latencyOf('a'), 0.95)! < 6, 'the one 40 ms answer stands for 1 of 49');
+    assert.ok(quantileOf(log.latencyOf('a'), 0.99)! > 40, 'and is the slowest');
+    writeFileSync(file, `${lines.join('\n')}\n<133>a|4|200|----|16\n`);
+    log.read();
+    assert.equal(log.latencyOf('a').counts.reduce((x, y) => x + y, 0), 65);
+  });
+
   it('the config: retries as the built-in router does them, no server in it, a bind with TLS when asked', () => {
     const http = renderConfig('web', { host: '127.0.0.1', port: 8080, protocol: 'http' }, files, { threads: 2, maxconn: 1000 });
     assert.match(http, /stats socket \/r\/admin\.sock mode 600 level admin expose-fd listeners/);
@@ -28,6 +73,15 @@ describe('haproxy: what imago writes and reads', () => {
     assert.match(http, /http-request disable-l7-retry unless \{ method GET HEAD OPTIONS PUT DELETE TRACE \} \|\| \{ req\.hdr\(idempotency-key\) -m found \}/);
     assert.match(http, /option redispatch 1/);
     assert.doesNotMatch(http, /^\s*server /m);
+    // Every request below 1,000 a second, else 1 in 16 and every failure: unsampled requests that went well are never written.
+    assert.match(http, /log stdout format short local0 notice\n/);
+    assert.match(http, /acl busy fe_req_rate ge 1000\n/);
+    assert.match(http, /http-request set-log-level notice if \{ rand\(16\) eq 0 \} busy\n/);
+    assert.match(http, /log-format "%s\|%Tr\|%ST\|%tsc\|16"/);
+    const sampled = renderConfig('web', { host: '127.0.0.1', port: 8080, protocol: 'http' }, files, { threads: 2, maxconn: 1000, accessLog: { everyBelow: 0, oneIn: 4 } });
+    assert.match(sampled, /fe_req_rate ge 0\n/);
+    assert.match(sampled, /rand\(4\) eq 0/);
+    assert.match(sampled, /%tsc\|4"/);
     assert.match(http, /bind 127\.0\.0\.1:8080\n/);
     const tls = renderConfig('web', { host: '0.0.0.0', port: 443, protocol: 'http', tls: { cert: 'c', key: 'k' } }, { ...files, tlsPem: '/r/tls.pem' }, { threads: 2, maxconn: 1000 });
     assert.match(tls, /bind 0\.0\.0\.0:443 ssl crt \/r\/tls\.pem/);
@@ -35,6 +89,7 @@ describe('haproxy: what imago writes and reads', () => {
     const tcp = renderConfig('db', { host: '127.0.0.1', port: 6379, protocol: 'tcp' }, files, { threads: 2, maxconn: 1000 });
     assert.match(tcp, /mode tcp/);
     assert.doesNotMatch(tcp, /retry-on|errorfile|http-request/);
+    assert.match(tcp, /log stdout format short local0 info\n/);
   });
 
   it('its own answers are JSON naming the service, with a length that is right', () => {

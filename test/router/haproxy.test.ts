@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { readFileSync, readlinkSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { backend } from '../support/backends.js';
 import { HaproxyRouter } from '../../src/router/haproxy/haproxy-router.js';
 import { tempDir } from '../support/temp.js';
 import { childrenOf } from '../../src/util/pids.js';
+import { waitFor } from '../support/net.js';
 import { processRouterSuite } from './process-suite.js';
 import { routerSuite } from './router-suite.js';
 
@@ -35,3 +37,47 @@ describe('haproxy: privileges', () => {
     assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), 'a');
   });
 });
+
+describe('haproxy: the access log under load', () => {
+  it('keeps a random sample of the requests that went well, counted as what they stand for, and every failure', async () => {
+    // Sampled at any rate (the default samples above 1,000 requests a second), 1 in 4.
+    const folder = join(root, 'sampled');
+    const router = new HaproxyRouter('web', { host: '127.0.0.1', port: 0, protocol: 'http' }, folder, { accessLog: { everyBelow: 0, oneIn: 4 } });
+    after(() => router.stop());
+    const { port } = await router.start();
+    const a = await backend('a');
+    await router.route({ id: 'a', host: '127.0.0.1', port: a.port });
+    const url = `http://127.0.0.1:${port}/`;
+    for (let i = 0; i < 50; i++) {
+      const answers = await Promise.all(Array.from({ length: 8 }, () => fetch(url).then(async (r) => `${r.status} ${await r.text()}`)));
+      assert.deepEqual(new Set(answers), new Set(['200 a']));
+    }
+    // POSTs cut mid-flight: never sent again, each a failure at the router (a 502, or a 503 once
+    // the cut marked a down). Each on a connection of its own: HAProxy closes a kept-alive
+    // client connection without an answer (and without a log line) when a request after its
+    // first fails this way, so that the client may retry it as after any keep-alive close.
+    const cut = await Promise.all(Array.from({ length: 40 }, (_, i) => postOnce(url, { 'x-cut': `sampled-${i}` })));
+    assert.ok(cut.every((status) => status === 502 || status === 503), `statuses ${[...new Set(cut)].join(', ')}`);
+    let stats = await router.stats();
+    await waitFor('the 40 failures counted', async () => (stats = await router.stats()).failed >= 40);
+    assert.equal(stats.failed, 40, 'each failure once, sampled or not');
+    const latency = stats.targets.find((t) => t.id === 'a')!.latency.counts.reduce((x, y) => x + y, 0);
+    // 400 answers, each in the sample with a chance of 1 in 4 (standard deviation of the estimate: 35).
+    assert.equal(latency % 4, 0, 'each sampled answer counts as 4');
+    assert.ok(latency >= 200 && latency <= 600, `the histogram estimates ${latency} answers of 400`);
+    const lines = readFileSync(join(folder, 'access.log'), 'utf8').split('\n').filter((l) => l.includes('|'));
+    assert.ok(lines.length < 250, `${lines.length} access lines for 440 requests: the unsampled ones that went well are not written`);
+  });
+});
+
+/** One POST on a connection of its own; resolves with the status. */
+function postOnce(url: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', agent: false, headers: { ...headers, 'content-length': '1' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end('x');
+  });
+}

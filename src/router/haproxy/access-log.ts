@@ -1,6 +1,6 @@
 import { closeSync, fstatSync, openSync, readSync, truncateSync } from 'node:fs';
 import { emptyHistogram, observeLatency, type LatencyHistogram } from '../router-control.js';
-import { LOG_SEPARATOR } from './config.js';
+import { ACCESS_LEVEL, LOG_SEPARATOR } from './config.js';
 
 /** One line of a router's access log. */
 export interface AccessLine {
@@ -12,15 +12,35 @@ export interface AccessLine {
   status: string;
   /** HAProxy's termination state (`----` for a normal end). */
   termination: string;
+  /** How many requests it stands for in the latency histograms (0: a failure outside the sample). */
+  weight: number;
 }
 
-/** Parses one access line (`server|ms|status|termination`); undefined for anything else. */
+/** `<PRI>` at the start of a line: its syslog level is the low 3 bits. */
+const PRI = /^<(\d{1,3})>/;
+
+/**
+ * Parses one access line, `<PRI>server|ms|status|termination|oneIn` (see ACCESS_LEVEL for what
+ * its level says), or `server|ms|status|termination` as a router started by an earlier imago
+ * writes it (every request, weight 1); undefined for anything else, HAProxy's own messages
+ * included.
+ */
 export function parseAccessLine(line: string): AccessLine | undefined {
-  const parts = line.trim().split(LOG_SEPARATOR);
-  if (parts.length !== 4) return undefined;
+  const text = line.trim();
+  const pri = PRI.exec(text);
+  const parts = (pri ? text.slice(pri[0].length) : text).split(LOG_SEPARATOR);
+  if (parts.length !== (pri ? 5 : 4)) return undefined;
   const ms = Number(parts[1]);
   if (!Number.isFinite(ms)) return undefined;
-  return { server: parts[0]!, ms, status: parts[2]!, termination: parts[3]! };
+  let weight = 1;
+  if (pri) {
+    const level = Number(pri[1]) & 7;
+    const oneIn = Number(parts[4]);
+    if (level === ACCESS_LEVEL.error) weight = 0;
+    else if (level === ACCESS_LEVEL.sampled && Number.isInteger(oneIn) && oneIn >= 1) weight = oneIn;
+    else if (level !== ACCESS_LEVEL.every && level !== ACCESS_LEVEL.all) return undefined;
+  }
+  return { server: parts[0]!, ms, status: parts[2]!, termination: parts[3]!, weight };
 }
 
 /** The log is cut back to nothing once read past this size (HAProxy appends: only lines written between the read and the cut are lost). */
@@ -29,7 +49,9 @@ const MAX_LOG_BYTES = 64 * 1024 * 1024;
 /**
  * The latency histograms of an HAProxy router, from the access log its worker appends to.
  * Read from where it was last read, on demand; a control plane that starts reads the whole
- * file again, so the histograms cover the time since the log was last cut back.
+ * file again, so the histograms cover the time since the log was last cut back. Above
+ * ACCESS_LOG_SAMPLING's rate the histograms are built from a random sample, each sampled
+ * request counted as the requests it stands for; every failure is counted once.
  * HAProxy's timers are whole milliseconds: a time of t ms is counted as t + 1 (its upper end).
  */
 export class AccessLog {
@@ -94,13 +116,13 @@ export class AccessLog {
     const entry = parseAccessLine(line);
     if (!entry) return;
     if (failedAtRouter(entry)) this.failed++;
-    if (entry.ms < 0 || entry.server.startsWith('<')) return;
+    if (entry.weight === 0 || entry.ms < 0 || entry.server.startsWith('<')) return;
     let histogram = this.histograms.get(entry.server);
     if (!histogram) {
       histogram = emptyHistogram();
       this.histograms.set(entry.server, histogram);
     }
-    observeLatency(histogram, entry.ms + 1);
+    observeLatency(histogram, entry.ms + 1, entry.weight);
   }
 }
 

@@ -19,6 +19,38 @@ export interface HaproxyFiles {
 /** The separator of the access log's fields (never in a server name or a number). */
 export const LOG_SEPARATOR = '|';
 
+/**
+ * How much of the traffic the access log keeps. Below `everyBelow` requests a second (the
+ * frontend's rate over the last second) every request is logged; above it one request in
+ * `oneIn`, chosen at random, and every request that ended in an error, was retried or got a
+ * 5xx. A line per request cost HAProxy about a tenth of its CPU at 20,000 requests a second
+ * (BENCHMARKS.md); the latency histograms need only a sample, and the failure count gets
+ * every failure either way. TCP services log every connection.
+ */
+export interface AccessLogSampling {
+  everyBelow: number;
+  oneIn: number;
+}
+
+/** The access log's sampling unless told otherwise: every request below 1,000 a second, else 1 in 16. */
+export const ACCESS_LOG_SAMPLING: AccessLogSampling = { everyBelow: 1000, oneIn: 16 };
+
+/**
+ * The syslog levels an access line is written at (its `<PRI>` is local0's 128 plus the level),
+ * which say how many requests it stands for: HAProxy's logger passes `notice` and more urgent
+ * ones in HTTP mode, so an unsampled request at `info` is never written.
+ */
+export const ACCESS_LEVEL = {
+  /** Ended in an error (the client's too), retried, or a 5xx, and not in the sample: its failure counted, its latency not. */
+  error: 3,
+  /** Logged because traffic was below `everyBelow`: itself alone. */
+  every: 4,
+  /** In the 1-in-`oneIn` sample: `oneIn` requests in the histograms. */
+  sampled: 5,
+  /** Every request or connection (TCP mode): itself alone. */
+  all: 6,
+} as const;
+
 /** A server written into the config (a reload's: what the worker being replaced routes). */
 export interface ConfigServer {
   name: string;
@@ -33,6 +65,8 @@ export interface HaproxyLimits {
   maxconn: number;
   /** The user and group the workers drop to once bound, and the empty folder they are shut in (started as root). */
   drop?: { user: string; group: string; chroot: string } | undefined;
+  /** What the access log keeps (default ACCESS_LOG_SAMPLING). */
+  accessLog?: AccessLogSampling | undefined;
 }
 
 /**
@@ -46,6 +80,7 @@ export interface HaproxyLimits {
  */
 export function renderConfig(service: string, listen: ListenSpec, files: HaproxyFiles, limits: HaproxyLimits, servers: ConfigServer[] = []): string {
   const http = listen.protocol === 'http';
+  const sampling = limits.accessLog ?? ACCESS_LOG_SAMPLING;
   const bind = `${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`;
   const lines = [
     `# imago: the router of service '${service}'. Written by imago; targets come and go through the runtime API.`,
@@ -58,8 +93,10 @@ export function renderConfig(service: string, listen: ListenSpec, files: Haproxy
     '  hard-stop-after 30s',
     // Started as root: the workers bind, then become an unprivileged user shut in an empty folder.
     ...(limits.drop ? [`  user ${limits.drop.user}`, `  group ${limits.drop.group}`, `  chroot ${limits.drop.chroot}`] : []),
-    // Access lines on the worker's stdout (a file imago reads for latency); errors to stderr.
-    '  log stdout format raw local0 info',
+    // Access lines on the worker's stdout (a file imago reads for latency and failures), each
+    // with its `<PRI>`; errors to stderr. HTTP passes `notice` and up: an unsampled request
+    // that went well (`info`) is never written (see ACCESS_LEVEL).
+    `  log stdout format short local0 ${http ? 'notice' : 'info'}`,
     // Buffers stay at HAProxy's default 16 KiB: an L7 retry (`retry-on` below) copies the whole
     // buffer for every request it may send again, so 32 KiB buffers cost about half of what the
     // retries cost (BENCHMARKS.md). Requests take up to 15 KiB of headers (16 KiB less the
@@ -92,12 +129,19 @@ export function renderConfig(service: string, listen: ListenSpec, files: Haproxy
     `  bind ${bind}${listen.tls && files.tlsPem ? ` ssl crt ${files.tlsPem}` : ''}`,
     ...(http
       ? [
-          // server | response time (ms) | status | termination state
-          `  log-format "%s${LOG_SEPARATOR}%Tr${LOG_SEPARATOR}%ST${LOG_SEPARATOR}%tsc"`,
+          // server | response time (ms) | status | termination state | what a sampled line stands for
+          `  log-format "%s${LOG_SEPARATOR}%Tr${LOG_SEPARATOR}%ST${LOG_SEPARATOR}%tsc${LOG_SEPARATOR}${sampling.oneIn}"`,
+          // A request that ended in an error, was retried or got a 5xx is written at `err`
+          // unless it is in the sample; the others at `warning` while traffic is low, at
+          // `notice` when sampled, and never otherwise.
+          '  option log-separate-errors',
+          `  acl busy fe_req_rate ge ${sampling.everyBelow}`,
+          '  http-request set-log-level warning unless busy',
+          `  http-request set-log-level notice if { rand(${sampling.oneIn}) eq 0 } busy`,
           '  option forwardfor',
           `  http-request set-header X-Forwarded-Proto ${listen.tls ? 'https' : 'http'}`,
         ]
-      : [`  log-format "%s${LOG_SEPARATOR}%Tt${LOG_SEPARATOR}-${LOG_SEPARATOR}%tsc"`]),
+      : [`  log-format "%s${LOG_SEPARATOR}%Tt${LOG_SEPARATOR}-${LOG_SEPARATOR}%tsc${LOG_SEPARATOR}1"`]),
     `  default_backend ${BACKEND}`,
     '',
     `backend ${BACKEND}`,

@@ -12,7 +12,7 @@ import { checkSocketPath, drainBy, type RouterControl, type RouterSnapshot, type
 import { checkServedAs } from '../served-as.js';
 import { readTlsPair } from '../tls.js';
 import { AccessLog } from './access-log.js';
-import { BACKEND, FRONTEND, maxconnFor, renderConfig, renderErrorFile, serverArgs, type HaproxyFiles, type HaproxyLimits } from './config.js';
+import { BACKEND, FRONTEND, maxconnFor, renderConfig, renderErrorFile, serverArgs, type AccessLogSampling, type HaproxyFiles, type HaproxyLimits } from './config.js';
 import { isRuntimeError, parseServersState, parseStatCsv, runtimeCommand, type ServerState } from './runtime-api.js';
 
 /** How long HAProxy may take to serve after it is started. */
@@ -47,9 +47,10 @@ let cachedVersion: string | null | undefined;
  * target is a server named by its id (its release kept beside, in `releases.json`), added in
  * maintenance, then enabled; unrouted by
  * `state drain`; forgotten by `state maint`, its sessions shut, then `del server`. Weights by
- * release become each server's weight. Latency comes from the access log its worker appends
- * to (`access.log`); the rest of the counts from `show stat`. Left running when the control
- * plane stops or dies; adopted by the next one through its pid file.
+ * release become each server's weight. Latency and failures come from the access log its
+ * worker appends to (`access.log`, sampled under load); the rest of the counts from `show
+ * stat`. Left running when the control plane stops or dies; adopted by the next one through
+ * its pid file.
  */
 export class HaproxyRouter implements RouterControl {
   readonly kind: string;
@@ -71,10 +72,12 @@ export class HaproxyRouter implements RouterControl {
   /** The change running now, and those waiting behind it. */
   private queue: Promise<unknown> = Promise.resolve();
 
+  /** `options.accessLog`: what the access log keeps (default ACCESS_LOG_SAMPLING; tests sample at any rate). */
   constructor(
     readonly service: string,
     private listen: ListenSpec,
     private readonly folder: string,
+    private readonly options: { accessLog?: AccessLogSampling } = {},
   ) {
     this.kind = `haproxy ${haproxyVersion() ?? '(not installed)'}`;
     this.files = {
@@ -293,7 +296,7 @@ export class HaproxyRouter implements RouterControl {
       mkdirSync(chroot, { recursive: true, mode: 0o755 });
       drop = { ...user, chroot };
     }
-    return { threads: Math.min(4, availableParallelism()), maxconn: maxconnFor(openFilesLimit()), drop };
+    return { threads: Math.min(4, availableParallelism()), maxconn: maxconnFor(openFilesLimit()), drop, accessLog: this.options.accessLog };
   }
 
   /** The pid of the worker that answers the runtime socket now (a reload replaces it). */
