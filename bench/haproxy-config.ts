@@ -1,6 +1,6 @@
 /**
  * What each part of imago's HAProxy config costs in keep-alive throughput: the router bench's
- * HAProxy data plane runs some 0.8x of a standalone HAProxy with a minimal config, and this
+ * HAProxy data plane runs some 0.87-0.9x of a standalone HAProxy with a minimal config, and this
  * takes the difference apart. Every variant is a standalone HAProxy (master-worker, a session
  * of its own) in front of the same 3 `hello` instances, with imago's config as
  * `renderConfig` writes it (its servers static, as after a reload, access log to a file),
