@@ -27,32 +27,32 @@ describe('haproxy: what imago writes and reads', () => {
 
   it('an access line with its level: what it stands for in the histograms (a line of an earlier router stands for itself)', () => {
     const cases: Array<[string, number | undefined]> = [
-      ['<133>r1:a|3|200|----|16', 16], // notice: in the 1-in-16 sample
-      ['<132>r1:a|3|200|----|16', 1], // warning: logged because traffic was low
-      ['<131><NOSRV>|-1|503|SC--|16', 0], // err: a failure outside the sample
-      ['<134>r1:a|40|-|----|1', 1], // info: a TCP connection, all logged
+      ['<5>r1:a|3|200|----|16', 16], // notice: in the 1-in-16 sample
+      ['<4>r1:a|3|200|----|16', 1], // warning: logged because traffic was low
+      ['<3><NOSRV>|-1|503|SC--|16', 0], // err: a failure outside the sample
+      ['<6>r1:a|40|-|----|1', 1], // info: a TCP connection, all logged
       ['r1:a|3|200|----', 1], // raw: a router started by an earlier imago
-      ['<133>Server be/r1:a is UP, reason: Layer4 check passed, check duration: 0ms.', undefined], // HAProxy's own
-      ['<129>Server be/r1:a is DOWN, reason: Layer4 connection problem', undefined],
-      ['<130>r1:a|3|200|----|16', undefined], // a level the config never writes
+      ['<5>Server be/r1:a is UP, reason: Layer4 check passed, check duration: 0ms.', undefined], // HAProxy's own
+      ['<1>Server be/r1:a is DOWN, reason: Layer4 connection problem', undefined],
+      ['<2>r1:a|3|200|----|16', undefined], // a level the config never writes
       ['r1:a|3|200|----|16', undefined], // five fields without a level
     ];
     for (const [line, weight] of cases) assert.equal(parseAccessLine(line)?.weight, weight, line);
-    assert.equal(failedAtRouter(parseAccessLine('<131><NOSRV>|-1|503|SC--|16')!), true);
-    assert.equal(failedAtRouter(parseAccessLine('<133>r1:a|5|200|SD--|16')!), true);
+    assert.equal(failedAtRouter(parseAccessLine('<3><NOSRV>|-1|503|SC--|16')!), true);
+    assert.equal(failedAtRouter(parseAccessLine('<5>r1:a|5|200|SD--|16')!), true);
   });
 
   it('the access log: a sample counts as the requests it stands for, every failure once, and a torn line waits for its end', async () => {
     const file = join(await tempDir('imago-access-log-'), 'access.log');
     const lines = [
-      ...Array.from({ length: 3 }, () => '<133>a|4|200|----|16'),
-      '<132>a|40|200|----|16',
-      '<131>a|-1|502|SH--|16', // cut before its answer, not sampled: a failure, no latency
-      '<133>a|-1|502|SH--|16', // the same, sampled: one failure, and no latency (there was no answer)
-      '<131>a|7|200|CD--|16', // the client went away: an error level, not the router's failure
-      '<133>Server be/a is UP, reason: Layer4 check passed',
+      ...Array.from({ length: 3 }, () => '<5>a|4|200|----|16'),
+      '<4>a|40|200|----|16',
+      '<3>a|-1|502|SH--|16', // cut before its answer, not sampled: a failure, no latency
+      '<5>a|-1|502|SH--|16', // the same, sampled: one failure, and no latency (there was no answer)
+      '<3>a|7|200|CD--|16', // the client went away: an error level, not the router's failure
+      '<5>Server be/a is UP, reason: Layer4 check passed',
     ];
-    writeFileSync(file, `${lines.join('\n')}\n<133>a|4|2`);
+    writeFileSync(file, `${lines.join('\n')}\n<5>a|4|2`);
     const log = new AccessLog(file);
     log.read();
     assert.equal(log.failed, 2);
@@ -61,7 +61,7 @@ describe('haproxy: what imago writes and reads', () => {
     assert.ok(p50 >= 5 && p50 < 6, `p50 ${p50} ms: the sampled 4 ms answers (counted as 5, HAProxy's timers being whole ms)`);
     assert.ok(quantileOf(log.latencyOf('a'), 0.95)! < 6, 'the one 40 ms answer stands for 1 of 49');
     assert.ok(quantileOf(log.latencyOf('a'), 0.99)! > 40, 'and is the slowest');
-    writeFileSync(file, `${lines.join('\n')}\n<133>a|4|200|----|16\n`);
+    writeFileSync(file, `${lines.join('\n')}\n<5>a|4|200|----|16\n`);
     log.read();
     assert.equal(log.latencyOf('a').counts.reduce((x, y) => x + y, 0), 65);
   });
@@ -75,6 +75,8 @@ describe('haproxy: what imago writes and reads', () => {
     assert.doesNotMatch(http, /^\s*server /m);
     // Every request below 1,000 a second, else 1 in 16 and every failure: unsampled requests that went well are never written.
     assert.match(http, /log stdout format short local0 notice\n/);
+    assert.match(http, /option log-separate-errors\n/);
+    assert.match(http, /http-request set-log-level warning unless busy\n/);
     assert.match(http, /acl busy fe_req_rate ge 1000\n/);
     assert.match(http, /http-request set-log-level notice if \{ rand\(16\) eq 0 \} busy\n/);
     assert.match(http, /log-format "%s\|%Tr\|%ST\|%tsc\|16"/);

@@ -16,29 +16,29 @@ export interface AccessLine {
   weight: number;
 }
 
-/** `<PRI>` at the start of a line: its syslog level is the low 3 bits. */
-const PRI = /^<(\d{1,3})>/;
+/** The syslog level in angle brackets at the start of a line (`format short`; the low 3 bits of a priority). */
+const LEVEL = /^<(\d{1,3})>/;
 
 /**
- * Parses one access line, `<PRI>server|ms|status|termination|oneIn` (see ACCESS_LEVEL for what
+ * Parses one access line, `<level>server|ms|status|termination|oneIn` (see ACCESS_LEVEL for what
  * its level says), or `server|ms|status|termination` as a router started by an earlier imago
  * writes it (every request, weight 1); undefined for anything else, HAProxy's own messages
  * included.
  */
 export function parseAccessLine(line: string): AccessLine | undefined {
   const text = line.trim();
-  const pri = PRI.exec(text);
-  const parts = (pri ? text.slice(pri[0].length) : text).split(LOG_SEPARATOR);
-  if (parts.length !== (pri ? 5 : 4)) return undefined;
+  const prefix = LEVEL.exec(text);
+  const parts = (prefix ? text.slice(prefix[0].length) : text).split(LOG_SEPARATOR);
+  if (parts.length !== (prefix ? 5 : 4)) return undefined;
   const ms = Number(parts[1]);
   if (!Number.isFinite(ms)) return undefined;
   let weight = 1;
-  if (pri) {
-    const level = Number(pri[1]) & 7;
+  if (prefix) {
+    const level = Number(prefix[1]) & 7;
     const oneIn = Number(parts[4]);
     if (level === ACCESS_LEVEL.error) weight = 0;
     else if (level === ACCESS_LEVEL.sampled && Number.isInteger(oneIn) && oneIn >= 1) weight = oneIn;
-    else if (level !== ACCESS_LEVEL.every && level !== ACCESS_LEVEL.all) return undefined;
+    else if (level !== ACCESS_LEVEL.lowRate && level !== ACCESS_LEVEL.tcp) return undefined;
   }
   return { server: parts[0]!, ms, status: parts[2]!, termination: parts[3]!, weight };
 }

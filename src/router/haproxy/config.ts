@@ -23,12 +23,14 @@ export const LOG_SEPARATOR = '|';
  * How much of the traffic the access log keeps. Below `everyBelow` requests a second (the
  * frontend's rate over the last second) every request is logged; above it one request in
  * `oneIn`, chosen at random, and every request that ended in an error, was retried or got a
- * 5xx. A line per request cost HAProxy about a tenth of its CPU at 20,000 requests a second
+ * 5xx. A line per request cost HAProxy 2–11% of its CPU a request at 20,000 requests a second
  * (BENCHMARKS.md); the latency histograms need only a sample, and the failure count gets
  * every failure either way. TCP services log every connection.
  */
 export interface AccessLogSampling {
+  /** Requests a second (the frontend's, over the last one) below which every request is written. */
   everyBelow: number;
+  /** Above it, the size of the sample: 1 request in this many. */
   oneIn: number;
 }
 
@@ -36,19 +38,20 @@ export interface AccessLogSampling {
 export const ACCESS_LOG_SAMPLING: AccessLogSampling = { everyBelow: 1000, oneIn: 16 };
 
 /**
- * The syslog levels an access line is written at (its `<PRI>` is local0's 128 plus the level),
- * which say how many requests it stands for: HAProxy's logger passes `notice` and more urgent
- * ones in HTTP mode, so an unsampled request at `info` is never written.
+ * The syslog levels an access line is written at, which say how many requests it stands for.
+ * `format short` starts each line with the level alone in angle brackets (`<5>`), no
+ * facility. HAProxy's logger passes `notice` and more urgent ones in HTTP mode, so an
+ * unsampled request at `info` is never written.
  */
 export const ACCESS_LEVEL = {
   /** Ended in an error (the client's too), retried, or a 5xx, and not in the sample: its failure counted, its latency not. */
   error: 3,
   /** Logged because traffic was below `everyBelow`: itself alone. */
-  every: 4,
+  lowRate: 4,
   /** In the 1-in-`oneIn` sample: `oneIn` requests in the histograms. */
   sampled: 5,
-  /** Every request or connection (TCP mode): itself alone. */
-  all: 6,
+  /** A TCP connection (all are logged): itself alone. */
+  tcp: 6,
 } as const;
 
 /** A server written into the config (a reload's: what the worker being replaced routes). */
@@ -94,7 +97,7 @@ export function renderConfig(service: string, listen: ListenSpec, files: Haproxy
     // Started as root: the workers bind, then become an unprivileged user shut in an empty folder.
     ...(limits.drop ? [`  user ${limits.drop.user}`, `  group ${limits.drop.group}`, `  chroot ${limits.drop.chroot}`] : []),
     // Access lines on the worker's stdout (a file imago reads for latency and failures), each
-    // with its `<PRI>`; errors to stderr. HTTP passes `notice` and up: an unsampled request
+    // starting with its level (`<5>`); errors to stderr. HTTP passes `notice` and up: an unsampled request
     // that went well (`info`) is never written (see ACCESS_LEVEL).
     `  log stdout format short local0 ${http ? 'notice' : 'info'}`,
     // Buffers stay at HAProxy's default 16 KiB: an L7 retry (`retry-on` below) copies the whole
