@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
 import { readFileSync, readlinkSync } from 'node:fs';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { backend } from '../support/backends.js';
 import { HaproxyRouter } from '../../src/router/haproxy/haproxy-router.js';
 import { tempDir } from '../support/temp.js';
 import { childrenOf } from '../../src/util/pids.js';
-import { waitFor } from '../support/net.js';
+import { requestOnce, waitFor } from '../support/net.js';
 import { processRouterSuite } from './process-suite.js';
 import { routerSuite } from './router-suite.js';
 
@@ -56,7 +55,7 @@ describe('haproxy: the access log under load', () => {
     // the cut marked a down). Each on a connection of its own: HAProxy closes a kept-alive
     // client connection without an answer (and without a log line) when a request after its
     // first fails this way, so that the client may retry it as after any keep-alive close.
-    const cut = await Promise.all(Array.from({ length: 40 }, (_, i) => postOnce(url, { 'x-cut': `sampled-${i}` })));
+    const cut = await Promise.all(Array.from({ length: 40 }, (_, i) => requestOnce('http', port, [], { method: 'POST', headers: { 'x-cut': `sampled-${i}` }, body: 'x' }).then((r) => r.status)));
     assert.ok(cut.every((status) => status === 502 || status === 503), `statuses ${[...new Set(cut)].join(', ')}`);
     let stats = await router.stats();
     await waitFor('the 40 failures counted', async () => (stats = await router.stats()).failed >= 40);
@@ -69,15 +68,3 @@ describe('haproxy: the access log under load', () => {
     assert.ok(lines.length < 250, `${lines.length} access lines for 440 requests: the unsampled ones that went well are not written`);
   });
 });
-
-/** One POST on a connection of its own; resolves with the status. */
-function postOnce(url: string, headers: Record<string, string>): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'POST', agent: false, headers: { ...headers, 'content-length': '1' } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end('x');
-  });
-}

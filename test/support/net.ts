@@ -1,7 +1,7 @@
 import { freeLoopbackPort } from '../../src/controller/ports.js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { get as httpGet } from 'node:http';
-import { get as httpsGet } from 'node:https';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 // undici's fetch, not Node 20's own: that one never settles when a port proxy (docker-proxy)
@@ -61,14 +61,21 @@ export function peerFingerprint(port: number): Promise<string> {
 
 /** One GET of / on 127.0.0.1:`port`, on a connection of its own (no keep-alive), trusting `ca` for https: its status and body. */
 export function getOnce(scheme: 'http' | 'https', port: number, ca: string[]): Promise<{ status: number; body: string }> {
+  return requestOnce(scheme, port, ca);
+}
+
+/** One request to 127.0.0.1:`port` (GET of / unless told), on a connection of its own, trusting `ca` for https: its status and body. */
+export function requestOnce(scheme: 'http' | 'https', port: number, ca: string[], init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const request = scheme === 'https' ? httpsGet : httpGet;
-    const req = request({ host: '127.0.0.1', port, path: '/', agent: false, ca, timeout: 5_000 }, (res) => {
+    const request = scheme === 'https' ? httpsRequest : httpRequest;
+    const headers = init.body === undefined ? init.headers : { ...init.headers, 'content-length': String(Buffer.byteLength(init.body)) };
+    const req = request({ host: '127.0.0.1', port, path: '/', method: init.method ?? 'GET', headers, agent: false, ca, timeout: 5_000 }, (res) => {
       let body = '';
       res.on('data', (c: Buffer) => (body += c.toString()));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     });
     req.on('timeout', () => req.destroy(new Error('no answer within 5 s')));
     req.on('error', reject);
+    req.end(init.body);
   });
 }

@@ -97,8 +97,8 @@ export function renderConfig(service: string, listen: ListenSpec, files: Haproxy
     // Started as root: the workers bind, then become an unprivileged user shut in an empty folder.
     ...(limits.drop ? [`  user ${limits.drop.user}`, `  group ${limits.drop.group}`, `  chroot ${limits.drop.chroot}`] : []),
     // Access lines on the worker's stdout (a file imago reads for latency and failures), each
-    // starting with its level (`<5>`); errors to stderr. HTTP passes `notice` and up: an unsampled request
-    // that went well (`info`) is never written (see ACCESS_LEVEL).
+    // starting with its level (`<5>`); errors to stderr. HTTP passes `notice` and up: an
+    // unsampled request that went well (`info`) is never written (see ACCESS_LEVEL).
     `  log stdout format short local0 ${http ? 'notice' : 'info'}`,
     // Buffers stay at HAProxy's default 16 KiB: an L7 retry (`retry-on` below) copies the whole
     // buffer for every request it may send again, so 32 KiB buffers cost about half of what the
