@@ -14,11 +14,18 @@
  * - no forwarded headers: no `option forwardfor`, no X-Forwarded-Proto;
  * - no L7 retries: no `retry-on`, no `disable-l7-retry` rule;
  * - 32 KiB buffers: `tune.bufsize 32768` (imago's config before it kept HAProxy's default 16 KiB);
+ * - 8 KiB buffers: `tune.bufsize 8192`, which halves the L7 retries' copy of every GET but
+ *   turns away requests with more than 7 KiB of headers (not imago's: see config.ts);
  * - plain servers: no health check, `observe layer4` or pool settings on the servers;
  * - none of these: all of the above removed at once;
  * - standalone: the router bench's minimal peer (roundrobin, http-reuse always).
  *
  *   node --import tsx bench/haproxy-config.ts [--rounds 5] [--seconds 5] [--connections 16]
+ *     [--variants 'imago,no L7 retries']
+ *
+ * `--variants` measures only the ones it names (the standalone always, as every ratio is
+ * against it). The table gives each variant's median ratio to the standalone of the same round
+ * with its 95% confidence interval (order statistics; from 6 rounds).
  *
  * Besides throughput (noisy: the load, the proxy and the instances share the cores), each run
  * reads the CPU time HAProxy's master and workers used (utime + stime in /proc) and divides it
@@ -35,9 +42,9 @@ import { parseArgs } from 'node:util';
 import { freeLoopbackPort as freePort } from '../src/controller/ports.js';
 import { renderConfig, renderErrorFile, type AccessLogSampling, type HaproxyFiles } from '../src/router/haproxy/config.js';
 import { haproxyVersion } from '../src/router/haproxy/haproxy-router.js';
-import { childrenOf, procStat } from '../src/util/pids.js';
+import { cpuSeconds } from './lib/cpu.js';
 import { minimalHaproxyConfig, waitForAnswer } from './lib/peers.js';
-import { markdownTable, summarise } from './lib/stats.js';
+import { markdownTable, ratioCell } from './lib/stats.js';
 import { startWrk } from './lib/wrk.js';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -54,25 +61,11 @@ function without(text: string, ...patterns: RegExp[]): string {
 const ACCESS_LOG = /^\s*(log(-format)? |option log-separate-errors|acl busy|http-request set-log-level)/;
 const FORWARDED = /forwardfor|X-Forwarded-Proto/;
 const L7_RETRIES = /retry-on|disable-l7-retry/;
-const bigBuffers = (text: string) => text.replace(/^global$/m, 'global\n  tune.bufsize 32768');
+const buffers = (bytes: number) => (text: string) => text.replace(/^global$/m, `global\n  tune.bufsize ${bytes}`);
 const plainServers = (text: string) => text.replace(/^( {2}server \S+ \S+) .*$/gm, '$1');
 
-/** The kernel's clock ticks a second (`getconf CLK_TCK`: 100 on Linux). */
-const TICKS_PER_SECOND = 100;
-
-/** CPU ticks (user and system) used so far by `master` and its workers. */
-function cpuTicks(master: number): number {
-  let ticks = 0;
-  for (const pid of [master, ...childrenOf(master)]) {
-    const fields = procStat(pid);
-    // After the command: state is the first field, utime the 12th, stime the 13th (proc(5)).
-    if (fields) ticks += Number(fields[11]) + Number(fields[12]);
-  }
-  return ticks;
-}
-
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { rounds: { type: 'string' }, seconds: { type: 'string' }, connections: { type: 'string' } } });
+  const { values } = parseArgs({ options: { rounds: { type: 'string' }, seconds: { type: 'string' }, connections: { type: 'string' }, variants: { type: 'string' } } });
   const rounds = Number(values.rounds ?? 5);
   const seconds = Number(values.seconds ?? 5);
   const connections = Number(values.connections ?? 16);
@@ -97,18 +90,22 @@ async function main(): Promise<void> {
     };
     // maxconn 4000 here and in imago's config: eight HAProxys at once stay inside the open-files limit.
     const standalone = (port: number) => minimalHaproxyConfig(port, ports, 4000);
-    const variants: Array<[string, (port: number, name: string) => string]> = [
+    const all: Array<[string, (port: number, name: string) => string]> = [
       ['imago', imago],
       // Never busy: every request is written, as before the log was sampled.
       ['every request logged', (p, n) => imago(p, n, { everyBelow: 1_000_000_000, oneIn: 16 })],
       ['no access log', (p, n) => without(imago(p, n), ACCESS_LOG)],
       ['no forwarded headers', (p, n) => without(imago(p, n), FORWARDED)],
       ['no L7 retries', (p, n) => without(imago(p, n), L7_RETRIES)],
-      ['32 KiB buffers', (p, n) => bigBuffers(imago(p, n))],
+      ['32 KiB buffers', (p, n) => buffers(32768)(imago(p, n))],
+      ['8 KiB buffers', (p, n) => buffers(8192)(imago(p, n))],
       ['plain servers', (p, n) => plainServers(imago(p, n))],
       ['none of these', (p, n) => plainServers(without(imago(p, n), ACCESS_LOG, FORWARDED, L7_RETRIES))],
       ['standalone', (p) => standalone(p)],
     ];
+    const picked = values.variants?.split(',').map((v) => v.trim()).filter(Boolean);
+    for (const name of picked ?? []) if (!all.some(([n]) => n === name)) throw new Error(`--variants: unknown variant '${name}'; expected some of ${all.map(([n]) => n).join(', ')}`);
+    const variants = picked ? all.filter(([name]) => name === 'standalone' || picked.includes(name)) : all;
     const urls = new Map<string, string>();
     const masters = new Map<string, number>();
     for (const [i, [name, config]] of variants.entries()) {
@@ -127,9 +124,9 @@ async function main(): Promise<void> {
     for (let round = 0; round < rounds; round++) {
       for (let k = 0; k < names.length; k++) {
         const name = names[(k + round) % names.length]!;
-        const before = cpuTicks(masters.get(name)!);
+        const before = cpuSeconds(masters.get(name)!);
         const run = await startWrk(urls.get(name)!, seconds, { threads: 1, connections }).done;
-        const us = ((cpuTicks(masters.get(name)!) - before) * 1e6) / TICKS_PER_SECOND / Math.max(1, run.requests);
+        const us = ((cpuSeconds(masters.get(name)!) - before) * 1e6) / Math.max(1, run.requests);
         results.get(name)!.push(run.rps);
         cpuPerRequest.get(name)!.push(us);
         log(`round ${round + 1}/${rounds} ${name}: ${Math.round(run.rps)} req/s, ${us.toFixed(1)} µs of HAProxy CPU a request`);
@@ -137,18 +134,17 @@ async function main(): Promise<void> {
     }
     const peer = results.get('standalone')!;
     const peerCpu = cpuPerRequest.get('standalone')!;
-    const median = (xs: number[]) => summarise(xs)!.median;
     const rows = names.map((name) => {
       const rps = results.get(name)!;
       const us = cpuPerRequest.get(name)!;
-      return [name, rps.map((r) => Math.round(r).toLocaleString('en')).join(' / '), `${median(rps.map((r, i) => r / peer[i]!)).toFixed(2)}×`, us.map((u) => u.toFixed(1)).join(' / '), `${median(us.map((u, i) => u / peerCpu[i]!)).toFixed(2)}×`];
+      return [name, rps.map((r) => Math.round(r).toLocaleString('en')).join(' / '), ratioCell(rps.map((r, i) => r / peer[i]!)), us.map((u) => u.toFixed(1)).join(' / '), ratioCell(us.map((u, i) => u / peerCpu[i]!))];
     });
     const lines = [
       `# HAProxy config bench, ${new Date().toISOString()}`,
       '',
-      `\`node --import tsx bench/haproxy-config.ts --rounds ${rounds} --seconds ${seconds} --connections ${connections}\` on ${cpus().length} cores; wrk -t1 -c${connections} -d${seconds}s, keep-alive; HAProxy ${haproxyVersion()}.`,
+      `\`node --import tsx bench/haproxy-config.ts --rounds ${rounds} --seconds ${seconds} --connections ${connections}${values.variants ? ` --variants '${values.variants}'` : ''}\` on ${cpus().length} cores; wrk -t1 -c${connections} -d${seconds}s, keep-alive; HAProxy ${haproxyVersion()}.`,
       '',
-      markdownTable(['variant', `req/s (${rounds} rounds)`, 'vs standalone (median of rounds)', 'HAProxy CPU µs a request', 'vs standalone'], rows),
+      markdownTable(['variant', `req/s (${rounds} rounds)`, 'vs standalone (median of rounds, 95% interval)', 'HAProxy CPU µs a request', 'vs standalone'], rows),
       '',
     ];
     process.stdout.write(`${lines.join('\n')}\n`);

@@ -103,7 +103,9 @@ export function renderConfig(service: string, listen: ListenSpec, files: Haproxy
     // Buffers stay at HAProxy's default 16 KiB: an L7 retry (`retry-on` below) copies the whole
     // buffer for every request it may send again, so 32 KiB buffers cost about half of what the
     // retries cost (BENCHMARKS.md). Requests take up to 15 KiB of headers (16 KiB less the
-    // 1 KiB HAProxy keeps for rewrites); a larger one gets 400.
+    // 1 KiB HAProxy keeps for rewrites); a larger one gets 400. 8 KiB buffers would turn away
+    // requests with 7–15 KiB of headers (large cookies, tokens) for a third of the retries'
+    // CPU and no throughput measured (BENCHMARKS.md, 2026-12-08).
     '',
     'defaults',
     `  mode ${listen.protocol}`,
