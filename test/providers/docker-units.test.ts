@@ -8,6 +8,8 @@ import { driftOf } from '../../src/providers/docker/drift.js';
 import { dockerScope } from '../../src/providers/docker/scope.js';
 import { sinceArgument, timestampNanos } from '../../src/providers/docker/log-follower.js';
 import type { InstanceSpec } from '../../src/providers/provider.js';
+import { VolumeManager } from '../../src/providers/docker/volumes.js';
+import { ProviderError } from '../../src/errors.js';
 
 const digest = `sha256:${'ab'.repeat(32)}` as const;
 const spec = (over: Partial<InstanceSpec> = {}): InstanceSpec => ({
@@ -135,5 +137,54 @@ describe('docker scope', () => {
         await rm(home, { recursive: true, force: true });
       }
     }
+  });
+});
+
+describe('docker volumes', () => {
+  /** The two engine calls VolumeManager makes for a root-owned volume, over a map of name → labels. */
+  function fakeEngine(volumes: Map<string, Record<string, string>>) {
+    const notFound = () => Object.assign(new Error('no such volume'), { statusCode: 404 });
+    return {
+      getVolume: (name: string) => ({
+        inspect: async () => {
+          const labels = volumes.get(name);
+          if (!labels) throw notFound();
+          return { Name: name, Labels: labels };
+        },
+        remove: async () => void volumes.delete(name),
+      }),
+      createVolume: async ({ Name, Labels }: { Name: string; Labels: Record<string, string> }) => void volumes.set(Name, Labels),
+    };
+  }
+  const root = { uid: 0, gid: 0 };
+  const scope = '0123456789ab';
+
+  it('refuses a volume whose name another service already holds, and leaves that one as it was', async () => {
+    const volumes = new Map<string, Record<string, string>>();
+    const manager = new VolumeManager(fakeEngine(volumes) as never, scope);
+    const name = volumeName(scope, 'web', 'data-x');
+    assert.equal(volumeName(scope, 'web-data', 'x'), name, 'the two pairs make one name');
+    await manager.ensure(name, 'web', root);
+    await manager.ensure(name, 'web', root); // its own service again: the same volume
+    await assert.rejects(manager.ensure(volumeName(scope, 'web-data', 'x'), 'web-data', root), (error: Error) => {
+      assert.ok(error instanceof ProviderError);
+      assert.match(error.message, new RegExp(`volume '${name}' holds the data of service 'web', and a volume of service 'web-data' maps to the same name`));
+      return true;
+    });
+    assert.deepEqual([...volumes], [[name, { 'imago.scope': scope, 'imago.service': 'web' }]]);
+  });
+
+  it('refuses the second of two services that ask for the same name at once', async () => {
+    const manager = new VolumeManager(fakeEngine(new Map()) as never, scope);
+    const name = volumeName(scope, 'web', 'data-x');
+    const [first, second] = await Promise.allSettled([manager.ensure(name, 'web', root), manager.ensure(name, 'web-data', root)]);
+    assert.equal(first.status, 'fulfilled');
+    assert.equal(second.status, 'rejected');
+  });
+
+  it("refuses another home's volume of the same name", async () => {
+    const volumes = new Map([[volumeName(scope, 'web', 'data'), { 'imago.scope': 'ffffffffffff', 'imago.service': 'web' }]]);
+    const manager = new VolumeManager(fakeEngine(volumes) as never, scope);
+    await assert.rejects(manager.ensure(volumeName(scope, 'web', 'data'), 'web', root), /does not belong to this imago home/);
   });
 });

@@ -87,7 +87,9 @@ export function containerCreateOptions(spec: InstanceSpec, ctx: ContainerContext
 /**
  * The Docker volume that holds `name` for `service` (a service key) in this scope. An
  * environment's `@` becomes `..`, which no service name holds, so `web@prod` and a service
- * named `web-prod` never share a volume.
+ * named `web-prod` never share a volume. Service and volume names both may hold "-", so two
+ * pairs can make one name (`web` + `data-x`, `web-data` + `x`): VolumeManager refuses the
+ * second by the volume's service label.
  */
 export function volumeName(scope: string, service: string, name: string): string {
   return `imago-${scope}-${service.replace('@', '..').replace(/[^A-Za-z0-9_.-]/g, '-')}-${name}`;

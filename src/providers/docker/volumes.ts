@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type Docker from 'dockerode';
 import tar from 'tar-stream';
 import { ociArchitecture } from '../../bake/image-config.js';
+import { ProviderError } from '../../errors.js';
 import { Label } from '../provider.js';
 import { DockerLabel } from './container-config.js';
 import { engineError, statusOf } from './engine-error.js';
@@ -15,30 +16,39 @@ import { loadArchive } from './image-loader.js';
  * and no running helper is needed, and it works on a remote engine too.
  */
 export class VolumeManager {
-  private readonly inflight = new Map<string, Promise<void>>();
+  private readonly inflight = new Map<string, Promise<string | undefined>>();
 
   constructor(
     private readonly docker: Docker,
     private readonly scope: string,
   ) {}
 
-  /** Creates `name` when missing (owned by `owner`); one creation at a time per name. */
-  ensure(name: string, service: string, owner: { uid: number; gid: number }): Promise<void> {
+  /**
+   * Creates `name` for `service` when missing (owned by `owner`); one creation at a time per
+   * name. A volume of that name that holds another service's data is refused, never shared:
+   * names join service and volume with "-", which both may hold (`web` + `data-x` and
+   * `web-data` + `x` make the same name).
+   */
+  async ensure(name: string, service: string, owner: { uid: number; gid: number }): Promise<void> {
     let pending = this.inflight.get(name);
     if (!pending) {
       pending = this.create(name, service, owner).finally(() => this.inflight.delete(name));
       this.inflight.set(name, pending);
     }
-    return pending;
+    const holder = await pending;
+    if (holder !== undefined && holder !== service) {
+      throw new ProviderError(`volume '${name}' holds the data of service '${holder}', and a volume of service '${service}' maps to the same name; rename one of the two volumes (or services)`);
+    }
   }
 
-  private async create(name: string, service: string, owner: { uid: number; gid: number }): Promise<void> {
+  /** Inspects or makes the volume; resolves with the service it belongs to (undefined when its label says none). */
+  private async create(name: string, service: string, owner: { uid: number; gid: number }): Promise<string | undefined> {
     try {
       const info = await this.docker.getVolume(name).inspect();
       if (info.Labels?.[DockerLabel.scope] !== this.scope) {
         throw engineError(`volume '${name}'`, new Error(`it exists but does not belong to this imago home (scope ${this.scope}); remove or rename it`));
       }
-      return;
+      return info.Labels?.[Label.service];
     } catch (error) {
       if (statusOf(error) !== 404) throw engineError(`failed to inspect volume '${name}'`, error);
     }
@@ -54,6 +64,7 @@ export class VolumeManager {
       await this.docker.getVolume(name).remove().catch(() => undefined);
       throw engineError(`failed to give volume '${name}' to ${owner.uid}:${owner.gid}`, error);
     }
+    return service;
   }
 
   /** Gives the new volume's root to `owner` through copy-up at container create. */
