@@ -82,8 +82,12 @@ function parsePaths(value: string | undefined): Set<PathId> {
 
 /** Reads --keep-alive: which modes to measure. */
 function parseKeepAlive(value: string | undefined): boolean[] {
-  const modes: Record<string, boolean[]> = { both: [true, false], on: [true], off: [false] };
-  const picked = modes[value ?? 'both'];
+  const modes = new Map([
+    ['both', [true, false]],
+    ['on', [true]],
+    ['off', [false]],
+  ]);
+  const picked = modes.get(value ?? 'both');
   if (!picked) throw new Error(`--keep-alive: expected both, on or off, got '${value}'`);
   return picked;
 }
@@ -109,11 +113,12 @@ async function main(): Promise<void> {
 
     const paths: Path[] = [];
     if (wanted.has('direct')) paths.push({ id: 'direct', name: 'direct (one instance)', url: `http://127.0.0.1:${ports[0]}/`, pid: children[0]!.pid! });
-    for (const [id, name, router] of [
-      ['imago-haproxy', 'imago haproxy', new HaproxyRouter('bench', { host: '127.0.0.1', port: await freePort(), protocol: 'http' }, join(dir, 'haproxy-router'))],
-      ['imago-builtin', 'imago built-in', new BuiltinRouter('bench', { host: '127.0.0.1', port: await freePort(), protocol: 'http' }, join(dir, 'builtin-router'))],
+    for (const [id, name, make] of [
+      ['imago-haproxy', 'imago haproxy', async () => new HaproxyRouter('bench', { host: '127.0.0.1', port: await freePort(), protocol: 'http' }, join(dir, 'haproxy-router'))],
+      ['imago-builtin', 'imago built-in', async () => new BuiltinRouter('bench', { host: '127.0.0.1', port: await freePort(), protocol: 'http' }, join(dir, 'builtin-router'))],
     ] as const) {
       if (!wanted.has(id)) continue;
+      const router = await make();
       routers.push(router);
       const address = await router.start();
       for (const [i, port] of ports.entries()) await router.route({ id: `i${i}`, host: '127.0.0.1', port, release: 1 });
@@ -185,7 +190,8 @@ async function main(): Promise<void> {
           summarise(runs.map((r) => r.wrk.latencyMs?.p50 ?? NaN))!.median.toFixed(2),
           summarise(runs.map((r) => r.wrk.latencyMs?.p99 ?? NaN))!.median.toFixed(2),
           summarise(runs.map((r) => r.cpuUs))!.median.toFixed(1),
-          ratioCell(cpuRatios),
+          // An instance's CPU against a proxy's says nothing: only the proxies are compared.
+          path.id === 'direct' ? '–' : ratioCell(cpuRatios),
           String(runs.reduce((a, r) => a + errorsOf(r.wrk), 0)),
         ];
       });

@@ -51,7 +51,8 @@ export interface MedianInterval {
  * The confidence interval of the median of `samples` from their order statistics (the sign
  * test's interval): [x(k), x(n+1-k)] for the largest k with P(Binomial(n, 1/2) < k) ≤
  * (1 - confidence) / 2. It assumes nothing of the samples' distribution, only that they are
- * independent. Undefined below 6 samples, where no such interval reaches 95%.
+ * independent. Undefined when no interval reaches the confidence asked (below 6 samples at
+ * 95%, below 8 at 99%).
  */
 export function medianInterval(samples: number[], confidence = 0.95): MedianInterval | undefined {
   const n = samples.length;

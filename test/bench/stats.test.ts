@@ -21,15 +21,17 @@ describe('medianInterval (the sign test interval the benches report)', () => {
     }
   });
 
-  it('gives none below 6 samples, where no interval reaches 95%', () => {
+  it('gives none where no interval reaches the confidence: below 6 samples at 95%, below 8 at 99%', () => {
     for (const n of [0, 1, 5]) assert.equal(medianInterval(oneTo(n)), undefined);
+    assert.equal(medianInterval(oneTo(7), 0.99), undefined);
+    assert.deepEqual(medianInterval(oneTo(8), 0.99), { low: 1, high: 8, coverage: 1 - 2 / 256 });
   });
 
   it('always holds the median, at the coverage asked or more', () => {
     fc.assert(
       fc.property(fc.array(fc.double({ min: 0, max: 10, noNaN: true }), { minLength: 6, maxLength: 80 }), fc.constantFrom(0.9, 0.95, 0.99), (samples, confidence) => {
         const interval = medianInterval(samples, confidence);
-        if (!interval) return samples.length < 9 && confidence === 0.99;
+        if (!interval) return samples.length < 8 && confidence === 0.99;
         const median = summarise(samples)!.median;
         return interval.low <= median && median <= interval.high && interval.coverage >= confidence;
       }),

@@ -166,9 +166,9 @@ describe('docker volumes', () => {
     assert.equal(volumeName(scope, 'web-data', 'x'), name, 'the two pairs make one name');
     await manager.ensure(name, 'web', root);
     await manager.ensure(name, 'web', root); // its own service again: the same volume
-    await assert.rejects(manager.ensure(volumeName(scope, 'web-data', 'x'), 'web-data', root), (error: Error) => {
+    await assert.rejects(manager.ensure(volumeName(scope, 'web-data', 'x'), 'web-data', root, 'x'), (error: Error) => {
       assert.ok(error instanceof ProviderError);
-      assert.match(error.message, new RegExp(`volume '${name}' holds the data of service 'web', and a volume of service 'web-data' maps to the same name`));
+      assert.ok(error.message.startsWith(`volume 'x' of service 'web-data' would be Docker volume '${name}', which holds the data of service 'web'`), error.message);
       return true;
     });
     assert.deepEqual([...volumes], [[name, { 'imago.scope': scope, 'imago.service': 'web' }]]);
@@ -180,6 +180,20 @@ describe('docker volumes', () => {
     const [first, second] = await Promise.allSettled([manager.ensure(name, 'web', root), manager.ensure(name, 'web-data', root)]);
     assert.equal(first.status, 'fulfilled');
     assert.equal(second.status, 'rejected');
+  });
+
+  it('refuses a volume another process made for another service between its look and its create', async () => {
+    const volumes = new Map<string, Record<string, string>>();
+    const engine = fakeEngine(volumes);
+    const name = volumeName(scope, 'web', 'data-x');
+    // The engine answers a create of an existing name with that volume, its labels unchanged.
+    const racing = {
+      ...engine,
+      createVolume: async () => void volumes.set(name, volumes.get(name) ?? { 'imago.scope': scope, 'imago.service': 'web' }),
+    };
+    const manager = new VolumeManager(racing as never, scope);
+    await assert.rejects(manager.ensure(name, 'web-data', root, 'x'), /holds the data of service 'web'/);
+    assert.equal(volumes.get(name)?.['imago.service'], 'web');
   });
 
   it("refuses another home's volume of the same name", async () => {

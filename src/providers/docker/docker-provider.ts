@@ -126,7 +126,7 @@ export class DockerProvider implements Provider {
     if (owner) {
       for (const volume of spec.volumes) {
         volumeNames[volume.name] = volumeName(scope, service, volume.name);
-        await volumes.ensure(volumeNames[volume.name]!, service, owner);
+        await volumes.ensure(volumeNames[volume.name]!, service, owner, volume.name);
       }
     }
     const secretFiles = owner ? await this.writeSecrets(spec, owner) : [];

@@ -24,12 +24,12 @@ export class VolumeManager {
   ) {}
 
   /**
-   * Creates `name` for `service` when missing (owned by `owner`); one creation at a time per
-   * name. A volume of that name that holds another service's data is refused, never shared:
-   * names join service and volume with "-", which both may hold (`web` + `data-x` and
-   * `web-data` + `x` make the same name).
+   * Creates the Docker volume `name` for `service`'s volume `declared` (its name in the
+   * config) when missing, owned by `owner`; one creation at a time per name. A volume of that
+   * name that holds another service's data is refused, never shared: names join service and
+   * volume with "-", which both may hold (`web` + `data-x` and `web-data` + `x` make one name).
    */
-  async ensure(name: string, service: string, owner: { uid: number; gid: number }): Promise<void> {
+  async ensure(name: string, service: string, owner: { uid: number; gid: number }, declared = name): Promise<void> {
     let pending = this.inflight.get(name);
     if (!pending) {
       pending = this.create(name, service, owner).finally(() => this.inflight.delete(name));
@@ -37,26 +37,25 @@ export class VolumeManager {
     }
     const holder = await pending;
     if (holder !== undefined && holder !== service) {
-      throw new ProviderError(`volume '${name}' holds the data of service '${holder}', and a volume of service '${service}' maps to the same name; rename one of the two volumes (or services)`);
+      throw new ProviderError(
+        `volume '${declared}' of service '${service}' would be Docker volume '${name}', which holds the data of service '${holder}' (imago joins service and volume names with "-"); rename the volume or the service. If the two have shared it before, both services' data is in '${name}': copy what '${service}' needs into its new volume`,
+      );
     }
   }
 
   /** Inspects or makes the volume; resolves with the service it belongs to (undefined when its label says none). */
   private async create(name: string, service: string, owner: { uid: number; gid: number }): Promise<string | undefined> {
-    try {
-      const info = await this.docker.getVolume(name).inspect();
-      if (info.Labels?.[DockerLabel.scope] !== this.scope) {
-        throw engineError(`volume '${name}'`, new Error(`it exists but does not belong to this imago home (scope ${this.scope}); remove or rename it`));
-      }
-      return info.Labels?.[Label.service];
-    } catch (error) {
-      if (statusOf(error) !== 404) throw engineError(`failed to inspect volume '${name}'`, error);
-    }
+    const existing = await this.labelsOf(name);
+    if (existing) return existing[Label.service];
     try {
       await this.docker.createVolume({ Name: name, Labels: { [DockerLabel.scope]: this.scope, [Label.service]: service } });
     } catch (error) {
       throw engineError(`failed to create volume '${name}'`, error);
     }
+    // The engine answers a create of a name that exists (made meanwhile by another process) with that volume, labels unchanged.
+    const made = await this.labelsOf(name);
+    if (!made) throw new ProviderError(`volume '${name}' was gone right after it was created (removed by someone else?); try again`);
+    if (made[Label.service] !== service) return made[Label.service];
     try {
       if (owner.uid !== 0 || owner.gid !== 0) await this.chown(name, owner);
     } catch (error) {
@@ -65,6 +64,21 @@ export class VolumeManager {
       throw engineError(`failed to give volume '${name}' to ${owner.uid}:${owner.gid}`, error);
     }
     return service;
+  }
+
+  /** The labels of volume `name` (undefined when there is none), refusing one that is not this home's. */
+  private async labelsOf(name: string): Promise<Record<string, string> | undefined> {
+    let labels: Record<string, string> | undefined;
+    try {
+      labels = (await this.docker.getVolume(name).inspect()).Labels ?? {};
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw engineError(`failed to inspect volume '${name}'`, error);
+    }
+    if (labels[DockerLabel.scope] !== this.scope) {
+      throw new ProviderError(`volume '${name}': it exists but does not belong to this imago home (scope ${this.scope}); remove or rename it`);
+    }
+    return labels;
   }
 
   /** Gives the new volume's root to `owner` through copy-up at container create. */

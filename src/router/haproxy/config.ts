@@ -104,8 +104,8 @@ export function renderConfig(service: string, listen: ListenSpec, files: Haproxy
     // buffer for every request it may send again, so 32 KiB buffers cost about half of what the
     // retries cost (BENCHMARKS.md). Requests take up to 15 KiB of headers (16 KiB less the
     // 1 KiB HAProxy keeps for rewrites); a larger one gets 400. 8 KiB buffers would turn away
-    // requests with 7–15 KiB of headers (large cookies, tokens) for a third of the retries'
-    // CPU and no throughput measured (BENCHMARKS.md, 2026-12-08).
+    // requests with 7–15 KiB of headers (large cookies, tokens) for no gain in CPU or
+    // throughput the config bench could tell from its noise (BENCHMARKS.md, 2026-12-08).
     '',
     'defaults',
     `  mode ${listen.protocol}`,
