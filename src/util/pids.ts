@@ -128,3 +128,13 @@ export function procStat(pid: number): string[] | undefined {
     return undefined;
   }
 }
+
+/** Kernel clock ticks per second in /proc/<pid>/stat (USER_HZ: 100 on every Linux that imago runs on). */
+const TICKS_PER_SECOND = 100;
+
+/** The CPU time (utime + stime, seconds) one process has used, or undefined when it is gone. */
+export function cpuSecondsOf(pid: number): number | undefined {
+  // utime and stime: fields 14 and 15 of the stat line, the 12th and 13th after the command.
+  const fields = procStat(pid);
+  return fields ? (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND : undefined;
+}

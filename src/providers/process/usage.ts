@@ -1,19 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { procStat } from '../../util/pids.js';
+import { cpuSecondsOf } from '../../util/pids.js';
 import type { InstanceUsage } from '../provider.js';
 
-/** Kernel clock ticks per second in /proc/<pid>/stat (USER_HZ: 100 on every Linux that imago runs on). */
-const TICKS_PER_SECOND = 100;
-
 const readText = (file: string) => readFile(file, 'utf8').catch(() => undefined);
-
-/** utime + stime of one process, in seconds (undefined when it is gone). */
-function cpuOfPid(pid: number): number | undefined {
-  // utime and stime: fields 14 and 15 of the stat line.
-  const fields = procStat(pid);
-  return fields ? (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND : undefined;
-}
 
 /**
  * An instance's CPU time (seconds, since it started) and memory in use (bytes), from its
@@ -33,13 +23,13 @@ export async function instanceUsage(cgroups: string[], appPid: number): Promise<
     if (v1 !== undefined) {
       const pids = ((await readText(join(dir, 'cgroup.procs'))) ?? '').split('\n').filter(Boolean).map(Number);
       let cpu = 0;
-      for (const pid of pids) cpu += cpuOfPid(pid) ?? 0;
+      for (const pid of pids) cpu += cpuSecondsOf(pid) ?? 0;
       // Page cache the instance's files filled is counted in usage; inactive cache is what `docker stats` leaves out too.
       const inactive = Number(/^total_inactive_file (\d+)$/m.exec((await readText(join(dir, 'memory.stat'))) ?? '')?.[1] ?? 0);
       return { cpuSeconds: cpu, memoryBytes: Math.max(0, Number(v1.trim()) - inactive) };
     }
   }
-  const cpu = cpuOfPid(appPid);
+  const cpu = cpuSecondsOf(appPid);
   if (cpu === undefined) return undefined;
   const rss = /^VmRSS:\s+(\d+) kB$/m.exec((await readText(`/proc/${appPid}/status`)) ?? '')?.[1];
   return { cpuSeconds: cpu, memoryBytes: Number(rss ?? 0) * 1024 };
