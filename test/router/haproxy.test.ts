@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { backend } from '../support/backends.js';
 import { HaproxyRouter } from '../../src/router/haproxy/haproxy-router.js';
 import { tempDir } from '../support/temp.js';
-import { childrenOf } from '../../src/util/pids.js';
+import { alive, childrenOf, waitForExit } from '../../src/util/pids.js';
 import { requestOnce, waitFor } from '../support/net.js';
 import { processRouterSuite } from './process-suite.js';
 import { routerSuite } from './router-suite.js';
@@ -15,6 +16,34 @@ let n = 0;
 routerSuite('haproxy', (service, listen) => new HaproxyRouter(service, listen, join(root, `r${++n}`)));
 // The master and its workers: the workers answer the runtime API.
 processRouterSuite('haproxy', { make: (listen, folder) => new HaproxyRouter('web', listen, folder), pidFile: 'haproxy.pid', processes: (pid) => [pid, ...childrenOf(pid)] });
+
+describe('haproxy: adoption', () => {
+  it('a router whose runtime API closes the connection with no answer is ended and replaced, not adopted', async () => {
+    const dir = join(root, 'mute');
+    const first = new HaproxyRouter('web', { host: '127.0.0.1', port: 0, protocol: 'http' }, dir);
+    after(() => first.stop());
+    const { port } = await first.start();
+    const pid = first.pid!;
+    after(() => {
+      if (alive(pid)) process.kill(-pid, 'SIGKILL');
+    });
+    // Its socket now leads to one that reads each command and closes the connection unanswered.
+    const mute = createServer((conn) => {
+      conn.resume();
+      conn.on('end', () => conn.end());
+    });
+    await new Promise<void>((resolve) => mute.listen(join(dir, 'mute.sock'), resolve));
+    after(() => mute.close());
+    rmSync(join(dir, 'admin.sock'));
+    symlinkSync(join(dir, 'mute.sock'), join(dir, 'admin.sock'));
+    const second = new HaproxyRouter('web', { host: '127.0.0.1', port, protocol: 'http' }, dir);
+    after(() => second.stop());
+    assert.equal((await second.start()).port, port);
+    assert.notEqual(second.pid, pid, 'a new HAProxy');
+    assert.ok(await waitForExit(pid, 5_000), 'the mute one is gone');
+    assert.equal((await fetch(`http://127.0.0.1:${port}/`)).status, 503, 'the new one serves');
+  });
+});
 
 describe('haproxy: privileges', () => {
   it('runs its workers as an unprivileged user shut in an empty folder when imago is root, and as imago when not', async () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fetch } from 'undici';
@@ -8,7 +8,7 @@ import type { ListenSpec } from '../../src/router/engine/engine.js';
 import type { RouterControl } from '../../src/router/router-control.js';
 import { alive, waitForExit } from '../../src/util/pids.js';
 import { backend } from '../support/backends.js';
-import { freePort } from '../support/net.js';
+import { freePort, waitFor } from '../support/net.js';
 import { tempDir } from '../support/temp.js';
 
 /** A data plane that runs as a process of its own, as the process suite sees it. */
@@ -87,9 +87,11 @@ export function processRouterSuite(name: string, kind: ProcessRouterKind): void 
         if (alive(pid)) process.kill(-pid, 'SIGKILL');
         for (const p of stopped) if (alive(p)) process.kill(p, 'SIGKILL');
       });
+      // A stop takes effect when each thread next runs: until then a thread may still answer.
+      await waitFor('every thread of the router to stop', () => stopped.every(allThreadsStopped), 5_000);
       const second = make(dir, { ...http, port });
       await second.start();
-      assert.notEqual(second.pid, pid);
+      assert.notEqual(second.pid, pid, `a new router, not the hung one (its threads: ${stopped.map((p) => `${p} ${threadStates(p)}`).join(', ')})`);
       assert.ok(await waitForExit(pid, 1_000), 'the hung one is gone');
     });
 
@@ -138,4 +140,27 @@ export function processRouterSuite(name: string, kind: ProcessRouterKind): void 
       await assert.rejects(router.snapshot(), (error: unknown) => error instanceof RouterError && /the router of service 'web' \((haproxy )?pid \d+\) failed /.test((error as Error).message));
     });
   });
+}
+
+/** The state letter of each thread of a process (empty when it is gone). */
+function threadStates(pid: number): string {
+  try {
+    return readdirSync(`/proc/${pid}/task`)
+      .map((task) => {
+        try {
+          const stat = readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8');
+          return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+        } catch {
+          return '';
+        }
+      })
+      .join('');
+  } catch {
+    return '';
+  }
+}
+
+/** True when every thread of a process is stopped (T), or the process is gone. */
+function allThreadsStopped(pid: number): boolean {
+  return /^T*$/.test(threadStates(pid));
 }

@@ -13,7 +13,7 @@ import { checkServedAs } from '../served-as.js';
 import { readTlsPair } from '../tls.js';
 import { AccessLog } from './access-log.js';
 import { BACKEND, FRONTEND, maxconnFor, renderConfig, renderErrorFile, serverArgs, type AccessLogSampling, type HaproxyFiles, type HaproxyLimits } from './config.js';
-import { isRuntimeError, parseServersState, parseStatCsv, runtimeCommand, type ServerState } from './runtime-api.js';
+import { infoPid, isRuntimeError, parseServersState, parseStatCsv, runtimeCommand, type ServerState } from './runtime-api.js';
 
 /** How long HAProxy may take to serve after it is started. */
 const START_TIMEOUT_MS = 10_000;
@@ -301,9 +301,11 @@ export class HaproxyRouter implements RouterControl {
 
   /** The pid of the worker that answers the runtime socket now (a reload replaces it). */
   private async workerPid(): Promise<number> {
-    const pid = Number(/^Pid:\s*(\d+)/m.exec(await runtimeCommand(this.files.socket, 'show info', 1_000))?.[1]);
-    if (!Number.isSafeInteger(pid)) throw new RouterError(`the router of service '${this.service}' did not say its worker's pid`);
-    return pid;
+    try {
+      return await infoPid(this.files.socket, 1_000);
+    } catch (error) {
+      throw new RouterError(`the router of service '${this.service}' did not say its worker's pid: ${reasonOf(error)}`, { cause: error });
+    }
   }
 
   /** Lets go: HAProxy serves on (there is no connection to close). */
@@ -467,7 +469,7 @@ export class HaproxyRouter implements RouterControl {
     let meta: HaproxyMeta;
     try {
       meta = JSON.parse(readFileSync(this.metaFile, 'utf8')) as HaproxyMeta;
-      await runtimeCommand(this.files.socket, 'show info');
+      await infoPid(this.files.socket);
     } catch {
       // It runs but does not answer (hung, or its socket was removed): it goes, a new one starts.
       await killTree(pid);
@@ -508,7 +510,7 @@ export class HaproxyRouter implements RouterControl {
         throw new RouterError(`the router of service '${this.service}' (haproxy) failed to start: ${alerts.at(-1) ?? `exit code ${exited}`} (its log: ${this.errorLog})`);
       }
       const pid = readPidFile(this.files.pid);
-      if (pid === child.pid && (await runtimeCommand(this.files.socket, 'show info', 1_000).then(() => true, () => false))) {
+      if (pid === child.pid && (await infoPid(this.files.socket, 1_000).then(() => true, () => false))) {
         this.current = pid;
         return { host: listen.host, port };
       }

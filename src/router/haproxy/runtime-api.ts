@@ -26,6 +26,18 @@ export function runtimeCommand(socket: string, command: string, timeoutMs = 5_00
   });
 }
 
+/**
+ * The pid of the HAProxy worker that answers `show info` on `socket`. Rejects when none
+ * answers within `timeoutMs`, or when the connection closes with no such answer (HAProxy ended
+ * meanwhile): an empty answer is no sign of life.
+ */
+export async function infoPid(socket: string, timeoutMs = 5_000): Promise<number> {
+  const answer = await runtimeCommand(socket, 'show info', timeoutMs);
+  const pid = Number(/^Pid:\s*(\d+)/m.exec(answer)?.[1]);
+  if (!Number.isSafeInteger(pid)) throw new Error(answer.trim() === '' ? "the connection closed with no answer to 'show info'" : `'show info' did not say a pid: ${answer.trim().slice(0, 200)}`);
+  return pid;
+}
+
 /** Rows of a `show stat` CSV answer, by column name. */
 export function parseStatCsv(text: string): Array<Record<string, string>> {
   const lines = text.split('\n').filter((l) => l.trim() !== '');
