@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import * as field from './schema-fields.js';
 import { ENVIRONMENT_NAME, isEnvironmentName, OVERRIDABLE_KEYS } from './environments.js';
-import { serviceName, serviceSchema } from './service-schema.js';
+import { serviceName, serviceSchema, volumeKey } from './service-schema.js';
 import { checkedString, evenIfFieldsFailed, has, strictObject } from './schema-helpers.js';
 
 /** One image: where it starts, what is copied and run, and how it runs. */
@@ -75,6 +75,18 @@ export const configSchema = strictObject(
     ctx.addIssue({ code: 'custom', path: ['defaultEnvironment'], message: `expected ${known}, got "${config.defaultEnvironment}"`, input: config.defaultEnvironment });
   }
   const services = Object.keys(config.services ?? {});
+  // Two services' volumes that would make one Docker volume: the second would mount the first's data.
+  const holders = new Map<string, [string, string]>();
+  for (const [service, spec] of Object.entries(config.services ?? {})) {
+    for (const volume of Object.keys(spec?.volumes ?? {})) {
+      const key = volumeKey(service, volume);
+      const other = holders.get(key);
+      if (other) {
+        const message = `this volume and volume "${other[1]}" of service "${other[0]}" would both be named "${key}" (a Docker volume's name joins service and volume with "-"): rename one of them`;
+        ctx.addIssue({ code: 'custom', path: ['services', service, 'volumes', volume], message, input: volume });
+      } else holders.set(key, [service, volume]);
+    }
+  }
   for (const [env, environment] of Object.entries(environments)) {
     for (const name of Object.keys(environment?.services ?? {})) {
       if (!services.includes(name)) {

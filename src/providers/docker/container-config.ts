@@ -1,5 +1,6 @@
 import type { ContainerCreateOptions, MountSettings } from 'dockerode';
 import { mergeEnv } from '../../bake/image-config.js';
+import { volumeKey } from '../../config/service-schema.js';
 import { Label, type InstanceSpec } from '../provider.js';
 
 /** Labels the docker provider adds to what the caller gives. */
@@ -85,12 +86,10 @@ export function containerCreateOptions(spec: InstanceSpec, ctx: ContainerContext
 }
 
 /**
- * The Docker volume that holds `name` for `service` (a service key) in this scope. An
- * environment's `@` becomes `..`, which no service name holds, so `web@prod` and a service
- * named `web-prod` never share a volume. Service and volume names both may hold "-", so two
- * pairs can make one name (`web` + `data-x`, `web-data` + `x`): VolumeManager refuses the
- * second by the volume's service label.
+ * The Docker volume that holds `name` for `service` (a service key) in this scope (see
+ * volumeKey). Two pairs that make one name are refused in one config, and across configs
+ * VolumeManager refuses the second by the volume's service label.
  */
 export function volumeName(scope: string, service: string, name: string): string {
-  return `imago-${scope}-${service.replace('@', '..').replace(/[^A-Za-z0-9_.-]/g, '-')}-${name}`;
+  return `imago-${scope}-${volumeKey(service, name)}`;
 }
