@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AccessLog, failedAtRouter, parseAccessLine } from '../../src/router/haproxy/access-log.js';
 import { maxconnFor, renderConfig, renderErrorFile } from '../../src/router/haproxy/config.js';
+import { addCounts, countsOf, NO_COUNTS, readCounts, writeCounts } from '../../src/router/haproxy/counts.js';
 import { parseServersState, parseStatCsv } from '../../src/router/haproxy/runtime-api.js';
 import { quantileOf } from '../../src/router/router-control.js';
 import { tempDir } from '../support/temp.js';
@@ -115,5 +116,44 @@ describe('haproxy: what imago writes and reads', () => {
       '1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n3 be 1 r1:a 127.0.0.1 2 8 7 1 0 1 0 1 6 0 0 0 - 9999 - 0 0 - - 0\n\n',
     );
     assert.deepEqual(state, [{ name: 'r1:a', addr: '127.0.0.1', port: 9999, adminState: 8, weight: 7 }]);
+  });
+});
+
+describe('haproxy: counts carried over a reload', () => {
+  const stat = new Map<string, Record<string, string>>([
+    ['FRONTEND', { req_tot: '10', stot: '4' }],
+    ['BACKEND', { wredis: '1', wretr: '2' }],
+    ['a', { stot: '6', hrsp_2xx: '5', hrsp_5xx: '1', bin: '100', bout: '200' }],
+    ['b', { stot: '4', hrsp_2xx: '4', bin: '', bout: '50' }],
+  ]);
+
+  it('reads requests (TCP: connections), retries and each server from show stat', () => {
+    const http = countsOf(stat, true);
+    assert.equal(http.requests, 10);
+    assert.equal(countsOf(stat, false).requests, 4);
+    assert.equal(http.retried, 3);
+    assert.deepEqual(http.targets.a, { requests: 6, responses: { '1xx': 0, '2xx': 5, '3xx': 0, '4xx': 0, '5xx': 1 }, bytesIn: 100, bytesOut: 200 });
+    assert.equal(http.targets.b!.bytesIn, 0, 'an empty column is 0');
+  });
+
+  it('adds counts, keeping the servers still served only', () => {
+    const once = countsOf(stat, true);
+    const sum = addCounts(once, once, ['a', 'c']);
+    assert.equal(sum.requests, 20);
+    assert.equal(sum.retried, 6);
+    assert.deepEqual(Object.keys(sum.targets), ['a', 'c']);
+    assert.equal(sum.targets.a!.responses['2xx'], 10);
+    assert.equal(sum.targets.c!.requests, 0);
+  });
+
+  it('reads back what it wrote, and none from a missing or damaged file', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'carried.json');
+    assert.deepEqual(readCounts(file), NO_COUNTS);
+    const counts = countsOf(stat, true);
+    writeCounts(file, counts);
+    assert.deepEqual(readCounts(file), counts);
+    writeFileSync(file, '{"requests": "many"}');
+    assert.deepEqual(readCounts(file), NO_COUNTS);
   });
 });

@@ -344,6 +344,25 @@ export function routerSuite(name: string, make: MakeRouter): void {
       assert.deepEqual((await router.snapshot()).targets.map((t) => [t.id, t.routed]), [['a', true]]);
     });
 
+    it('keeps its counts across a move to a new address', async () => {
+      const a = await backend('a');
+      const { router, url } = await started();
+      await router.route({ id: 'a', host: '127.0.0.1', port: a.port });
+      for (let i = 0; i < 5; i++) assert.equal((await text(`${url}/`)).body, 'a');
+      const before = await router.stats();
+      const beforeA = before.targets.find((t) => t.id === 'a')!;
+      assert.equal(beforeA.requests, 5);
+      const port = await freePort();
+      await router.relisten({ host: '127.0.0.1', port, protocol: 'http' });
+      for (let i = 0; i < 3; i++) assert.equal((await text(`http://127.0.0.1:${port}/`)).body, 'a');
+      const after = await router.stats();
+      const afterA = after.targets.find((t) => t.id === 'a')!;
+      assert.equal(after.requests, before.requests + 3, 'the router counts on from where it was');
+      assert.equal(afterA.requests, 8);
+      assert.equal(afterA.responses['2xx'], beforeA.responses['2xx'] + 3);
+      assert.ok(afterA.bytesOut > beforeA.bytesOut, 'bytes count on');
+    });
+
     it('renews its TLS pair, then turns TLS off, at the same address, refusing no connection meanwhile', async () => {
       const dir = await tempDir();
       const one = selfSigned(dir, 'one');

@@ -12,6 +12,7 @@ import { checkSocketPath, drainBy, type RouterControl, type RouterSnapshot, type
 import { checkServedAs } from '../served-as.js';
 import { readTlsPair } from '../tls.js';
 import { AccessLog } from './access-log.js';
+import { addCounts, countsOf, NO_COUNTS, readCounts, targetCounts, writeCounts } from './counts.js';
 import { BACKEND, FRONTEND, maxconnFor, renderConfig, renderErrorFile, serverArgs, type AccessLogSampling, type HaproxyFiles, type HaproxyLimits } from './config.js';
 import { infoPid, isRuntimeError, parseServersState, parseStatCsv, runtimeCommand, type ServerState } from './runtime-api.js';
 
@@ -49,7 +50,7 @@ let cachedVersion: string | null | undefined;
  * `state drain`; forgotten by `state maint`, its sessions shut, then `del server`. Weights by
  * release become each server's weight. Latency and failures come from the access log its
  * worker appends to (`access.log`, sampled under load); the rest of the counts from `show
- * stat`. Left running when the control plane stops or dies; adopted by the next one through
+ * stat`, with what workers a reload replaced had counted (`carried.json`). Left running when the control plane stops or dies; adopted by the next one through
  * its pid file.
  */
 export class HaproxyRouter implements RouterControl {
@@ -60,6 +61,10 @@ export class HaproxyRouter implements RouterControl {
   private readonly weightsFile: string;
   /** Each target's release (HAProxy keeps no such thing): `{ "<id>": 7 }`. */
   private readonly releasesFile: string;
+  /** The counts of workers a reload replaced (a new worker counts from zero): `stats()` adds them. */
+  private readonly carriedFile: string;
+  /** A reload under way: `stats()` waits for it, so that it never reads one worker's counts with another's carried. */
+  private reloading: Promise<unknown> | undefined;
   private readonly errorLog: string;
   private readonly log: AccessLog;
   private address: { host: string; port: number } | undefined;
@@ -90,6 +95,7 @@ export class HaproxyRouter implements RouterControl {
     this.metaFile = join(folder, 'router.json');
     this.weightsFile = join(folder, 'weights.json');
     this.releasesFile = join(folder, 'releases.json');
+    this.carriedFile = join(folder, 'carried.json');
     this.errorLog = join(folder, 'haproxy.log');
     this.log = new AccessLog(join(folder, 'access.log'));
   }
@@ -187,34 +193,26 @@ export class HaproxyRouter implements RouterControl {
   }
 
   async stats(): Promise<RouterStats> {
+    await this.reloading?.catch(() => undefined);
     const [servers, stat] = await Promise.all([this.servers(true), this.stat()]);
     this.log.read();
-    const backend = stat.get('BACKEND') ?? {};
-    const frontend = stat.get('FRONTEND') ?? {};
-    const n = (row: Record<string, string>, key: string) => Number(row[key] || 0);
+    const live = servers.filter((s) => !(s.adminState & ADMIN_MAINT));
+    // This worker's counts, and those of the workers reloads replaced before it.
+    const counts = addCounts(readCounts(this.carriedFile), countsOf(stat, this.listen.protocol === 'http'), live.map((s) => s.name));
     const releases = this.releases();
-    const targets: TargetStats[] = servers
-      .filter((s) => !(s.adminState & ADMIN_MAINT))
-      .map((s) => {
-        const row = stat.get(s.name) ?? {};
-        return {
-          id: s.name,
-          release: releases[s.name],
-          routed: !(s.adminState & ADMIN_DRAIN),
-          inflight: n(row, 'scur'),
-          requests: n(row, 'stot'),
-          responses: { '1xx': n(row, 'hrsp_1xx'), '2xx': n(row, 'hrsp_2xx'), '3xx': n(row, 'hrsp_3xx'), '4xx': n(row, 'hrsp_4xx'), '5xx': n(row, 'hrsp_5xx') },
-          bytesIn: n(row, 'bin'),
-          bytesOut: n(row, 'bout'),
-          latency: this.log.latencyOf(s.name),
-        };
-      });
-    const http = this.listen.protocol === 'http';
+    const targets: TargetStats[] = live.map((s) => ({
+      id: s.name,
+      release: releases[s.name],
+      routed: !(s.adminState & ADMIN_DRAIN),
+      inflight: Number(stat.get(s.name)?.scur || 0),
+      ...targetCounts(counts, s.name),
+      latency: this.log.latencyOf(s.name),
+    }));
     return {
-      requests: http ? n(frontend, 'req_tot') : n(frontend, 'stot'),
+      requests: counts.requests,
       // Ended by the server's side or HAProxy's (the access log's termination states): read from the log, so a moment behind.
       failed: this.log.failed,
-      retried: n(backend, 'wredis') + n(backend, 'wretr'),
+      retried: counts.retried,
       targets,
     };
   }
@@ -261,23 +259,23 @@ export class HaproxyRouter implements RouterControl {
       }
       const before = { config: readFileSync(this.files.config, 'utf8'), meta: readFileSync(this.metaFile, 'utf8'), pem: readFileOr(this.files.tlsPem!) };
       const worker = await this.workerPid();
+      // The new worker counts from zero: what the old one counted up to now is carried over.
+      const carried = readCounts(this.carriedFile);
+      const counted = countsOf(await this.stat(), this.listen.protocol === 'http');
       if (pair) renameSync(staged.pem, this.files.tlsPem!);
       writeFileSync(this.files.config, config(this.files), { mode: 0o600 });
       const meta: HaproxyMeta = { service: this.service, listen: { host: next.host, port, protocol: next.protocol, tls: next.tls !== undefined } };
       writeFileSync(this.metaFile, `${JSON.stringify(meta, null, 2)}\n`, { mode: 0o600 });
       this.known = undefined;
-      process.kill(master, 'SIGUSR2');
-      const deadline = Date.now() + START_TIMEOUT_MS;
-      while ((await this.workerPid().catch(() => worker)) === worker) {
-        if (Date.now() >= deadline) {
-          // The old worker serves on as it did; what it was started from is put back.
-          writeFileSync(this.files.config, before.config, { mode: 0o600 });
-          writeFileSync(this.metaFile, before.meta, { mode: 0o600 });
-          if (pair && before.pem) writeFileSync(this.files.tlsPem!, before.pem, { mode: 0o600 });
-          const alerts = tailLines(this.errorLog, 20).filter((l) => /ALERT/i.test(l));
-          throw new RouterError(`the router of service '${this.service}' did not reload within ${START_TIMEOUT_MS / 1000}s${alerts.length ? `: ${alerts.at(-1)}` : ''} (its log: ${this.errorLog})`);
-        }
-        await new Promise((resolve) => setTimeout(resolve, 20));
+      let reloaded: () => void = () => undefined;
+      this.reloading = new Promise<void>((resolve) => (reloaded = resolve));
+      try {
+        process.kill(master, 'SIGUSR2');
+        await this.waitForWorker(worker, before, pair !== undefined);
+        writeCounts(this.carriedFile, addCounts(carried, counted, servers.map((s) => s.name)));
+      } finally {
+        this.reloading = undefined;
+        reloaded();
       }
       // A config has no drain state: the servers being drained are drained again in the new worker.
       if (draining.length > 0) await this.api(draining.map((name) => `set server ${BACKEND}/${name} state drain`).join('; '));
@@ -285,6 +283,26 @@ export class HaproxyRouter implements RouterControl {
       this.address = { host: next.host, port };
       return this.address;
     });
+  }
+
+  /**
+   * Waits until a worker other than `worker` answers the runtime socket (a reload took). When
+   * none does in time, what the router was started from (`before`) is put back and the old
+   * worker serves on.
+   */
+  private async waitForWorker(worker: number, before: { config: string; meta: string; pem: string | undefined }, pair: boolean): Promise<void> {
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    while ((await this.workerPid().catch(() => worker)) === worker) {
+      if (Date.now() >= deadline) {
+        // The old worker serves on as it did; what it was started from is put back.
+        writeFileSync(this.files.config, before.config, { mode: 0o600 });
+        writeFileSync(this.metaFile, before.meta, { mode: 0o600 });
+        if (pair && before.pem) writeFileSync(this.files.tlsPem!, before.pem, { mode: 0o600 });
+        const alerts = tailLines(this.errorLog, 20).filter((l) => /ALERT/i.test(l));
+        throw new RouterError(`the router of service '${this.service}' did not reload within ${START_TIMEOUT_MS / 1000}s${alerts.length ? `: ${alerts.at(-1)}` : ''} (its log: ${this.errorLog})`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
   }
 
   /** Threads, connections, and who the workers become when imago runs as root (an empty folder of the router's made for their chroot). */
@@ -492,6 +510,8 @@ export class HaproxyRouter implements RouterControl {
     writeFileSync(this.metaFile, `${JSON.stringify(meta, null, 2)}\n`, { mode: 0o600 });
     writeFileSync(this.weightsFile, 'null\n', { mode: 0o600 });
     writeFileSync(this.releasesFile, '{}\n', { mode: 0o600 });
+    // A new HAProxy counts from zero, and so does the router.
+    writeCounts(this.carriedFile, NO_COUNTS);
     const access = openSync(join(this.folder, 'access.log'), 'a', 0o600);
     const errors = openSync(this.errorLog, 'a', 0o600);
     const child = spawn('haproxy', ['-W', '-f', this.files.config], { detached: true, stdio: ['ignore', access, errors] });
