@@ -6,7 +6,8 @@
 import { z } from 'zod';
 import * as field from './schema-fields.js';
 import { ENVIRONMENT_NAME, isEnvironmentName, OVERRIDABLE_KEYS } from './environments.js';
-import { serviceName, serviceSchema, volumeKey } from './service-schema.js';
+import { serviceName, serviceSchema } from './service-schema.js';
+import { volumeKey } from './volume-key.js';
 import { checkedString, evenIfFieldsFailed, has, strictObject } from './schema-helpers.js';
 
 /** One image: where it starts, what is copied and run, and how it runs. */
@@ -82,7 +83,7 @@ export const configSchema = strictObject(
       const key = volumeKey(service, volume);
       const other = holders.get(key);
       if (other) {
-        const message = `this volume and volume "${other[1]}" of service "${other[0]}" would both be named "${key}" (a Docker volume's name joins service and volume with "-"): rename one of them`;
+        const message = `this volume and volume "${other[1]}" of service "${other[0]}" would share one Docker volume, imago-<scope>-${key} (its name joins service and volume with "-"): rename one of them`;
         ctx.addIssue({ code: 'custom', path: ['services', service, 'volumes', volume], message, input: volume });
       } else holders.set(key, [service, volume]);
     }

@@ -77,16 +77,6 @@ const listenWithTls = strictObject(
   'an object like { address: "0.0.0.0:443", tls: { cert: web.crt, key: web.key } }',
 );
 
-/**
- * The name a volume has outside its service: `<service>-<volume>`, with an environment's `@`
- * as `..` (which no service name holds). Docker names its volumes by it, so two pairs that make
- * one key (`web` + `data-x`, `web-data` + `x`) would share their data: a config that holds both
- * is refused.
- */
-export function volumeKey(service: string, volume: string): string {
-  return `${service.replace('@', '..').replace(/[^A-Za-z0-9_.-]/g, '-')}-${volume}`;
-}
-
 /** Named persistent volumes: name → absolute mount path inside the instance. */
 const volumes = z.record(
   checkedString('a volume name of letters, digits, "_", "." or "-"', (name) => /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(name)),

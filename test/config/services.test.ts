@@ -104,7 +104,7 @@ const cases: Array<[string, unknown, string[]]> = [
   ['a relative volume path', { services: { web: { image: 'w', volumes: { data: 'var/data' } } } },
     ['services.web.volumes.data: expected an absolute path without ".." segments, like "/app", got "var/data"']],
   ['two services whose volumes would make one Docker volume', { services: { web: { image: 'w', volumes: { 'data-x': '/data' } }, 'web-data': { image: 'w', volumes: { x: '/x' } } } },
-    ['services.web-data.volumes.x: this volume and volume "data-x" of service "web" would both be named "web-data-x" (a Docker volume\'s name joins service and volume with "-"): rename one of them']],
+    ['services.web-data.volumes.x: this volume and volume "data-x" of service "web" would share one Docker volume, imago-<scope>-web-data-x (its name joins service and volume with "-"): rename one of them']],
   ['a bad image reference', { services: { web: { image: 'Not An Image' } } },
     ['services.web.image: expected an image reference like "web", "web:1.4" or "sha256:…", got "Not An Image"']],
   ['an unknown provider', { services: { web: { image: 'w', provider: 'k8s' } } },

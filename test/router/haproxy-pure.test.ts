@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AccessLog, failedAtRouter, parseAccessLine } from '../../src/router/haproxy/access-log.js';
 import { maxconnFor, renderConfig, renderErrorFile } from '../../src/router/haproxy/config.js';
-import { addCounts, countsOf, NO_COUNTS, readCounts, writeCounts } from '../../src/router/haproxy/counts.js';
+import { addCounts, carriedFor, countsOf, NO_COUNTS, NOTHING_CARRIED, readCarried, targetCounts, writeCarried } from '../../src/router/haproxy/counts.js';
 import { parseServersState, parseStatCsv } from '../../src/router/haproxy/runtime-api.js';
 import { quantileOf } from '../../src/router/router-control.js';
 import { tempDir } from '../support/temp.js';
@@ -146,14 +146,36 @@ describe('haproxy: counts carried over a reload', () => {
     assert.equal(sum.targets.c!.requests, 0);
   });
 
-  it('reads back what it wrote, and none from a missing or damaged file', async () => {
+  it('counts what a reload carried once another worker answers, and never while the old one does', () => {
+    const base = countsOf(stat, true);
+    const counted = addCounts(base, base, ['a']);
+    const carried = { base, pending: { worker: 7, counted } };
+    assert.equal(carriedFor(carried, 7, ['a']).requests, 10, 'worker 7 still answers: the reload has not taken, and it counts itself');
+    assert.equal(carriedFor(carried, 8, ['a']).requests, 30, 'another worker answers: the old one is carried');
+    assert.equal(carriedFor(carried, 8, ['a']).targets.a!.requests, 18);
+    assert.deepEqual(Object.keys(carriedFor(carried, 8, ['a']).targets), ['a'], 'targets no longer served are dropped');
+    assert.equal(carriedFor(NOTHING_CARRIED, 8, []).requests, 0);
+  });
+
+  it('zero counts are copies: changing one changes no other', () => {
+    const zero = targetCounts(NO_COUNTS, 'x');
+    zero.responses['2xx'] = 5;
+    assert.equal(targetCounts(NO_COUNTS, 'x').responses['2xx'], 0);
+  });
+
+  it('reads back what it wrote, and nothing from a missing or damaged file', async () => {
     const dir = await tempDir();
     const file = join(dir, 'carried.json');
-    assert.deepEqual(readCounts(file), NO_COUNTS);
-    const counts = countsOf(stat, true);
-    writeCounts(file, counts);
-    assert.deepEqual(readCounts(file), counts);
-    writeFileSync(file, '{"requests": "many"}');
-    assert.deepEqual(readCounts(file), NO_COUNTS);
+    assert.deepEqual(readCarried(file), NOTHING_CARRIED);
+    const carried = { base: countsOf(stat, true), pending: { worker: 9, counted: countsOf(stat, false) } };
+    writeCarried(file, carried);
+    assert.deepEqual(readCarried(file), carried);
+    for (const damaged of ['{"base": {"requests": "many"}}', '{"base": {"requests": 1, "retried": 0, "targets": null}}', 'null', '{', '[]']) {
+      writeFileSync(file, damaged);
+      assert.deepEqual(readCarried(file), NOTHING_CARRIED, damaged);
+    }
+    // Numbers that are not counts are 0; a pending without a worker is dropped.
+    writeFileSync(file, JSON.stringify({ base: { requests: -1, retried: 2, targets: { a: { requests: 'x', responses: null } } }, pending: { counted: NO_COUNTS } }));
+    assert.deepEqual(readCarried(file), { base: { requests: 0, retried: 2, targets: { a: targetCounts(NO_COUNTS, 'a') } } });
   });
 });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -7,7 +7,7 @@ import { backend } from '../support/backends.js';
 import { HaproxyRouter } from '../../src/router/haproxy/haproxy-router.js';
 import { tempDir } from '../support/temp.js';
 import { alive, childrenOf, waitForExit } from '../../src/util/pids.js';
-import { requestOnce, waitFor } from '../support/net.js';
+import { freePort, requestOnce, waitFor } from '../support/net.js';
 import { processRouterSuite } from './process-suite.js';
 import { routerSuite } from './router-suite.js';
 
@@ -42,6 +42,45 @@ describe('haproxy: adoption', () => {
     assert.notEqual(second.pid, pid, 'a new HAProxy');
     assert.ok(await waitForExit(pid, 5_000), 'the mute one is gone');
     assert.equal((await fetch(`http://127.0.0.1:${port}/`)).status, 503, 'the new one serves');
+  });
+});
+
+describe('haproxy: counts over a reload', () => {
+  it('the next control plane adopts the counts a reload carried over', async () => {
+    const dir = join(root, 'carried');
+    const a = await backend('a');
+    const first = new HaproxyRouter('web', { host: '127.0.0.1', port: 0, protocol: 'http' }, dir);
+    after(() => first.stop());
+    await first.start();
+    await first.route({ id: 'a', host: '127.0.0.1', port: a.port });
+    const port = await freePort();
+    await first.relisten({ host: '127.0.0.1', port, protocol: 'http' });
+    for (let i = 0; i < 4; i++) assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), 'a');
+    const counted = await first.stats();
+    await first.close();
+    const second = new HaproxyRouter('web', { host: '127.0.0.1', port, protocol: 'http' }, dir);
+    after(() => second.stop());
+    await second.start();
+    assert.equal(second.pid, first.pid, 'adopted');
+    const adopted = await second.stats();
+    assert.equal(adopted.requests, counted.requests);
+    assert.deepEqual(adopted.targets.map((t) => [t.id, t.requests, t.responses['2xx']]), counted.targets.map((t) => [t.id, t.requests, t.responses['2xx']]));
+  });
+
+  it('counts pending on a reload are not added while the worker it was asked of still answers (the reload failed)', async () => {
+    const dir = join(root, 'pending');
+    const a = await backend('a');
+    const router = new HaproxyRouter('web', { host: '127.0.0.1', port: 0, protocol: 'http' }, dir);
+    after(() => router.stop());
+    const { port } = await router.start();
+    await router.route({ id: 'a', host: '127.0.0.1', port: a.port });
+    for (let i = 0; i < 2; i++) assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), 'a');
+    const [worker] = childrenOf(router.pid!);
+    const lots = { requests: 1000, retried: 0, targets: {} };
+    writeFileSync(join(dir, 'carried.json'), JSON.stringify({ base: { requests: 10, retried: 0, targets: {} }, pending: { worker, counted: lots } }));
+    assert.equal((await router.stats()).requests, 12, 'the base only: the worker asked to reload counts itself');
+    writeFileSync(join(dir, 'carried.json'), JSON.stringify({ base: { requests: 10, retried: 0, targets: {} }, pending: { worker: worker! + 100_000, counted: lots } }));
+    assert.equal((await router.stats()).requests, 1012, 'another worker was asked: what it counted is carried');
   });
 });
 

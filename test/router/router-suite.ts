@@ -361,6 +361,13 @@ export function routerSuite(name: string, make: MakeRouter): void {
       assert.equal(afterA.requests, 8);
       assert.equal(afterA.responses['2xx'], beforeA.responses['2xx'] + 3);
       assert.ok(afterA.bytesOut > beforeA.bytesOut, 'bytes count on');
+      // And again: what a second move carries adds to what the first did.
+      const third = await freePort();
+      await router.relisten({ host: '127.0.0.1', port: third, protocol: 'http' });
+      for (let i = 0; i < 2; i++) assert.equal((await text(`http://127.0.0.1:${third}/`)).body, 'a');
+      const last = await router.stats();
+      assert.equal(last.requests, before.requests + 5);
+      assert.equal(last.targets.find((t) => t.id === 'a')!.requests, 10);
     });
 
     it('renews its TLS pair, then turns TLS off, at the same address, refusing no connection meanwhile', async () => {

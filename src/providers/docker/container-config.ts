@@ -1,6 +1,6 @@
 import type { ContainerCreateOptions, MountSettings } from 'dockerode';
 import { mergeEnv } from '../../bake/image-config.js';
-import { volumeKey } from '../../config/service-schema.js';
+import { volumeKey } from '../../config/volume-key.js';
 import { Label, type InstanceSpec } from '../provider.js';
 
 /** Labels the docker provider adds to what the caller gives. */

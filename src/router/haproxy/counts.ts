@@ -9,17 +9,29 @@ export interface TargetCounts {
   bytesOut: number;
 }
 
-/** The counters of a router's worker: the frontend's requests, the backend's retries, each server's counts. */
+/** A router's counters: the frontend's requests, the backend's retries, each server's counts. */
 export interface Counts {
   requests: number;
   retried: number;
   targets: Record<string, TargetCounts>;
 }
 
+/**
+ * What the workers a reload replaced had counted (`carried.json`). `pending` is what the worker
+ * `worker` had counted just before a reload was asked of it: it counts once another worker
+ * answers (the reload took, however late), and never while `worker` itself still answers (the
+ * reload failed, and it counts on by itself).
+ */
+export interface Carried {
+  base: Counts;
+  pending?: { worker: number; counted: Counts };
+}
+
 /** No counts yet. */
 export const NO_COUNTS: Counts = { requests: 0, retried: 0, targets: {} };
 
-const NO_TARGET: TargetCounts = { requests: 0, responses: { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 }, bytesIn: 0, bytesOut: 0 };
+/** Nothing carried: a HAProxy started anew. */
+export const NOTHING_CARRIED: Carried = { base: NO_COUNTS };
 
 /**
  * The counts in a `show stat` answer (rows by server name; `FRONTEND` and `BACKEND` for
@@ -42,9 +54,15 @@ export function countsOf(stat: Map<string, Record<string, string>>, http: boolea
   return { requests: http ? n(frontend, 'req_tot') : n(frontend, 'stot'), retried: n(backend, 'wredis') + n(backend, 'wretr'), targets };
 }
 
-/** One target's counts in `counts`, zero when it has none. */
+/** One target's counts in `counts` (a copy), zero when it has none. */
 export function targetCounts(counts: Counts, id: string): TargetCounts {
-  return counts.targets[id] ?? NO_TARGET;
+  const t = counts.targets[id];
+  return {
+    requests: t?.requests ?? 0,
+    responses: { '1xx': t?.responses['1xx'] ?? 0, '2xx': t?.responses['2xx'] ?? 0, '3xx': t?.responses['3xx'] ?? 0, '4xx': t?.responses['4xx'] ?? 0, '5xx': t?.responses['5xx'] ?? 0 },
+    bytesIn: t?.bytesIn ?? 0,
+    bytesOut: t?.bytesOut ?? 0,
+  };
 }
 
 /** The sum of two counts, keeping the targets in `keep` only (those no longer served are dropped). */
@@ -60,18 +78,52 @@ export function addCounts(a: Counts, b: Counts, keep: Iterable<string>): Counts 
   return { requests: a.requests + b.requests, retried: a.retried + b.retried, targets };
 }
 
-/** The counts kept in `file`; none when it is missing or unreadable. */
-export function readCounts(file: string): Counts {
-  try {
-    const counts = JSON.parse(readFileSync(file, 'utf8')) as Counts | null;
-    return counts && typeof counts.requests === 'number' && typeof counts.retried === 'number' && typeof counts.targets === 'object' ? counts : NO_COUNTS;
-  } catch {
-    return NO_COUNTS;
-  }
+/**
+ * What is carried when `worker` answers: the base, and the pending counts of a reload when a
+ * worker other than the one it was asked of answers. Targets not in `keep` are dropped.
+ */
+export function carriedFor(carried: Carried, worker: number, keep: Iterable<string>): Counts {
+  const ids = [...keep];
+  return carried.pending && carried.pending.worker !== worker ? addCounts(carried.base, carried.pending.counted, ids) : addCounts(carried.base, NO_COUNTS, ids);
 }
 
-/** Writes `counts` to `file` whole or not at all (a temporary file renamed over it). */
-export function writeCounts(file: string, counts: Counts): void {
-  writeFileSync(`${file}.tmp`, `${JSON.stringify(counts)}\n`, { mode: 0o600 });
+/** What is carried in `file`; nothing when it is missing, or not what this module writes. */
+export function readCarried(file: string): Carried {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return NOTHING_CARRIED;
+  }
+  const record = raw as { base?: unknown; pending?: { worker?: unknown; counted?: unknown } } | null;
+  const base = countsFrom(record?.base);
+  if (!base) return NOTHING_CARRIED;
+  const pending = record?.pending;
+  const counted = countsFrom(pending?.counted);
+  return pending && Number.isSafeInteger(pending.worker) && counted ? { base, pending: { worker: pending.worker as number, counted } } : { base };
+}
+
+/** Writes `carried` to `file` whole or not at all (a temporary file renamed over it). */
+export function writeCarried(file: string, carried: Carried): void {
+  writeFileSync(`${file}.tmp`, `${JSON.stringify(carried)}\n`, { mode: 0o600 });
   renameSync(`${file}.tmp`, file);
+}
+
+/** `value` as counts, each number checked (a missing one is 0), or undefined when it is not counts at all. */
+function countsFrom(value: unknown): Counts | undefined {
+  const v = value as { requests?: unknown; retried?: unknown; targets?: unknown } | null | undefined;
+  if (typeof v !== 'object' || v === null || typeof v.targets !== 'object' || v.targets === null) return undefined;
+  const num = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) && x >= 0 ? x : 0);
+  const targets: Record<string, TargetCounts> = {};
+  for (const [id, t] of Object.entries(v.targets as Record<string, unknown>)) {
+    const target = (t ?? {}) as { requests?: unknown; responses?: Record<string, unknown> | null; bytesIn?: unknown; bytesOut?: unknown };
+    const r = target.responses ?? {};
+    targets[id] = {
+      requests: num(target.requests),
+      responses: { '1xx': num(r['1xx']), '2xx': num(r['2xx']), '3xx': num(r['3xx']), '4xx': num(r['4xx']), '5xx': num(r['5xx']) },
+      bytesIn: num(target.bytesIn),
+      bytesOut: num(target.bytesOut),
+    };
+  }
+  return { requests: num(v.requests), retried: num(v.retried), targets };
 }

@@ -12,7 +12,7 @@ import { checkSocketPath, drainBy, type RouterControl, type RouterSnapshot, type
 import { checkServedAs } from '../served-as.js';
 import { readTlsPair } from '../tls.js';
 import { AccessLog } from './access-log.js';
-import { addCounts, countsOf, NO_COUNTS, readCounts, targetCounts, writeCounts } from './counts.js';
+import { addCounts, carriedFor, countsOf, NOTHING_CARRIED, readCarried, targetCounts, writeCarried } from './counts.js';
 import { BACKEND, FRONTEND, maxconnFor, renderConfig, renderErrorFile, serverArgs, type AccessLogSampling, type HaproxyFiles, type HaproxyLimits } from './config.js';
 import { infoPid, isRuntimeError, parseServersState, parseStatCsv, runtimeCommand, type ServerState } from './runtime-api.js';
 
@@ -46,12 +46,12 @@ let cachedVersion: string | null | undefined;
  * A service's router as an HAProxy process of its own (master-worker), in `folder`. Targets
  * come and go through the runtime API on a unix socket (mode 0600), never by a reload: a
  * target is a server named by its id (its release kept beside, in `releases.json`), added in
- * maintenance, then enabled; unrouted by
- * `state drain`; forgotten by `state maint`, its sessions shut, then `del server`. Weights by
- * release become each server's weight. Latency and failures come from the access log its
- * worker appends to (`access.log`, sampled under load); the rest of the counts from `show
- * stat`, with what workers a reload replaced had counted (`carried.json`). Left running when the control plane stops or dies; adopted by the next one through
- * its pid file.
+ * maintenance, then enabled; unrouted by `state drain`; forgotten by `state maint`, its
+ * sessions shut, then `del server`. Weights by release become each server's weight. Latency
+ * and failures come from the access log its worker appends to (`access.log`, sampled under
+ * load); the rest of the counts from `show stat`, plus what the workers a reload replaced
+ * had counted (`carried.json`). Left running when the control plane stops or dies; adopted
+ * by the next one through its pid file.
  */
 export class HaproxyRouter implements RouterControl {
   readonly kind: string;
@@ -61,10 +61,8 @@ export class HaproxyRouter implements RouterControl {
   private readonly weightsFile: string;
   /** Each target's release (HAProxy keeps no such thing): `{ "<id>": 7 }`. */
   private readonly releasesFile: string;
-  /** The counts of workers a reload replaced (a new worker counts from zero): `stats()` adds them. */
+  /** The counts of workers a reload replaced (a new worker counts from zero): `stats()` adds them (see Carried). */
   private readonly carriedFile: string;
-  /** A reload under way: `stats()` waits for it, so that it never reads one worker's counts with another's carried. */
-  private reloading: Promise<unknown> | undefined;
   private readonly errorLog: string;
   private readonly log: AccessLog;
   private address: { host: string; port: number } | undefined;
@@ -193,12 +191,12 @@ export class HaproxyRouter implements RouterControl {
   }
 
   async stats(): Promise<RouterStats> {
-    await this.reloading?.catch(() => undefined);
-    const [servers, stat] = await Promise.all([this.servers(true), this.stat()]);
+    const [servers, { worker, stat }] = await Promise.all([this.servers(true), this.workerStat()]);
     this.log.read();
     const live = servers.filter((s) => !(s.adminState & ADMIN_MAINT));
-    // This worker's counts, and those of the workers reloads replaced before it.
-    const counts = addCounts(readCounts(this.carriedFile), countsOf(stat, this.listen.protocol === 'http'), live.map((s) => s.name));
+    // This worker's counts, and those of the workers reloads replaced before it (which the worker that answered tells).
+    const ids = live.map((s) => s.name);
+    const counts = addCounts(carriedFor(readCarried(this.carriedFile), worker, ids), countsOf(stat, this.listen.protocol === 'http'), ids);
     const releases = this.releases();
     const targets: TargetStats[] = live.map((s) => ({
       id: s.name,
@@ -258,25 +256,22 @@ export class HaproxyRouter implements RouterControl {
         throw new RouterError(`the router of service '${this.service}' refused its new config: ${said.trim()}`, { badInput: true });
       }
       const before = { config: readFileSync(this.files.config, 'utf8'), meta: readFileSync(this.metaFile, 'utf8'), pem: readFileOr(this.files.tlsPem!) };
-      const worker = await this.workerPid();
-      // The new worker counts from zero: what the old one counted up to now is carried over.
-      const carried = readCounts(this.carriedFile);
-      const counted = countsOf(await this.stat(), this.listen.protocol === 'http');
+      // The new worker counts from zero: what the old one counted up to now is carried over,
+      // pending until another worker answers (so a reload that fails, or takes late, or a
+      // control plane that dies meanwhile, neither loses nor doubles it).
+      const { worker, stat } = await this.workerStat();
+      const ids = servers.map((s) => s.name);
+      writeCarried(this.carriedFile, { base: carriedFor(readCarried(this.carriedFile), worker, ids), pending: { worker, counted: countsOf(stat, this.listen.protocol === 'http') } });
       if (pair) renameSync(staged.pem, this.files.tlsPem!);
       writeFileSync(this.files.config, config(this.files), { mode: 0o600 });
       const meta: HaproxyMeta = { service: this.service, listen: { host: next.host, port, protocol: next.protocol, tls: next.tls !== undefined } };
       writeFileSync(this.metaFile, `${JSON.stringify(meta, null, 2)}\n`, { mode: 0o600 });
       this.known = undefined;
-      let reloaded: () => void = () => undefined;
-      this.reloading = new Promise<void>((resolve) => (reloaded = resolve));
-      try {
-        process.kill(master, 'SIGUSR2');
-        await this.waitForWorker(worker, before, pair !== undefined);
-        writeCounts(this.carriedFile, addCounts(carried, counted, servers.map((s) => s.name)));
-      } finally {
-        this.reloading = undefined;
-        reloaded();
-      }
+      process.kill(master, 'SIGUSR2');
+      await this.waitForWorker(worker, before, pair !== undefined);
+      // Another worker answers: the pending counts are the base from now on (no later worker, given the old one's pid again, can drop them).
+      const carried = readCarried(this.carriedFile);
+      if (carried.pending?.worker === worker) writeCarried(this.carriedFile, { base: addCounts(carried.base, carried.pending.counted, ids) });
       // A config has no drain state: the servers being drained are drained again in the new worker.
       if (draining.length > 0) await this.api(draining.map((name) => `set server ${BACKEND}/${name} state drain`).join('; '));
       this.listen = next;
@@ -447,8 +442,16 @@ export class HaproxyRouter implements RouterControl {
 
   /** `show stat` of the router's frontend, backend and servers, by server name (`FRONTEND`, `BACKEND` for those). */
   private async stat(): Promise<Map<string, Record<string, string>>> {
-    const rows = parseStatCsv(await this.api('show stat'));
-    return new Map(rows.filter((r) => r.pxname === BACKEND || (r.pxname === FRONTEND && r.svname === 'FRONTEND')).map((r) => [r.svname!, r]));
+    return statRows(await this.api('show stat'));
+  }
+
+  /** `stat()`, and the pid of the worker that answered it (one connection, so one worker: a reload may be under way). */
+  private async workerStat(): Promise<{ worker: number; stat: Map<string, Record<string, string>> }> {
+    const answer = await this.api('show info; show stat');
+    const worker = Number(/^Pid:\s*(\d+)/m.exec(answer)?.[1]);
+    const csv = answer.indexOf('# pxname');
+    if (!Number.isSafeInteger(worker) || csv < 0) throw new RouterError(`the router of service '${this.service}' answered 'show info; show stat' without its worker's pid or its stats: ${answer.trim().slice(0, 200)}`);
+    return { worker, stat: statRows(answer.slice(csv)) };
   }
 
   /** One runtime API command that must succeed. */
@@ -511,7 +514,7 @@ export class HaproxyRouter implements RouterControl {
     writeFileSync(this.weightsFile, 'null\n', { mode: 0o600 });
     writeFileSync(this.releasesFile, '{}\n', { mode: 0o600 });
     // A new HAProxy counts from zero, and so does the router.
-    writeCounts(this.carriedFile, NO_COUNTS);
+    writeCarried(this.carriedFile, NOTHING_CARRIED);
     const access = openSync(join(this.folder, 'access.log'), 'a', 0o600);
     const errors = openSync(this.errorLog, 'a', 0o600);
     const child = spawn('haproxy', ['-W', '-f', this.files.config], { detached: true, stdio: ['ignore', access, errors] });
@@ -590,4 +593,9 @@ function openFilesLimit(): number {
   } catch {
     return 4096;
   }
+}
+
+/** The rows of a `show stat` answer imago reads: its frontend's, its backend's and its servers', by server name. */
+function statRows(answer: string): Map<string, Record<string, string>> {
+  return new Map(parseStatCsv(answer).filter((r) => r.pxname === BACKEND || (r.pxname === FRONTEND && r.svname === 'FRONTEND')).map((r) => [r.svname!, r]));
 }
