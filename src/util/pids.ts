@@ -116,13 +116,14 @@ export async function killTree(pid: number): Promise<void> {
 }
 
 /**
- * The fields of /proc/<pid>/stat after the command name, the state (field 3) first, or
- * undefined when the process is gone. The name is in parentheses and may hold spaces, so the
- * fields are counted from after its last `)`.
+ * The fields of /proc/<pid>/stat (with `thread`, of /proc/<pid>/task/<thread>/stat) after the
+ * command name, the state (field 3) first, or undefined when the process or thread is gone.
+ * The name is in parentheses and may hold spaces, so the fields are counted from after its
+ * last `)`.
  */
-export function procStat(pid: number): string[] | undefined {
+export function procStat(pid: number, thread?: string): string[] | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return undefined;

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fetch } from 'undici';
 import { RouterError } from '../../src/errors.js';
 import type { ListenSpec } from '../../src/router/engine/engine.js';
 import type { RouterControl } from '../../src/router/router-control.js';
-import { alive, waitForExit } from '../../src/util/pids.js';
+import { alive, procStat, waitForExit } from '../../src/util/pids.js';
 import { backend } from '../support/backends.js';
 import { freePort, waitFor } from '../support/net.js';
 import { tempDir } from '../support/temp.js';
@@ -146,14 +146,7 @@ export function processRouterSuite(name: string, kind: ProcessRouterKind): void 
 function threadStates(pid: number): string {
   try {
     return readdirSync(`/proc/${pid}/task`)
-      .map((task) => {
-        try {
-          const stat = readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8');
-          return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-        } catch {
-          return '';
-        }
-      })
+      .map((thread) => procStat(pid, thread)?.[0] ?? '')
       .join('');
   } catch {
     return '';

@@ -1,4 +1,5 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { z } from 'zod';
 import type { StatusClasses } from '../router-control.js';
 
 /** One server's counters, as `show stat` gives them. */
@@ -87,6 +88,14 @@ export function carriedFor(carried: Carried, worker: number, keep: Iterable<stri
   return carried.pending && carried.pending.worker !== worker ? addCounts(carried.base, carried.pending.counted, ids) : addCounts(carried.base, NO_COUNTS, ids);
 }
 
+/** A count as kept: a number that is not one (or is negative) is 0. */
+const count = z.number().finite().nonnegative().catch(0);
+const statusClasses = z.object({ '1xx': count, '2xx': count, '3xx': count, '4xx': count, '5xx': count });
+const targetCountsSchema = z.object({ requests: count, responses: statusClasses.catch(() => targetCounts(NO_COUNTS, '').responses), bytesIn: count, bytesOut: count });
+const countsSchema = z.object({ requests: count, retried: count, targets: z.record(z.string(), targetCountsSchema.catch(() => targetCounts(NO_COUNTS, ''))) });
+/** `carried.json`: a pending reload without a worker's pid, or without counts, is dropped. */
+const carriedSchema = z.object({ base: countsSchema, pending: z.object({ worker: z.number().int(), counted: countsSchema }).optional().catch(undefined) });
+
 /** What is carried in `file`; nothing when it is missing, or not what this module writes. */
 export function readCarried(file: string): Carried {
   let raw: unknown;
@@ -95,35 +104,14 @@ export function readCarried(file: string): Carried {
   } catch {
     return NOTHING_CARRIED;
   }
-  const record = raw as { base?: unknown; pending?: { worker?: unknown; counted?: unknown } } | null;
-  const base = countsFrom(record?.base);
-  if (!base) return NOTHING_CARRIED;
-  const pending = record?.pending;
-  const counted = countsFrom(pending?.counted);
-  return pending && Number.isSafeInteger(pending.worker) && counted ? { base, pending: { worker: pending.worker as number, counted } } : { base };
+  const parsed = carriedSchema.safeParse(raw);
+  if (!parsed.success) return NOTHING_CARRIED;
+  const { base, pending } = parsed.data;
+  return pending ? { base, pending } : { base };
 }
 
 /** Writes `carried` to `file` whole or not at all (a temporary file renamed over it). */
 export function writeCarried(file: string, carried: Carried): void {
   writeFileSync(`${file}.tmp`, `${JSON.stringify(carried)}\n`, { mode: 0o600 });
   renameSync(`${file}.tmp`, file);
-}
-
-/** `value` as counts, each number checked (a missing one is 0), or undefined when it is not counts at all. */
-function countsFrom(value: unknown): Counts | undefined {
-  const v = value as { requests?: unknown; retried?: unknown; targets?: unknown } | null | undefined;
-  if (typeof v !== 'object' || v === null || typeof v.targets !== 'object' || v.targets === null) return undefined;
-  const num = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) && x >= 0 ? x : 0);
-  const targets: Record<string, TargetCounts> = {};
-  for (const [id, t] of Object.entries(v.targets as Record<string, unknown>)) {
-    const target = (t ?? {}) as { requests?: unknown; responses?: Record<string, unknown> | null; bytesIn?: unknown; bytesOut?: unknown };
-    const r = target.responses ?? {};
-    targets[id] = {
-      requests: num(target.requests),
-      responses: { '1xx': num(r['1xx']), '2xx': num(r['2xx']), '3xx': num(r['3xx']), '4xx': num(r['4xx']), '5xx': num(r['5xx']) },
-      bytesIn: num(target.bytesIn),
-      bytesOut: num(target.bytesOut),
-    };
-  }
-  return { requests: num(v.requests), retried: num(v.retried), targets };
 }

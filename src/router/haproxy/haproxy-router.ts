@@ -14,7 +14,7 @@ import { readTlsPair } from '../tls.js';
 import { AccessLog } from './access-log.js';
 import { addCounts, carriedFor, countsOf, NOTHING_CARRIED, readCarried, targetCounts, writeCarried } from './counts.js';
 import { BACKEND, FRONTEND, maxconnFor, renderConfig, renderErrorFile, serverArgs, type AccessLogSampling, type HaproxyFiles, type HaproxyLimits } from './config.js';
-import { infoPid, isRuntimeError, parseServersState, parseStatCsv, runtimeCommand, type ServerState } from './runtime-api.js';
+import { infoPid, isRuntimeError, parseServersState, parseStatCsv, pidIn, runtimeCommand, type ServerState } from './runtime-api.js';
 
 /** How long HAProxy may take to serve after it is started. */
 const START_TIMEOUT_MS = 10_000;
@@ -261,7 +261,9 @@ export class HaproxyRouter implements RouterControl {
       // control plane that dies meanwhile, neither loses nor doubles it).
       const { worker, stat } = await this.workerStat();
       const ids = servers.map((s) => s.name);
-      writeCarried(this.carriedFile, { base: carriedFor(readCarried(this.carriedFile), worker, ids), pending: { worker, counted: countsOf(stat, this.listen.protocol === 'http') } });
+      const base = carriedFor(readCarried(this.carriedFile), worker, ids);
+      const counted = countsOf(stat, this.listen.protocol === 'http');
+      writeCarried(this.carriedFile, { base, pending: { worker, counted } });
       if (pair) renameSync(staged.pem, this.files.tlsPem!);
       writeFileSync(this.files.config, config(this.files), { mode: 0o600 });
       const meta: HaproxyMeta = { service: this.service, listen: { host: next.host, port, protocol: next.protocol, tls: next.tls !== undefined } };
@@ -270,8 +272,7 @@ export class HaproxyRouter implements RouterControl {
       process.kill(master, 'SIGUSR2');
       await this.waitForWorker(worker, before, pair !== undefined);
       // Another worker answers: the pending counts are the base from now on (no later worker, given the old one's pid again, can drop them).
-      const carried = readCarried(this.carriedFile);
-      if (carried.pending?.worker === worker) writeCarried(this.carriedFile, { base: addCounts(carried.base, carried.pending.counted, ids) });
+      writeCarried(this.carriedFile, { base: addCounts(base, counted, ids) });
       // A config has no drain state: the servers being drained are drained again in the new worker.
       if (draining.length > 0) await this.api(draining.map((name) => `set server ${BACKEND}/${name} state drain`).join('; '));
       this.listen = next;
@@ -448,9 +449,9 @@ export class HaproxyRouter implements RouterControl {
   /** `stat()`, and the pid of the worker that answered it (one connection, so one worker: a reload may be under way). */
   private async workerStat(): Promise<{ worker: number; stat: Map<string, Record<string, string>> }> {
     const answer = await this.api('show info; show stat');
-    const worker = Number(/^Pid:\s*(\d+)/m.exec(answer)?.[1]);
+    const worker = pidIn(answer);
     const csv = answer.indexOf('# pxname');
-    if (!Number.isSafeInteger(worker) || csv < 0) throw new RouterError(`the router of service '${this.service}' answered 'show info; show stat' without its worker's pid or its stats: ${answer.trim().slice(0, 200)}`);
+    if (worker === undefined || csv < 0) throw new RouterError(`the router of service '${this.service}' answered 'show info; show stat' without its worker's pid or its stats: ${answer.trim().slice(0, 200)}`);
     return { worker, stat: statRows(answer.slice(csv)) };
   }
 

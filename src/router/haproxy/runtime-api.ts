@@ -33,9 +33,15 @@ export function runtimeCommand(socket: string, command: string, timeoutMs = 5_00
  */
 export async function infoPid(socket: string, timeoutMs = 5_000): Promise<number> {
   const answer = await runtimeCommand(socket, 'show info', timeoutMs);
-  const pid = Number(/^Pid:\s*(\d+)/m.exec(answer)?.[1]);
-  if (!Number.isSafeInteger(pid)) throw new Error(answer.trim() === '' ? "the connection closed with no answer to 'show info'" : `'show info' did not say a pid: ${answer.trim().slice(0, 200)}`);
+  const pid = pidIn(answer);
+  if (pid === undefined) throw new Error(answer.trim() === '' ? "the connection closed with no answer to 'show info'" : `'show info' did not say a pid: ${answer.trim().slice(0, 200)}`);
   return pid;
+}
+
+/** The worker's pid a `show info` answer (alone or before others) says, or undefined when it says none. */
+export function pidIn(answer: string): number | undefined {
+  const pid = Number(/^Pid:\s*(\d+)/m.exec(answer)?.[1]);
+  return Number.isSafeInteger(pid) ? pid : undefined;
 }
 
 /** Rows of a `show stat` CSV answer, by column name. */
